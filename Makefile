@@ -1,0 +1,34 @@
+# rngtrace: every target creates the environment it needs. `make help` lists them.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.DEFAULT_GOAL := help
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -c constraints.txt torch networkx graphviz numpy pytest hypothesis ruff mypy
+	$(PY) -m pip install --quiet -c constraints.txt --no-deps -e .
+	touch $(STAMP)
+
+venv: $(STAMP) ## create .venv with the pinned dependencies (torch 2.13.0 CPU)
+
+demo: $(STAMP) ## run the seed story end to end (examples/seed_story.py)
+	$(PY) examples/seed_story.py
+
+test: $(STAMP) ## run the test suite
+	$(PY) -m pytest -q
+
+lint: $(STAMP) ## ruff and mypy
+	$(VENV)/bin/ruff check src tests examples
+	$(VENV)/bin/mypy
+
+clean: ## remove the environment and caches
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis src/*.egg-info
+
+.PHONY: help venv demo test lint clean

@@ -1,0 +1,25 @@
+"""rngtrace: see which module drew which random numbers, and why two runs differ.
+
+>>> import torch, rngtrace
+>>> with rngtrace.record() as log:
+...     model = torch.nn.Sequential(torch.nn.Linear(3, 3), torch.nn.Dropout(0.1))
+>>> [d.target for d in log.draws]
+['0.weight', '0.bias']
+"""
+
+from .errors import LogFormatError, RecordError, RngtraceError
+from .log import Draw, Event, GeneratorInfo, Log, ModuleStats
+from .recorder import __version__, record
+
+__all__ = [
+    "Draw",
+    "Event",
+    "GeneratorInfo",
+    "Log",
+    "LogFormatError",
+    "ModuleStats",
+    "RecordError",
+    "RngtraceError",
+    "__version__",
+    "record",
+]

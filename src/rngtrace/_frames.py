@@ -1,0 +1,174 @@
+"""Reading the Python stack at a draw: user site, public API, module frames.
+
+The dispatcher tells the recorder *what* was drawn; the Python stack tells *who* asked.
+Walking it costs a few microseconds per draw, paid only for random ops, and needs no
+hooks on module calls (which would slow down every forward pass): a module's
+``__init__``, ``reset_parameters``, ``forward`` or ``_init_weights`` frame carries the
+module as ``self``. Facts about each code object are cached.
+"""
+
+from __future__ import annotations
+
+import linecache
+import os
+import sys
+from dataclasses import dataclass
+from types import CodeType, FrameType
+
+import torch
+from torch import nn
+
+_TORCH_DIR = os.path.dirname(os.path.abspath(torch.__file__)) + os.sep
+_OWN_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
+_INTERNAL = tuple({_TORCH_DIR, _OWN_DIR, os.path.realpath(_TORCH_DIR) + os.sep,
+                   os.path.realpath(_OWN_DIR) + os.sep})
+_MODULE_FILE = nn.modules.module.__file__
+_PKG_MARKERS = (os.sep + "site-packages" + os.sep, os.sep + "dist-packages" + os.sep)
+
+
+@dataclass(frozen=True, slots=True)
+class _CodeFacts:
+    internal: bool  # in torch or rngtrace
+    has_self: bool  # takes a first argument (self, or a module passed to an init fn)
+    call_impl: bool  # Module._call_impl / _wrapped_call_impl: a forward call
+    apply: bool  # Module.apply: fn(child) runs below it
+    init_like: bool  # __init__, reset_parameters, _init_weights, post_init ...
+    api: str | None  # public dotted name for torch functions, else None
+
+
+_FACTS: dict[CodeType, _CodeFacts] = {}
+
+
+def _is_public(module: str, qualname: str) -> bool:
+    if not module.startswith("torch"):
+        return False
+    for part in (*module.split("."), *qualname.split(".")):
+        if part.startswith("<"):
+            continue
+        if part.startswith("_") and not (part.startswith("__") and part.endswith("__")):
+            return False
+    return True
+
+
+def _facts(code: CodeType, frame: FrameType) -> _CodeFacts:
+    filename = code.co_filename
+    internal = filename.startswith(_INTERNAL)
+    in_module_py = filename == _MODULE_FILE
+    name = code.co_name
+    api = None
+    if internal and filename.startswith(_TORCH_DIR):
+        mod = frame.f_globals.get("__name__", "")
+        qual = getattr(code, "co_qualname", name)
+        if _is_public(mod, qual) and not name.startswith("<"):
+            api = f"{mod}.{qual}"
+    lowered = name.lower()
+    facts = _CodeFacts(
+        internal=internal,
+        has_self=code.co_argcount > 0,
+        call_impl=in_module_py and name in ("_call_impl", "_wrapped_call_impl"),
+        apply=in_module_py and name == "apply",
+        init_like=name == "__init__" or "init" in lowered or "reset" in lowered,
+        api=api,
+    )
+    _FACTS[code] = facts
+    return facts
+
+
+@dataclass(slots=True)
+class StackInfo:
+    """What the stack says about one draw."""
+
+    site: str | None = None
+    code: str | None = None
+    api: str | None = None
+    module: nn.Module | None = None  # the module the draw is attributed to by frames
+    outermost: nn.Module | None = None  # outermost module on the stack: a root candidate
+    phase: str | None = None  # "forward" or "init": whichever frame kind is innermost
+    building: tuple[nn.Module, ...] = ()  # modules whose __init__ is running
+
+
+def short_path(filename: str) -> str:
+    """A file name as a person reads it: relative to the working directory, or to
+    site-packages for installed libraries."""
+    for marker in _PKG_MARKERS:
+        i = filename.rfind(marker)
+        if i >= 0:
+            return filename[i + len(marker):]
+    try:
+        rel = os.path.relpath(filename)
+    except ValueError:  # another drive on Windows
+        return filename
+    return filename if rel.startswith(".." + os.sep) else rel
+
+
+_SITES: dict[tuple[str, int], tuple[str, str | None]] = {}
+
+
+def site_of(code: CodeType, lineno: int) -> tuple[str, str | None]:
+    key = (code.co_filename, lineno)
+    hit = _SITES.get(key)
+    if hit is None:
+        text = linecache.getline(code.co_filename, lineno).strip() or None
+        hit = _SITES[key] = (f"{short_path(code.co_filename)}:{lineno}", text)
+    return hit
+
+
+def user_site(depth: int = 1) -> tuple[str | None, str | None]:
+    """Site and source line of the innermost frame outside torch and rngtrace."""
+    f: FrameType | None = sys._getframe(depth)
+    while f is not None:
+        code = f.f_code
+        facts = _FACTS.get(code) or _facts(code, f)
+        if not facts.internal:
+            return site_of(code, f.f_lineno)
+        f = f.f_back
+    return None, None
+
+
+def _self_module(f: FrameType) -> nn.Module | None:
+    """The module passed as first argument: ``self`` in a method, ``m`` in an init fn."""
+    obj = f.f_locals.get(f.f_code.co_varnames[0])
+    return obj if isinstance(obj, nn.Module) else None
+
+
+def describe_stack(depth: int = 1) -> StackInfo:
+    """Walk the stack from ``depth`` frames above the caller, innermost first."""
+    info = StackInfo()
+    building = []
+    f: FrameType | None = sys._getframe(depth + 1)
+    while f is not None:
+        code = f.f_code
+        facts = _FACTS.get(code) or _facts(code, f)
+        if info.site is None:
+            if facts.internal:
+                if info.api is None and facts.api is not None:
+                    info.api = facts.api
+            else:
+                info.site, info.code = site_of(code, f.f_lineno)
+        if facts.has_self or facts.apply:
+            mod = _self_module(f)
+            if mod is not None:
+                if info.module is None:
+                    info.module = mod
+                    back = f.f_back
+                    # fn(child) called from Module.apply: the draw belongs to the child
+                    # being visited, not to the model whose method fn happens to be.
+                    if not facts.apply and back is not None:
+                        bf = _FACTS.get(back.f_code) or _facts(back.f_code, back)
+                        if bf.apply:
+                            parent = _self_module(back)
+                            if parent is not None:
+                                info.module = parent
+                info.outermost = mod
+                # The innermost of a forward call and an init method decides: lazy
+                # modules initialise inside forward, some constructors run a forward.
+                if info.phase is None:
+                    if facts.call_impl:
+                        info.phase = "forward"
+                    elif facts.apply or facts.init_like:
+                        info.phase = "init"
+                if code.co_name == "__init__":
+                    building.append(mod)
+        f = f.f_back
+    info.building = tuple(building)
+    return info

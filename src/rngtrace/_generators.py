@@ -1,0 +1,120 @@
+"""Generators seen in a window: naming, reading state, noticing changes.
+
+Reading a state never changes it: ``get_state()`` returns a copy. CUDA generators are
+only read once CUDA is initialised by the user's code; the recorder never initialises it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import struct
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from .log import GeneratorInfo
+
+
+@dataclass(slots=True)
+class Slot:
+    """One generator in one window, with the last state the recorder knows."""
+
+    name: str
+    device: str
+    generator: Any  # torch.Generator, kept alive so that its handle stays unique
+    last_raw: bytes | None = None
+    last_text: str | None = None
+    first_text: str | None = None
+    initial_seed: int | None = None
+
+    def read(self) -> tuple[bytes | None, str | None]:
+        """The generator's state now: raw bytes, and its display form."""
+        if self.generator is None:
+            return None, None
+        raw = bytes(self.generator.get_state().untyped_storage())
+        if raw == self.last_raw:
+            return raw, self.last_text
+        return raw, state_text(raw, self.device)
+
+
+def state_text(raw: bytes, device: str) -> str:
+    """CPU (mt19937): a 64-bit digest. CUDA (Philox): ``"SEED:OFFSET"``."""
+    if device.startswith("cuda") and len(raw) == 16:
+        seed, offset = struct.unpack("<Qq", raw)
+        return f"{seed}:{offset}"
+    return hashlib.blake2b(raw, digest_size=8).hexdigest()
+
+
+def philox(text: str | None) -> tuple[int, int] | None:
+    """Parse a CUDA state string back into ``(seed, offset)``; None for CPU digests."""
+    if text is None or ":" not in text:
+        return None
+    seed, _, offset = text.partition(":")
+    return int(seed), int(offset)
+
+
+def _default_generator(device: torch.device) -> Any:
+    if device.type == "cpu":
+        return torch.default_generator
+    if device.type == "cuda":
+        index = device.index if device.index is not None else torch.cuda.current_device()
+        return torch.cuda.default_generators[index]
+    return None  # meta draws nothing; other backends are not read
+
+
+class Generators:
+    """The generators of one window, by identity."""
+
+    def __init__(self) -> None:
+        self.slots: dict[Any, Slot] = {}
+        self._explicit = 0
+
+    def snapshot_defaults(self) -> None:
+        """Note the default generators' states as the window opens."""
+        self.default(torch.device("cpu"))
+        if torch.cuda.is_available() and torch.cuda.is_initialized():
+            for i in range(torch.cuda.device_count()):
+                self.default(torch.device("cuda", i))
+
+    def default(self, device: torch.device) -> Slot:
+        key = (device.type, device.index)
+        slot = self.slots.get(key)
+        if slot is None:
+            gen = _default_generator(device)
+            name = "default:cpu" if device.type == "cpu" else f"default:{_dev_str(device)}"
+            slot = self._add(key, name, gen, _dev_str(device))
+        return slot
+
+    def explicit(self, gen: torch.Generator) -> Slot:
+        # A new Python wrapper reaches the mode at each call; the handle is stable.
+        key = gen._cdata if hasattr(gen, "_cdata") else id(gen)
+        slot = self.slots.get(key)
+        if slot is None:
+            self._explicit += 1
+            slot = self._add(key, f"generator:{self._explicit}", gen, str(gen.device))
+        return slot
+
+    def _add(self, key: Any, name: str, gen: Any, device: str) -> Slot:
+        slot = Slot(name, device, gen)
+        slot.last_raw, slot.last_text = slot.read()
+        slot.first_text = slot.last_text
+        slot.initial_seed = gen.initial_seed() if gen is not None else None
+        self.slots[key] = slot
+        return slot
+
+    def infos(self) -> dict[str, GeneratorInfo]:
+        out = {}
+        for s in self.slots.values():
+            out[s.name] = GeneratorInfo(s.name, s.device, s.initial_seed, s.first_text)
+        return out
+
+    def release(self) -> None:
+        for s in self.slots.values():
+            s.generator = None
+
+
+def _dev_str(device: torch.device) -> str:
+    if device.type == "cuda":
+        return f"cuda:{device.index if device.index is not None else torch.cuda.current_device()}"
+    return str(device)

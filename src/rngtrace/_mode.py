@@ -1,0 +1,31 @@
+"""The private dispatch mode: forward everything, hand random calls to the recorder."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from torch.utils._python_dispatch import TorchDispatchMode
+
+from . import _ops
+
+
+class RecordingMode(TorchDispatchMode):
+    """Passes every op through; random ops go to ``recorder.on_random``.
+
+    Holds no state of its own. ``active`` turns it into a pure pass-through when the
+    window closes in a thread that cannot pop it (the mode stack is per thread).
+    """
+
+    def __init__(self, recorder: Any) -> None:
+        super().__init__()
+        self.recorder = recorder
+        self.active = True
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        try:
+            info = _ops._CACHE[func]
+        except KeyError:
+            info = _ops.classify(func)
+        if info is None or not self.active:
+            return func(*args, **kwargs) if kwargs else func(*args)
+        return self.recorder.on_random(func, info, args, kwargs or {})

@@ -1,0 +1,92 @@
+"""Seeing reseeds: ``torch.manual_seed`` and friends never reach a dispatch mode.
+
+While a window is open the public seeding functions are wrapped; each wrapper calls
+the original unchanged and then tells the recorder, which compares the generators'
+states and records ``"reseed"`` events with the caller's site. The originals are put
+back when the window closes. Code that kept its own reference to a function before the
+window (``from torch import manual_seed``), and ``Generator.manual_seed`` on an
+explicit generator, are not wrapped: their effect still shows, as a ``"gap"`` event.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib
+from collections.abc import Callable
+from typing import Any
+
+import torch
+
+# (module, function, generators the call is about: "cpu", "cuda" or "all")
+_TARGETS = (
+    ("torch", "manual_seed", "all"),
+    ("torch.random", "manual_seed", "all"),
+    ("torch", "seed", "all"),
+    ("torch.random", "seed", "all"),
+    ("torch", "set_rng_state", "cpu"),
+    ("torch.random", "set_rng_state", "cpu"),
+    ("torch.cuda", "manual_seed", "cuda"),
+    ("torch.cuda", "manual_seed_all", "cuda"),
+    ("torch.cuda", "seed", "cuda"),
+    ("torch.cuda", "seed_all", "cuda"),
+    ("torch.cuda", "set_rng_state", "cuda"),
+    ("torch.cuda", "set_rng_state_all", "cuda"),
+    ("torch.cuda.random", "manual_seed", "cuda"),
+    ("torch.cuda.random", "manual_seed_all", "cuda"),
+    ("torch.cuda.random", "seed", "cuda"),
+    ("torch.cuda.random", "seed_all", "cuda"),
+    ("torch.cuda.random", "set_rng_state", "cuda"),
+    ("torch.cuda.random", "set_rng_state_all", "cuda"),
+)
+
+
+def describe_call(label: str, args: tuple, kwargs: dict) -> str:
+    def show(v: Any) -> str:
+        if isinstance(v, torch.Tensor):
+            return f"<state of {v.numel()} bytes>"
+        if isinstance(v, list | tuple):
+            return f"<{len(v)} states>"
+        return repr(v)
+
+    parts = [show(a) for a in args] + [f"{k}={show(v)}" for k, v in kwargs.items()]
+    return f"{label}({', '.join(parts)})"
+
+
+class ReseedWatch:
+    """Wraps the seeding functions while installed; calls ``notify(label, scope, a, k)``."""
+
+    def __init__(self, notify: Callable[[str, str, tuple, dict], None]) -> None:
+        self._notify = notify
+        self._saved: list[tuple[Any, str, Any]] = []
+        self._depth = 0
+
+    def install(self) -> None:
+        for modname, fname, scope in _TARGETS:
+            try:
+                mod = importlib.import_module(modname)
+            except ImportError:
+                continue
+            orig = getattr(mod, fname, None)
+            if orig is None:
+                continue
+            self._saved.append((mod, fname, orig))
+            setattr(mod, fname, self._wrap(orig, f"{modname}.{fname}", scope))
+
+    def uninstall(self) -> None:
+        for mod, fname, orig in reversed(self._saved):
+            setattr(mod, fname, orig)
+        self._saved = []
+
+    def _wrap(self, orig: Callable, label: str, scope: str) -> Callable:
+        @functools.wraps(orig)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            if self._depth:  # torch.manual_seed calls torch.cuda.manual_seed_all
+                return orig(*args, **kwargs)
+            self._depth += 1
+            try:
+                return orig(*args, **kwargs)
+            finally:
+                self._depth -= 1
+                self._notify(label, scope, args, kwargs)
+
+        return wrapper

@@ -1,0 +1,300 @@
+"""Naming what drew: module paths and state_dict keys, also during construction.
+
+While a model is being built its children have no names yet: ``self.attn = Attention()``
+names the child only after its ``__init__`` has drawn. The recorder therefore keeps the
+module *objects* and the *storages* drawn into, listens to PyTorch's global registration
+hooks (module, parameter and buffer) while the window is open, and resolves names from
+the final models when the window closes:
+
+- the models ("tops") are the outermost modules seen on the stack, followed upwards
+  through the registrations made in the window (a block built first and put into a
+  ``Sequential`` later belongs to the ``Sequential``);
+- a module's path is its first ``named_modules()`` path in its model;
+- a draw's target is the parameter or buffer whose storage it filled, found when the
+  draw happens (in-place init of a registered tensor), when the tensor is registered
+  (``Parameter(torch.randn(...))``), or, for tensors registered before the window, at
+  the end; its key is the first ``named_parameters()``/``named_buffers()`` key;
+- a draw into a tensor that its module later dropped (a weight replaced by tying) keeps
+  the name it was registered under and is marked ``discarded``.
+"""
+
+from __future__ import annotations
+
+import functools
+import weakref
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+
+
+@dataclass(slots=True)
+class TargetRef:
+    """A parameter or buffer, as registered: its tensor and where it was put."""
+
+    tensor: torch.Tensor
+    owner: nn.Module
+    name: str
+
+
+@dataclass(slots=True)
+class Pending:
+    """What a draw's final names will be computed from."""
+
+    module: nn.Module | None
+    target: TargetRef | None = None
+    storage: Any = None  # weakref to the storage drawn into, until a tensor claims it
+    index: int = -1
+    draw: Any = None  # the draw as first written, patched at the end
+
+
+@dataclass(frozen=True, slots=True)
+class Resolved:
+    model: str | None
+    module: str | None
+    module_type: str | None
+    target: str | None
+    discarded: bool
+
+
+@dataclass(slots=True)
+class _TopMap:
+    label: str
+    paths: dict[int, str] = field(default_factory=dict)  # id(module) -> path
+    modules: dict[int, nn.Module] = field(default_factory=dict)  # keeps ids valid
+    keys: dict[int, tuple[str, nn.Module]] = field(default_factory=dict)  # id(tensor) -> key
+    storages: dict[int, TargetRef] = field(default_factory=dict)  # id(storage) -> tensor
+
+
+def _storage_of(t: torch.Tensor) -> Any:
+    try:
+        return t.untyped_storage()
+    except Exception:  # tensors without storage (some subclasses, sparse)
+        return None
+
+
+class Names:
+    """Module and tensor naming for one recording window."""
+
+    def __init__(self, on_claim: Callable[[Pending], None] | None = None) -> None:
+        self._on_claim = on_claim
+        self._parent: dict[int, tuple[nn.Module, str]] = {}
+        self._keep: dict[int, nn.Module] = {}  # modules referenced by id
+        self._registered: dict[int, TargetRef] = {}  # id(storage) -> latest registration
+        self._storage_refs: dict[int, Any] = {}  # id(storage) -> weakref, to check ids
+        self._waiting: dict[int, list[Pending]] = {}  # id(storage) -> drawn, unclaimed
+        self._tops: dict[int, _TopMap] = {}
+        self._labels: dict[str, int] = {}
+        self._top_order: list[nn.Module] = []
+        self._handles: list[Any] = []
+        self._roots: list[nn.Module] = []
+        self._root_ids: dict[int, nn.Module] = {}
+
+    # -- hooks ---------------------------------------------------------------------
+    def install(self) -> None:
+        reg = nn.modules.module
+        self._handles = [
+            reg.register_module_module_registration_hook(self._on_module),
+            reg.register_module_parameter_registration_hook(self._on_tensor),
+            reg.register_module_buffer_registration_hook(self._on_tensor),
+        ]
+
+    def uninstall(self) -> None:
+        for h in self._handles:
+            h.remove()
+        self._handles = []
+
+    def _on_module(self, parent: nn.Module, name: str, child: nn.Module | None) -> None:
+        if child is not None:
+            self._parent[id(child)] = (parent, name)
+            self._keep[id(child)] = child
+            self._keep[id(parent)] = parent
+        self._tops.clear()  # structure changed: cached paths may be stale
+
+    def _on_tensor(self, owner: nn.Module, name: str, tensor: torch.Tensor | None) -> None:
+        if tensor is None:
+            return
+        storage = _storage_of(tensor)
+        if storage is None:
+            return
+        ref = TargetRef(tensor, owner, name)
+        sid = id(storage)
+        self._registered[sid] = ref
+        self._storage_refs[sid] = weakref.ref(storage)
+        self._keep[id(owner)] = owner
+        for p in self._waiting.pop(sid, ()):
+            if p.storage is not None and p.storage() is storage:
+                p.target, p.storage = ref, None
+                if self._on_claim is not None:
+                    self._on_claim(p)
+        self._tops.clear()
+
+    # -- during the window ------------------------------------------------------------
+    def claim(self, tensor: torch.Tensor | None, pending: Pending, may_wait: bool) -> None:
+        """Attach the parameter/buffer that ``tensor`` belongs to, now or when registered."""
+        if tensor is None:
+            return
+        storage = _storage_of(tensor)
+        if storage is None:
+            return
+        sid = id(storage)
+        ref = self._registered.get(sid)
+        if ref is not None and self._storage_refs[sid]() is storage:
+            pending.target = ref
+            return
+        for top in self._tops.values():
+            ref = top.storages.get(sid)
+            if ref is not None:
+                pending.target = ref
+                return
+        if may_wait:
+            # The callback forgets temporaries as soon as they are freed, so that a long
+            # window does not accumulate them.
+            pending.storage = weakref.ref(storage, functools.partial(self._freed, sid))
+            self._waiting.setdefault(sid, []).append(pending)
+
+    def _freed(self, sid: int, ref: Any) -> None:
+        waiting = self._waiting.get(sid)
+        if waiting is None:
+            return
+        waiting[:] = [p for p in waiting if p.storage is not ref]
+        if not waiting:
+            del self._waiting[sid]
+
+    def top_of(self, module: nn.Module) -> nn.Module:
+        seen = set()
+        while id(module) in self._parent and id(module) not in seen:
+            seen.add(id(module))
+            module = self._parent[id(module)][0]
+        return module
+
+    def _map(self, top: nn.Module) -> _TopMap:
+        m = self._tops.get(id(top))
+        if m is None:
+            if all(t is not top for t in self._top_order):
+                self._top_order.append(top)
+            m = self._tops[id(top)] = _TopMap(self._label(top))
+            for path, mod in top.named_modules(remove_duplicate=False):
+                if id(mod) not in m.paths:
+                    m.paths[id(mod)] = path
+                    m.modules[id(mod)] = mod
+                    for kind in (mod._parameters, mod._buffers):
+                        for name, t in kind.items():
+                            if t is None or id(t) in m.keys:
+                                continue
+                            m.keys[id(t)] = (f"{path}.{name}" if path else name, mod)
+                            s = _storage_of(t)
+                            if s is not None:
+                                m.storages.setdefault(id(s), TargetRef(t, mod, name))
+        return m
+
+    def _label(self, top: nn.Module) -> str:
+        for i, t in enumerate(self._top_order):
+            if t is top:
+                name = type(top).__name__
+                same = sum(1 for u in self._top_order[:i] if type(u).__name__ == name)
+                return name if same == 0 else f"{name}#{same + 1}"
+        return type(top).__name__
+
+    def now(self, module: nn.Module | None, pending: Pending) -> Resolved | None:
+        """Final names for a draw if they can be known now (the model is built)."""
+        if pending.target is None and module is None:
+            # Outside any module. If the tensor becomes a parameter later (a script-level
+            # ``Parameter(torch.randn(...))``), on_claim reports it.
+            return Resolved(None, None, None, None, False)
+        if pending.target is not None:
+            module = pending.target.owner
+        assert module is not None
+        return self._resolve(module, pending, final=False)
+
+    # -- at the end ------------------------------------------------------------------
+    def finish(self, pending: Pending) -> Resolved:
+        tops = self._all_tops()
+        if pending.storage is not None:  # a tensor nobody registered during the window
+            storage = pending.storage()
+            pending.storage = None
+            if storage is not None:
+                for top in tops:
+                    ref = self._map(top).storages.get(id(storage))
+                    if ref is not None:
+                        pending.target = ref
+                        break
+        if pending.module is None and pending.target is None:
+            return Resolved(None, None, None, None, False)
+        module = pending.target.owner if pending.target is not None else pending.module
+        assert module is not None
+        r = self._resolve(module, pending, final=True)
+        assert r is not None
+        return r
+
+    def _all_tops(self) -> list[nn.Module]:
+        if self._roots:  # name the models in the order they first drew
+            for r in self._roots:
+                self._map(self.top_of(r))
+            self._roots.clear()
+        return list(self._top_order)
+
+    def note_root(self, module: nn.Module) -> None:
+        """Remember a model seen on the stack, so that the end can search it."""
+        if id(module) not in self._root_ids:
+            self._root_ids[id(module)] = module
+            self._roots.append(module)
+
+    def _resolve(self, module: nn.Module, pending: Pending, final: bool) -> Resolved | None:
+        target = pending.target
+        if target is not None:
+            top = self._map(self.top_of(target.owner))
+            hit = top.keys.get(id(target.tensor))
+            if hit is not None:
+                key, owner = hit
+                path = key.rpartition(".")[0]
+                return Resolved(top.label, path, type(owner).__name__, key, False)
+            if not final:
+                return None
+            path, label, _ = self._detached_path(target.owner)
+            key = f"{path}.{target.name}" if path else target.name
+            return Resolved(label, path, type(target.owner).__name__, key, True)
+        top = self._map(self.top_of(module))
+        found = top.paths.get(id(module))
+        if found is not None:
+            return Resolved(top.label, found, type(module).__name__, None, False)
+        if not final:
+            return None
+        path, label, discarded = self._detached_path(module)
+        return Resolved(label, path, type(module).__name__, None, discarded)
+
+    def _detached_path(self, module: nn.Module) -> tuple[str, str, bool]:
+        """Path of a module by the names it was registered under; for modules that are
+        no longer in their model (replaced), or that never were."""
+        top = self._map(self.top_of(module))
+        path = top.paths.get(id(module))
+        if path is not None:
+            return path, top.label, False
+        parts = []
+        m = module
+        seen = set()
+        while id(m) in self._parent and id(m) not in seen:
+            seen.add(id(m))
+            parent, name = self._parent[id(m)]
+            parts.append(name)
+            p = self._map(self.top_of(parent)).paths.get(id(parent))
+            if p is not None:
+                if p:
+                    parts.append(p)
+                return ".".join(reversed(parts)), self._map(self.top_of(parent)).label, True
+            m = parent
+        return ".".join(reversed(parts)), type(module).__name__, bool(parts)
+
+    def clear(self) -> None:
+        """Drop every reference to the user's modules and tensors."""
+        self._parent.clear()
+        self._keep.clear()
+        self._registered.clear()
+        self._storage_refs.clear()
+        self._waiting.clear()
+        self._tops.clear()
+        self._top_order.clear()
+        self._roots.clear()
+        self._root_ids.clear()

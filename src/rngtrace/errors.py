@@ -1,0 +1,27 @@
+"""The exceptions rngtrace raises. Catch :class:`RngtraceError` to catch them all."""
+
+from __future__ import annotations
+
+
+class RngtraceError(Exception):
+    """The root of every error rngtrace raises on purpose."""
+
+
+class RecordError(RngtraceError):
+    """``record()`` was used in a way it cannot support (e.g. nested windows)."""
+
+
+class LogFormatError(RngtraceError):
+    """A log file is not a readable rngtrace log.
+
+    The message names the file, the line (when there is one) and what is wrong.
+    """
+
+    def __init__(self, message: str, path: str | None = None, line: int | None = None):
+        where = ""
+        if path is not None:
+            where = f"{path}:{line}: " if line is not None else f"{path}: "
+        super().__init__(where + message)
+        self.path = path
+        self.line = line
+        self.reason = message

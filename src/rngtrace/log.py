@@ -1,0 +1,215 @@
+"""The data model: :class:`Draw`, :class:`Event`, :class:`GeneratorInfo` and :class:`Log`.
+
+A :class:`Log` is what :func:`rngtrace.record` produces and what every analysis reads:
+the ordered list of random kernel calls (draws), the state changes the recorder could
+not see as draws (events), and the generators involved. Records are frozen; analyses
+return new objects instead of changing a log.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+PHASES = ("init", "forward", "backward", "other")
+
+
+@dataclass(frozen=True, slots=True)
+class Draw:
+    """One call of a random kernel.
+
+    Attributes:
+        index: position in the log, from 0.
+        op: the aten schema name, e.g. ``"aten::uniform_"``.
+        module: state_dict-style path of the module that drew, relative to its model
+            (``"blocks.0.attn.qkv"``; ``""`` for the model itself); None outside modules.
+        module_type: the module's class name (``"Linear"``), None outside modules.
+        target: state_dict key of the parameter or buffer the draw wrote into or became
+            (``"blocks.0.attn.qkv.weight"``), None for temporaries and activations.
+        phase: ``"init"``, ``"forward"``, ``"backward"`` or ``"other"``.
+        step: optimizer steps completed before the draw.
+        shape, dtype, device, numel: the tensor the kernel produced or filled.
+        args: scalar arguments by schema name (``{"from": -0.1, "to": 0.1}``).
+        generator: ``"default:cpu"``, ``"default:cuda:0"`` or ``"generator:N"``.
+        state_before, state_after: the generator state around the call: a 16-hex-digit
+            digest for CPU generators, ``"SEED:OFFSET"`` (Philox) for CUDA ones, None
+            where no state exists (meta tensors).
+        consumed: whether the state changed (tagged ops may draw nothing: attention with
+            dropout 0, meta tensors).
+        site, code: innermost frame outside torch and rngtrace (``"models/vit.py:58"``)
+            and its source line.
+        api: the public torch function that issued the call, when known.
+        model: which model the module belongs to (its class name, ``"Net#2"`` for a
+            second instance) when several were seen; None outside modules.
+        discarded: the tensor drawn into was replaced later (e.g. a weight before tying).
+    """
+
+    index: int
+    op: str
+    module: str | None
+    module_type: str | None
+    target: str | None
+    phase: str
+    step: int
+    shape: tuple[int, ...]
+    dtype: str
+    device: str
+    numel: int
+    args: dict[str, Any]
+    generator: str
+    state_before: str | None
+    state_after: str | None
+    consumed: bool
+    site: str | None
+    code: str | None
+    api: str | None
+    model: str | None = None
+    discarded: bool = False
+
+    @property
+    def where(self) -> str:
+        """The module path for display: ``"(root)"`` for ``""``, ``"-"`` outside modules."""
+        return module_label(self.module)
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """A change of generator state that no recorded draw explains.
+
+    Attributes:
+        kind: ``"reseed"`` (``torch.manual_seed``, ``set_rng_state`` and the like were
+            called inside the window), ``"gap"`` (the state moved between two draws for
+            a reason the recorder cannot see: another thread, an untraced extension, a
+            restored state) or ``"error"`` (the recorder failed to describe a draw).
+        generator: the generator concerned.
+        before: index of the first draw that saw the changed state (``len(log.draws)``
+            when noticed as the window closed).
+        site: the user code that made the call, when known.
+        detail: a readable description (the function called, the seed).
+    """
+
+    kind: str
+    generator: str
+    before: int
+    site: str | None = None
+    detail: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class GeneratorInfo:
+    """A generator seen in a window: its name, device and initial seed."""
+
+    name: str
+    device: str
+    initial_seed: int | None
+    state: str | None = None  # state when first seen
+
+
+def module_label(path: str | None) -> str:
+    return "-" if path is None else (path or "(root)")
+
+
+@dataclass(frozen=True, slots=True)
+class ModuleStats:
+    """Consumption of one module, aggregated over a log (see :meth:`Log.module_stats`)."""
+
+    model: str | None
+    module: str | None
+    module_type: str | None
+    draws: int
+    values: int
+    phases: dict[str, int]
+    generators: dict[str, int]
+    first: int  # index of its first draw
+
+
+@dataclass
+class Log:
+    """The ordered record of one window; see :func:`rngtrace.record`.
+
+    While the window is open ``draws`` stays empty; it is filled, with final module
+    names, when the window closes. ``complete`` is False when the block raised or the
+    log was read from a file cut short.
+    """
+
+    draws: list[Draw] = field(default_factory=list)
+    events: list[Event] = field(default_factory=list)
+    generators: dict[str, GeneratorInfo] = field(default_factory=dict)
+    meta: dict[str, Any] = field(default_factory=dict)
+    complete: bool = True
+    steps: int = 0
+    level: str = "op"
+
+    def __len__(self) -> int:
+        return len(self.draws)
+
+    def __iter__(self) -> Iterator[Draw]:
+        return iter(self.draws)
+
+    @property
+    def values(self) -> int:
+        """Total number of values drawn (draws that consumed nothing count 0)."""
+        return sum(d.numel for d in self.draws if d.consumed)
+
+    def module_stats(self) -> list[ModuleStats]:
+        """Per-module totals, in the order modules first drew."""
+        rows: dict[tuple[str | None, str | None], dict[str, Any]] = {}
+        for d in self.draws:
+            key = (d.model, d.module)
+            row = rows.get(key)
+            if row is None:
+                row = rows[key] = {
+                    "module_type": d.module_type, "draws": 0, "values": 0,
+                    "phases": {}, "generators": {}, "first": d.index,
+                }
+            row["draws"] += 1
+            if d.consumed:
+                row["values"] += d.numel
+            row["phases"][d.phase] = row["phases"].get(d.phase, 0) + 1
+            row["generators"][d.generator] = row["generators"].get(d.generator, 0) + 1
+        return [ModuleStats(model=k[0], module=k[1], **v) for k, v in rows.items()]
+
+    def summary(self) -> str:
+        """A per-module table: draws, values drawn, phases and generators."""
+        models = {d.model for d in self.draws if d.model is not None}
+        head = (
+            f"rngtrace log: {len(self.draws):,} draws, {self.values:,} values, "
+            f"{len(self.generators)} generator{'s' if len(self.generators) != 1 else ''}, "
+            f"{len(self.events)} event{'s' if len(self.events) != 1 else ''}"
+            + ("" if self.complete else "  [INCOMPLETE]")
+        )
+        rows = [("module", "type", "draws", "values", "phases", "generators")]
+        for s in self.module_stats():
+            name = module_label(s.module)
+            if len(models) > 1 and s.model is not None:
+                name = f"{s.model}:{name}"
+            rows.append((
+                name,
+                s.module_type or "",
+                f"{s.draws:,}",
+                f"{s.values:,}",
+                " ".join(f"{p}:{n}" for p, n in s.phases.items()),
+                " ".join(sorted(s.generators)),
+            ))
+        lines = [head, ""] if self.draws else [head]
+        if self.draws:
+            widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+            right = {2, 3}
+            for r in rows:
+                cells = [c.rjust(w) if i in right else c.ljust(w)
+                         for i, (c, w) in enumerate(zip(r, widths, strict=True))]
+                lines.append("  ".join(cells).rstrip())
+        for e in self.events:
+            lines.append(
+                f"event: {e.kind} on {e.generator} before draw {e.before}"
+                + (f" at {e.site}" if e.site else "") + (f": {e.detail}" if e.detail else "")
+            )
+        return "\n".join(lines)
+
+    def __str__(self) -> str:
+        return self.summary()
+
+    def __repr__(self) -> str:
+        state = "complete" if self.complete else "incomplete"
+        return f"<rngtrace.Log {len(self.draws)} draws, {len(self.events)} events, {state}>"

@@ -1,0 +1,351 @@
+"""``record()``: the recording window around a block of PyTorch code."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import platform
+import sys
+import threading
+import warnings
+from typing import Any, Protocol
+
+import torch
+from torch.optim.optimizer import register_optimizer_step_post_hook
+from torch.utils._python_dispatch import _get_current_dispatch_mode
+
+from . import _frames, _ops
+from ._generators import Generators, Slot
+from ._mode import RecordingMode
+from ._reseed import ReseedWatch, describe_call
+from .attribution import Names, Pending, Resolved
+from .errors import RecordError
+from .log import Draw, Event, Log
+
+__version__ = "0.1.0"
+
+_active_lock = threading.Lock()
+_active: Recorder | None = None
+
+_GAP = "state changed with no traced draw (another thread, an untraced extension, or a " \
+       "restored state)"
+
+
+class Sink(Protocol):
+    """Where a window's draws go as they happen (memory, or a file streamed line by line)."""
+
+    def start(self, log: Log) -> None: ...
+    def draw(self, draw: Draw) -> None: ...
+    def event(self, event: Event) -> None: ...
+    def finish(self, log: Log, patches: dict[int, Draw]) -> None: ...
+
+
+class MemorySink:
+    """Keeps draws in memory and hands them to the log when the window closes."""
+
+    def __init__(self) -> None:
+        self._draws: list[Draw] = []
+        self._events: list[Event] = []
+
+    def start(self, log: Log) -> None:
+        pass
+
+    def draw(self, draw: Draw) -> None:
+        self._draws.append(draw)
+
+    def event(self, event: Event) -> None:
+        self._events.append(event)
+
+    def finish(self, log: Log, patches: dict[int, Draw]) -> None:
+        for i, d in patches.items():
+            self._draws[i] = d
+        log.draws, log.events = self._draws, self._events
+
+
+def header() -> dict[str, Any]:
+    """What a log says about where it was made."""
+    return {
+        "tool": "rngtrace",
+        "rngtrace": __version__,
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "argv": list(sys.argv),
+        "time": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+    }
+
+
+class Recorder:
+    """The window opened by :func:`record`; ``with`` gives its :class:`Log`."""
+
+    def __init__(self, steps: int | None = None, sink: Sink | None = None) -> None:
+        if steps is not None and (isinstance(steps, bool) or not isinstance(steps, int)
+                                  or steps < 1):
+            raise RecordError(f"steps must be a positive integer or None, not {steps!r}")
+        self.steps_limit = steps
+        self.log = Log()
+        self._sink: Sink = sink if sink is not None else MemorySink()
+        self._gens = Generators()
+        self._names = Names(on_claim=self._on_claim)
+        self._reseed = ReseedWatch(self._on_reseed)
+        self._mode = RecordingMode(self)
+        self._pending: dict[int, Pending] = {}  # draws whose names are known at the end
+        self._count = 0
+        self._steps = 0
+        self._step_handle: Any = None
+        self._thread = 0
+        self._state = "new"  # new -> recording -> stopped
+        self._popped = False
+        self._warned = False
+
+    # -- window --------------------------------------------------------------------
+    def __enter__(self) -> Log:
+        global _active
+        if self._state != "new":
+            raise RecordError("a record() window can only be entered once")
+        with _active_lock:
+            if _active is not None:
+                raise RecordError("record() windows cannot be nested or run concurrently")
+            _active = self
+        self._thread = threading.get_ident()
+        self.log.meta = header()
+        self._sink.start(self.log)
+        self._gens.snapshot_defaults()
+        self._names.install()
+        self._reseed.install()
+        self._step_handle = register_optimizer_step_post_hook(self._on_step)
+        self._state = "recording"
+        self._mode.__enter__()
+        return self.log
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        try:
+            self._stop(complete=exc_type is None)
+        finally:
+            if not self._popped:
+                self._pop()
+
+    def _pop(self) -> None:
+        self._mode.__exit__(None, None, None)
+        self._popped = True
+
+    def _on_step(self, optimizer: Any, args: Any, kwargs: Any) -> None:
+        self._steps += 1
+        if self.steps_limit is not None and self._steps >= self.steps_limit:
+            self._stop(complete=True)
+
+    def _stop(self, complete: bool) -> None:
+        global _active
+        if self._state != "recording":
+            return
+        self._state = "stopped"
+        self._mode.active = False
+        if threading.get_ident() == self._thread and _get_current_dispatch_mode() is self._mode:
+            self._pop()  # the rest of the run goes at full speed
+        self._step_handle.remove()
+        self._reseed.uninstall()
+        self._names.uninstall()
+        try:
+            self._check_states(self._count)
+            patches = {i: self._finalise(p) for i, p in sorted(self._pending.items())}
+            self.log.generators = self._gens.infos()
+            self.log.steps = self._steps
+            self.log.complete = complete
+            self._sink.finish(self.log, patches)
+        finally:
+            self._pending.clear()
+            self._names.clear()
+            self._gens.release()
+            with _active_lock:
+                _active = None
+
+    # -- draws ---------------------------------------------------------------------
+    def on_random(self, func: Any, info: _ops.OpInfo, args: tuple, kwargs: dict) -> Any:
+        try:
+            slot, before = self._before(info, args, kwargs)
+        except Exception as e:  # never let a recorder bug break the user's program
+            self._internal_error(e)
+            return func(*args, **kwargs)
+        out = func(*args, **kwargs)
+        try:
+            self._after(func, info, args, kwargs, out, slot, before)
+        except Exception as e:
+            self._internal_error(e)
+        return out
+
+    def _before(self, info: _ops.OpInfo, args: tuple, kwargs: dict) -> tuple[Slot, Any]:
+        gen = _ops.generator_arg(info, args, kwargs)
+        slot = self._gens.explicit(gen) if gen is not None else self._gens.default(
+            _call_device(info, args, kwargs))
+        before = slot.read()
+        if slot.last_raw is not None and before[0] != slot.last_raw:
+            self._event(Event("gap", slot.name, self._count, None, _GAP))
+        return slot, before
+
+    def _after(self, func: Any, info: _ops.OpInfo, args: tuple, kwargs: dict, out: Any,
+               slot: Slot, before: tuple[bytes | None, str | None]) -> None:
+        after = slot.read()
+        slot.last_raw, slot.last_text = after
+        consumed = before[0] != after[0] if slot.generator is not None else (
+            slot.device != "meta")
+        result = _result_tensor(info, args, kwargs, out)
+        stack = _frames.describe_stack(2)
+        if torch._C._current_autograd_node() is not None:
+            phase = "backward"
+        else:
+            phase = stack.phase or "other"
+        index = self._count
+        self._count += 1
+        pending = Pending(stack.module, index=index)
+        if stack.outermost is not None:
+            self._names.note_root(stack.outermost)
+        if phase != "backward":
+            self._names.claim(result, pending, may_wait=phase != "forward")
+        if pending.target is not None and phase == "other":
+            phase = "init"
+        resolved = None if stack.building else self._names.now(pending.module, pending)
+        final = resolved is not None
+        if resolved is None:
+            resolved = _provisional(pending)
+        shape = tuple(result.shape) if result is not None else ()
+        draw = Draw(
+            index=index, op=info.name, module=resolved.module,
+            module_type=resolved.module_type, target=resolved.target, phase=phase,
+            step=self._steps, shape=shape,
+            dtype=str(result.dtype).removeprefix("torch.") if result is not None else "",
+            device=str(result.device) if result is not None else slot.device,
+            numel=result.numel() if result is not None else 0,
+            args=_ops.scalar_args(info, args, kwargs), generator=slot.name,
+            state_before=before[1], state_after=after[1], consumed=consumed,
+            site=stack.site, code=stack.code,
+            api=stack.api or _ops.api_name(info.name),
+            model=resolved.model, discarded=resolved.discarded,
+        )
+        pending.draw = draw
+        if not final:
+            self._pending[index] = pending
+        self._sink.draw(draw)
+
+    def _on_claim(self, pending: Pending) -> None:
+        """A tensor drawn outside any module was registered as a parameter or buffer."""
+        self._pending.setdefault(pending.index, pending)
+
+    def _finalise(self, pending: Pending) -> Draw:
+        r = self._names.finish(pending)
+        d = pending.draw
+        phase = "init" if r.target is not None and d.phase == "other" else d.phase
+        return dataclasses.replace(d, module=r.module, module_type=r.module_type,
+                                   target=r.target, model=r.model, discarded=r.discarded,
+                                   phase=phase)
+
+    # -- events ------------------------------------------------------------------
+    def _event(self, event: Event) -> None:
+        self._sink.event(event)
+
+    def _check_states(self, before: int) -> None:
+        for slot in list(self._gens.slots.values()):
+            raw, text = slot.read()
+            if slot.last_raw is not None and raw != slot.last_raw:
+                self._event(Event("gap", slot.name, before, None, _GAP))
+            slot.last_raw, slot.last_text = raw, text
+
+    def _on_reseed(self, label: str, scope: str, args: tuple, kwargs: dict) -> None:
+        if self._state != "recording":
+            return
+        try:
+            site, _ = _frames.user_site(1)
+            detail = describe_call(label, args, kwargs)
+            changed = False
+            self._gens.snapshot_defaults()
+            for slot in list(self._gens.slots.values()):
+                raw, text = slot.read()
+                if raw != slot.last_raw:
+                    self._event(Event("reseed", slot.name, self._count, site, detail))
+                    slot.last_raw, slot.last_text = raw, text
+                    changed = True
+            if not changed:
+                name = "default:cpu"
+                if scope == "cuda" and torch.cuda.is_initialized():
+                    name = f"default:cuda:{torch.cuda.current_device()}"
+                self._event(Event("reseed", name, self._count, site,
+                                  detail + " (state unchanged)"))
+        except Exception as e:
+            self._internal_error(e)
+
+    def _internal_error(self, e: Exception) -> None:
+        self._event(Event("error", "", self._count, None, f"{type(e).__name__}: {e}"))
+        if not self._warned:
+            self._warned = True
+            warnings.warn(f"rngtrace could not describe a draw ({type(e).__name__}: {e}); "
+                          "the program is unaffected, the log has an 'error' event",
+                          RuntimeWarning, stacklevel=3)
+
+
+def _provisional(p: Pending) -> Resolved:
+    """Best names before the model is complete, used if the run dies before the end."""
+    m = p.target.owner if p.target is not None else p.module
+    if m is None:
+        return Resolved(None, None, None, None, False)
+    kind = type(m).__name__
+    target = f"<{kind}>.{p.target.name}" if p.target is not None else None
+    return Resolved(None, f"<{kind}>", kind, target, False)
+
+
+def _call_device(info: _ops.OpInfo, args: tuple, kwargs: dict) -> torch.device:
+    """The device whose default generator a call without a generator uses."""
+    for a in args:
+        if isinstance(a, torch.Tensor):
+            return a.device
+        if isinstance(a, list | tuple) and a and isinstance(a[0], torch.Tensor):
+            return a[0].device
+    dev = kwargs.get("device")
+    if dev is not None:
+        return torch.device(dev)
+    return torch.get_default_device()
+
+
+def _result_tensor(info: _ops.OpInfo, args: tuple, kwargs: dict, out: Any) -> Any:
+    if info.inplace and args and isinstance(args[0], torch.Tensor):
+        return args[0]
+    for name in info.out_kw:
+        t = kwargs.get(name)
+        if isinstance(t, torch.Tensor):
+            return t
+    if isinstance(out, torch.Tensor):
+        return out
+    if isinstance(out, list | tuple):
+        for t in out:
+            if isinstance(t, torch.Tensor):
+                return t
+    return None
+
+
+def record(steps: int | None = None) -> Recorder:
+    """Record every random kernel call made in a block, and who made it.
+
+    Returns a context manager whose ``with`` target is a :class:`~rngtrace.Log`,
+    filled when the window closes: at the end of the block, or after ``steps``
+    optimizer steps, when the recording mode is removed and the rest of the block runs
+    at full speed.
+
+    The recorder is transparent: it never draws or seeds, so parameters, outputs,
+    gradients and generator states are bit-identical to a run without it. An exception
+    in the block propagates unchanged; the log keeps what was drawn and is marked
+    ``complete=False``. Windows cannot be nested.
+
+    Draws are seen at the dispatcher (a ``TorchDispatchMode``), so only the thread that
+    opened the window is traced; draws made by other threads (and by DataLoader worker
+    processes on the parent's generators, which they do not touch) show as ``"gap"``
+    events when they move a generator the window uses.
+
+    Example::
+
+        >>> import torch, rngtrace
+        >>> torch.manual_seed(0)  # doctest: +ELLIPSIS
+        <torch._C.Generator object at ...>
+        >>> with rngtrace.record() as log:
+        ...     layer = torch.nn.Linear(4, 2)
+        >>> [(d.op, d.target) for d in log.draws]
+        [('aten::uniform_', 'weight'), ('aten::uniform_', 'bias')]
+    """
+    return Recorder(steps=steps)
