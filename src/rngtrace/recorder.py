@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+import os
 import platform
 import sys
 import threading
@@ -320,7 +321,12 @@ def _result_tensor(info: _ops.OpInfo, args: tuple, kwargs: dict, out: Any) -> An
     return None
 
 
-def record(steps: int | None = None) -> Recorder:
+def record(
+    steps: int | None = None,
+    *,
+    path: str | os.PathLike[str] | None = None,
+    level: str = "op",
+) -> Recorder:
     """Record every random kernel call made in a block, and who made it.
 
     Returns a context manager whose ``with`` target is a :class:`~rngtrace.Log`,
@@ -347,5 +353,22 @@ def record(steps: int | None = None) -> Recorder:
         ...     layer = torch.nn.Linear(4, 2)
         >>> [(d.op, d.target) for d in log.draws]
         [('aten::uniform_', 'weight'), ('aten::uniform_', 'bias')]
+
+    Args:
+        steps: stop recording after this many optimizer steps.
+        path: stream the log to this file as it is recorded (see ``logfile``).
+        level: ``"op"`` records every random kernel call; ``"module"`` is the light
+            mode for whole trainings (see ``_light``).
     """
-    return Recorder(steps=steps)
+    if level not in ("op", "module"):
+        raise RecordError(f"level must be 'op' or 'module', not {level!r}")
+    sink: Sink | None = None
+    if path is not None:
+        from .logfile import FileSink  # written by the log-file work (issue 3)
+
+        sink = FileSink(path)
+    if level == "module":
+        from ._light import ModuleRecorder  # the light mode (issue 7)
+
+        return ModuleRecorder(steps=steps, sink=sink)
+    return Recorder(steps=steps, sink=sink)
