@@ -140,6 +140,11 @@ class Log:
     complete: bool = True
     steps: int = 0
     level: str = "op"
+    # What the window saw being used, as (model, path) pairs: modules called in forward
+    # and parameters that received a gradient. None when no forward (or no backward)
+    # ran in the window, so that "unused" is only claimed where use was observable.
+    called: list[tuple[str | None, str]] | None = None
+    with_grad: list[tuple[str | None, str]] | None = None
 
     def __len__(self) -> int:
         return len(self.draws)
