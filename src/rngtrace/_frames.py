@@ -12,6 +12,7 @@ from __future__ import annotations
 import linecache
 import os
 import sys
+import sysconfig
 from dataclasses import dataclass
 from types import CodeType, FrameType
 
@@ -20,16 +21,20 @@ from torch import nn
 
 _TORCH_DIR = os.path.dirname(os.path.abspath(torch.__file__)) + os.sep
 _OWN_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
+# The standard library counts as internal for sites only: torch's own context managers
+# (fork_rng) run through contextlib, and the user's line is further out.
+_STDLIB = {os.path.abspath(sysconfig.get_paths()[k]) + os.sep for k in ("stdlib", "platstdlib")}
 _INTERNAL = tuple({_TORCH_DIR, _OWN_DIR, os.path.realpath(_TORCH_DIR) + os.sep,
                    os.path.realpath(_OWN_DIR) + os.sep})
+_STDLIB_DIRS = tuple(_STDLIB)
 _MODULE_FILE = nn.modules.module.__file__
 _PKG_MARKERS = (os.sep + "site-packages" + os.sep, os.sep + "dist-packages" + os.sep)
 
 
 @dataclass(frozen=True, slots=True)
 class _CodeFacts:
-    internal: bool  # in torch or rngtrace
-    has_self: bool  # takes a first argument (self, or a module passed to an init fn)
+    internal: bool  # in torch, rngtrace or the standard library: never a user site
+    has_self: bool  # a method: its first argument is called self
     call_impl: bool  # Module._call_impl / _wrapped_call_impl: a forward call
     apply: bool  # Module.apply: fn(child) runs below it
     init_like: bool  # __init__, reset_parameters, _init_weights, post_init ...
@@ -52,7 +57,8 @@ def _is_public(module: str, qualname: str) -> bool:
 
 def _facts(code: CodeType, frame: FrameType) -> _CodeFacts:
     filename = code.co_filename
-    internal = filename.startswith(_INTERNAL)
+    internal = filename.startswith((*_INTERNAL, "<frozen ")) or (
+        filename.startswith(_STDLIB_DIRS) and not any(m in filename for m in _PKG_MARKERS))
     in_module_py = filename == _MODULE_FILE
     name = code.co_name
     api = None
@@ -64,7 +70,10 @@ def _facts(code: CodeType, frame: FrameType) -> _CodeFacts:
     lowered = name.lower()
     facts = _CodeFacts(
         internal=internal,
-        has_self=code.co_argcount > 0,
+        # Only ``self``: a function taking the model as first argument (``train(model)``)
+        # is not the model drawing. Init functions run by Module.apply are found through
+        # the apply frame.
+        has_self=code.co_argcount > 0 and code.co_varnames[0] == "self",
         call_impl=in_module_py and name in ("_call_impl", "_wrapped_call_impl"),
         apply=in_module_py and name == "apply",
         init_like=name == "__init__" or "init" in lowered or "reset" in lowered,
@@ -126,7 +135,7 @@ def user_site(depth: int = 1) -> tuple[str | None, str | None]:
 
 
 def _self_module(f: FrameType) -> nn.Module | None:
-    """The module passed as first argument: ``self`` in a method, ``m`` in an init fn."""
+    """The module a method runs on (``self``), or the one Module.apply is visiting."""
     obj = f.f_locals.get(f.f_code.co_varnames[0])
     return obj if isinstance(obj, nn.Module) else None
 

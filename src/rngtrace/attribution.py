@@ -230,11 +230,13 @@ class Names:
         return r
 
     def _all_tops(self) -> list[nn.Module]:
-        if self._roots:  # name the models in the order they first drew
+        """The models of the window, in the order they first drew."""
+        if self._roots:
             for r in self._roots:
                 self._map(self.top_of(r))
             self._roots.clear()
-        return list(self._top_order)
+        # A model noted alone and put into a container later is no longer a top.
+        return [t for t in self._top_order if self.top_of(t) is t]
 
     def note_root(self, module: nn.Module) -> None:
         """Remember a model seen on the stack, so that the end can search it."""
@@ -242,13 +244,34 @@ class Names:
             self._root_ids[id(module)] = module
             self._roots.append(module)
 
+    def _locate(self, module: nn.Module) -> tuple[_TopMap, str] | None:
+        """The model containing ``module`` and its path there. Models seen on the stack
+        come first: a model built before the window is known only from there, and its
+        submodules would otherwise look like models of their own."""
+        own = self.top_of(module)
+        for top in [*(t for t in self._all_tops() if t is not module), own]:
+            m = self._map(top)
+            path = m.paths.get(id(module))
+            if path is not None:
+                return m, path
+        return None
+
+    def _locate_tensor(self, tensor: torch.Tensor, owner: nn.Module
+                       ) -> tuple[_TopMap, str, nn.Module] | None:
+        own = self.top_of(owner)
+        for top in [*(t for t in self._all_tops() if t is not owner), own]:
+            m = self._map(top)
+            hit = m.keys.get(id(tensor))
+            if hit is not None:
+                return m, hit[0], hit[1]
+        return None
+
     def _resolve(self, module: nn.Module, pending: Pending, final: bool) -> Resolved | None:
         target = pending.target
         if target is not None:
-            top = self._map(self.top_of(target.owner))
-            hit = top.keys.get(id(target.tensor))
-            if hit is not None:
-                key, owner = hit
+            found_t = self._locate_tensor(target.tensor, target.owner)
+            if found_t is not None:
+                top, key, owner = found_t
                 path = key.rpartition(".")[0]
                 return Resolved(top.label, path, type(owner).__name__, key, False)
             if not final:
@@ -256,22 +279,47 @@ class Names:
             path, label, _ = self._detached_path(target.owner)
             key = f"{path}.{target.name}" if path else target.name
             return Resolved(label, path, type(target.owner).__name__, key, True)
-        top = self._map(self.top_of(module))
-        found = top.paths.get(id(module))
+        found = self._locate(module)
         if found is not None:
-            return Resolved(top.label, found, type(module).__name__, None, False)
+            return Resolved(found[0].label, found[1], type(module).__name__, None, False)
         if not final:
             return None
         path, label, discarded = self._detached_path(module)
         return Resolved(label, path, type(module).__name__, None, discarded)
 
+    def module_names(self, modules: Any) -> list[tuple[str | None, str]]:
+        """(model, path) of each module, in the order given."""
+        out = []
+        for mod in modules:
+            found = self._locate(mod)
+            if found is not None:
+                out.append((found[0].label, found[1]))
+        return out
+
+    def graded_parameters(self) -> dict[int, torch.Tensor]:
+        """Parameters of the window's models that hold a gradient now."""
+        found = {}
+        for top in self._all_tops():
+            for p in top.parameters():
+                if p.grad is not None:
+                    found[id(p)] = p
+        return found
+
+    def tensor_names(self, tensors: Any) -> list[tuple[str | None, str]]:
+        """(model, state_dict key) of each parameter found in the window's models."""
+        maps = [self._map(t) for t in self._all_tops()]
+        out = []
+        for t in tensors:
+            for m in maps:
+                hit = m.keys.get(id(t))
+                if hit is not None:
+                    out.append((m.label, hit[0]))
+                    break
+        return out
+
     def _detached_path(self, module: nn.Module) -> tuple[str, str, bool]:
-        """Path of a module by the names it was registered under; for modules that are
-        no longer in their model (replaced), or that never were."""
-        top = self._map(self.top_of(module))
-        path = top.paths.get(id(module))
-        if path is not None:
-            return path, top.label, False
+        """Path of a module by the names it was registered under, for modules that are
+        no longer in their model (replaced) or never were in one."""
         parts = []
         m = module
         seen = set()
@@ -279,11 +327,11 @@ class Names:
             seen.add(id(m))
             parent, name = self._parent[id(m)]
             parts.append(name)
-            p = self._map(self.top_of(parent)).paths.get(id(parent))
-            if p is not None:
-                if p:
-                    parts.append(p)
-                return ".".join(reversed(parts)), self._map(self.top_of(parent)).label, True
+            found = self._locate(parent)
+            if found is not None:
+                if found[1]:
+                    parts.append(found[1])
+                return ".".join(reversed(parts)), found[0].label, True
             m = parent
         return ".".join(reversed(parts)), type(module).__name__, bool(parts)
 

@@ -12,6 +12,7 @@ import warnings
 from typing import Any, Protocol
 
 import torch
+from torch.nn.modules.module import register_module_forward_pre_hook
 from torch.optim.optimizer import register_optimizer_step_post_hook
 from torch.utils._python_dispatch import _get_current_dispatch_mode
 
@@ -94,6 +95,9 @@ class Recorder:
         self._count = 0
         self._steps = 0
         self._step_handle: Any = None
+        self._forward_handle: Any = None
+        self._called: dict[int, Any] = {}  # modules called in forward, by id
+        self._graded: dict[int, torch.Tensor] = {}  # parameters seen with a gradient
         self._thread = 0
         self._state = "new"  # new -> recording -> stopped
         self._popped = False
@@ -115,6 +119,7 @@ class Recorder:
         self._names.install()
         self._reseed.install()
         self._step_handle = register_optimizer_step_post_hook(self._on_step)
+        self._forward_handle = register_module_forward_pre_hook(self._on_forward)
         self._state = "recording"
         self._mode.__enter__()
         return self.log
@@ -130,7 +135,14 @@ class Recorder:
         self._mode.__exit__(None, None, None)
         self._popped = True
 
+    def _on_forward(self, module: Any, args: Any) -> None:
+        self._called[id(module)] = module
+
     def _on_step(self, optimizer: Any, args: Any, kwargs: Any) -> None:
+        for group in optimizer.param_groups:
+            for p in group["params"]:
+                if p.grad is not None:
+                    self._graded[id(p)] = p
         self._steps += 1
         if self.steps_limit is not None and self._steps >= self.steps_limit:
             self._stop(complete=True)
@@ -144,6 +156,7 @@ class Recorder:
         if threading.get_ident() == self._thread and _get_current_dispatch_mode() is self._mode:
             self._pop()  # the rest of the run goes at full speed
         self._step_handle.remove()
+        self._forward_handle.remove()
         self._reseed.uninstall()
         self._names.uninstall()
         try:
@@ -151,14 +164,25 @@ class Recorder:
             patches = {i: self._finalise(p) for i, p in sorted(self._pending.items())}
             self.log.generators = self._gens.infos()
             self.log.steps = self._steps
+            self._usage()
             self.log.complete = complete
             self._sink.finish(self.log, patches)
         finally:
             self._pending.clear()
+            self._called.clear()
+            self._graded.clear()
             self._names.clear()
             self._gens.release()
             with _active_lock:
                 _active = None
+
+    def _usage(self) -> None:
+        """Name the modules called in forward and the parameters that got a gradient."""
+        if self._called:
+            self.log.called = self._names.module_names(self._called.values())
+        self._graded.update(self._names.graded_parameters())
+        if self._graded:
+            self.log.with_grad = self._names.tensor_names(self._graded.values())
 
     # -- draws ---------------------------------------------------------------------
     def on_random(self, func: Any, info: _ops.OpInfo, args: tuple, kwargs: dict) -> Any:
