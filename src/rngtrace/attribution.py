@@ -289,7 +289,7 @@ class Names:
 
     def module_names(self, modules: Any) -> list[tuple[str | None, str]]:
         """(model, path) of each module, in the order given."""
-        out = []
+        out: list[tuple[str | None, str]] = []
         for mod in modules:
             found = self._locate(mod)
             if found is not None:
@@ -298,7 +298,7 @@ class Names:
 
     def graded_parameters(self) -> dict[int, torch.Tensor]:
         """Parameters of the window's models that hold a gradient now."""
-        found = {}
+        found: dict[int, torch.Tensor] = {}
         for top in self._all_tops():
             for p in top.parameters():
                 if p.grad is not None:
@@ -308,7 +308,7 @@ class Names:
     def tensor_names(self, tensors: Any) -> list[tuple[str | None, str]]:
         """(model, state_dict key) of each parameter found in the window's models."""
         maps = [self._map(t) for t in self._all_tops()]
-        out = []
+        out: list[tuple[str | None, str]] = []
         for t in tensors:
             for m in maps:
                 hit = m.keys.get(id(t))
