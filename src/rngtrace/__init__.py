@@ -9,6 +9,7 @@
 
 from .errors import LogFormatError, RecordError, RngtraceError
 from .log import Draw, Event, GeneratorInfo, Log, ModuleStats
+from .logfile import load
 from .recorder import __version__, record
 
 __all__ = [
@@ -21,5 +22,6 @@ __all__ = [
     "RecordError",
     "RngtraceError",
     "__version__",
+    "load",
     "record",
 ]

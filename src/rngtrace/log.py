@@ -8,6 +8,7 @@ return new objects instead of changing a log.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -174,6 +175,15 @@ class Log:
             row["phases"][d.phase] = row["phases"].get(d.phase, 0) + 1
             row["generators"][d.generator] = row["generators"].get(d.generator, 0) + 1
         return [ModuleStats(model=k[0], module=k[1], **v) for k, v in rows.items()]
+
+    def save(self, path: str | os.PathLike[str]) -> None:
+        """Write this log to ``path`` as JSON Lines; read it back with ``rngtrace.load``.
+
+        The file is replaced atomically. See :mod:`rngtrace.logfile` for the format.
+        """
+        from .logfile import save
+
+        save(self, path)
 
     def summary(self) -> str:
         """A per-module table: draws, values drawn, phases and generators."""

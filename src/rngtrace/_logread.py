@@ -1,0 +1,260 @@
+"""The reader behind :func:`rngtrace.load`: one line at a time, every field checked.
+
+Kept apart from ``logfile`` (the writer and the format table) only for size.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import warnings
+from collections.abc import Callable
+from typing import Any, BinaryIO
+
+from .errors import LogFormatError
+from .log import Draw, Event, GeneratorInfo, Log
+from .logfile import (
+    _DRAW,
+    _REQ,
+    FORMAT_VERSION,
+    MARKER,
+    MAX_LINE,
+    _args,
+    _bool,
+    _int,
+    _ostr,
+    _shape,
+    _str,
+)
+
+_EXPECTED: dict[Callable[[Any], bool], str] = {
+    _int: "a non-negative integer", _str: "a string", _ostr: "a string or null",
+    _bool: "true or false", _shape: "a list of non-negative integers",
+    _args: "an object of numbers and strings",
+}
+_ABSENT: Any = object()
+_SNIFF = ((b"\x80", "a pickle"), (b"PK\x03\x04", "a zip archive (torch.save?)"),
+          (b"\x1f\x8b", "gzip-compressed"))
+
+
+class Reader:
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.line = 0
+        self._strs: dict[str, str] = {}
+        self._shapes: dict[tuple[int, ...], tuple[int, ...]] = {}
+        self._last_state: dict[str, str | None] = {}
+        self._last_code: dict[str | None, str | None] = {}
+
+    def fail(self, message: str) -> Any:
+        raise LogFormatError(message, self.path, self.line or None)
+
+    def read(self) -> Log:
+        try:
+            f = open(self.path, "rb")  # noqa: SIM115
+        except FileNotFoundError:
+            return self.fail("no such file")
+        except IsADirectoryError:
+            return self.fail("is a directory, not a log file")
+        except OSError as e:
+            return self.fail(f"cannot read: {e.strerror or e}")
+        with f:
+            try:
+                return self._read(f)
+            except OSError as e:  # e.g. a directory on platforms that open it
+                return self.fail(f"cannot read: {e.strerror or e}")
+
+    def _read(self, f: BinaryIO) -> Log:
+        raw = f.readline(MAX_LINE + 1)
+        if not raw:
+            return self.fail("empty file, not an rngtrace log")
+        self.line = 1
+        for magic, what in _SNIFF:
+            if raw.startswith(magic):
+                return self.fail(f"{what}, not an rngtrace log (which is JSON Lines text)")
+        head = self._header(self._parse(raw))
+        log = Log(level=head["level"], meta=head["meta"])
+        gens = self._gens(head["gens"], "header")
+        usage: dict[str, list[tuple[str | None, str]]] = {"called": [], "with_grad": []}
+        end: dict[str, Any] | None = None
+        cut = False
+        while raw := f.readline(MAX_LINE + 1):
+            self.line += 1
+            if raw.endswith(b"\n"):
+                rec = self._parse(raw)
+            elif len(raw) > MAX_LINE:
+                return self.fail(f"line longer than {MAX_LINE:,} bytes")
+            else:  # the last line, with no newline: cut by a crash unless it parses
+                try:
+                    rec = self._parse(raw)
+                except LogFormatError:
+                    if end is not None:
+                        raise
+                    cut = True
+                    break
+            if rec is None:
+                continue
+            if end is not None:
+                return self.fail("record after the end record")
+            t = rec.get("t")
+            if t == "d":
+                d = self._draw(rec, chain=True)
+                if d.index != len(log.draws):
+                    self.fail(f"draw {d.index} out of order (expected draw {len(log.draws)})")
+                log.draws.append(d)
+            elif t == "p":
+                d = self._draw(rec, chain=False)
+                if d.index >= len(log.draws):
+                    self.fail(f"patch for draw {d.index}, which the file does not have")
+                log.draws[d.index] = d
+            elif t == "e":
+                log.events.append(self._event(rec))
+            elif t == "u":
+                self._usage(rec, usage)
+            elif t == "end":
+                end = self._end(rec)
+            elif type(t) is not str:
+                self.fail("record without a string kind 't'")
+            # other kinds: optional additions within this format version, skipped
+        if end is None:
+            self._cut_short(log, gens, cut)
+        else:
+            log.complete, log.steps, log.generators = end["complete"], end["steps"], end["gens"]
+            for kind in ("called", "with_grad"):
+                if end[kind] is not None:
+                    if end[kind] != len(usage[kind]):
+                        self.fail(f"end record counts {end[kind]} {kind} entries, "
+                                  f"the file has {len(usage[kind])}")
+                    setattr(log, kind, usage[kind])
+        return log
+
+    def _cut_short(self, log: Log, gens: dict[str, GeneratorInfo], cut: bool) -> None:
+        log.complete = False
+        log.steps = log.draws[-1].step if log.draws else 0
+        for d in log.draws:  # generators first seen after the header
+            if d.generator not in gens:
+                gens[d.generator] = GeneratorInfo(d.generator, d.device, None)
+        log.generators = gens
+        why = (f"{self.path}:{self.line}: the last line is cut short" if cut else
+               f"{self.path}: no end record after line {self.line}")
+        warnings.warn(f"{why} (the recording was killed or crashed); loaded "
+                      f"{len(log.draws):,} draws, marked incomplete", RuntimeWarning,
+                      stacklevel=4)
+
+    def _parse(self, raw: bytes) -> dict[str, Any] | None:
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            return self.fail("binary data, not an rngtrace log (which is JSON Lines text)")
+        if not text.strip():
+            return None
+        try:
+            rec = json.loads(text)
+        except json.JSONDecodeError as e:
+            return self.fail(f"not JSON ({e.msg} at column {e.colno})")
+        except (ValueError, RecursionError) as e:  # huge integers, deep nesting
+            return self.fail(f"not JSON that rngtrace reads ({type(e).__name__})")
+        if type(rec) is not dict:
+            return self.fail(f"a record must be a JSON object, not {_show(rec)}")
+        return rec
+
+    def _header(self, rec: dict[str, Any] | None) -> dict[str, Any]:
+        if rec is None or MARKER not in rec:
+            return self.fail(f"not an rngtrace log (the first line has no {MARKER!r} marker)")
+        v = rec[MARKER]
+        if type(v) is not int or v < 1:
+            return self.fail(f"unknown format version {_show(v)}")
+        if v > FORMAT_VERSION:
+            return self.fail(f"format {v} is newer than this rngtrace ({FORMAT_VERSION}); "
+                             "upgrade rngtrace to read it")
+        self._check(rec, "level", _str, "header", "op")
+        if type(rec.get("meta", {})) is not dict:
+            self.fail(f"header field 'meta' is {_show(rec['meta'])}, expected an object")
+        return {"level": rec.get("level", "op"), "meta": rec.get("meta", {}),
+                "gens": rec.get("gens", {})}
+
+    def _check(self, rec: dict[str, Any], key: str, check: Callable[[Any], bool],
+               what: str, default: Any = _REQ) -> Any:
+        v = rec.get(key, _ABSENT)
+        if v is _ABSENT:
+            if default is _REQ:
+                self.fail(f"{what} record has no {key!r} field")
+            return default
+        if not check(v):
+            self.fail(f"{what} field {key!r} is {_show(v)}, expected {_EXPECTED[check]}")
+        return v
+
+    def _intern(self, v: Any) -> Any:
+        return v if v is None else self._strs.setdefault(v, v)
+
+    def _draw(self, rec: dict[str, Any], chain: bool) -> Draw:
+        what = "draw" if chain else "patch"
+        vals = {attr: self._check(rec, key, check, what, default)
+                for key, attr, check, default in _DRAW}
+        for attr in ("op", "module", "module_type", "target", "phase", "dtype", "device",
+                     "generator", "site", "code", "api", "model"):
+            vals[attr] = self._intern(vals[attr])
+        shape = tuple(vals["shape"])
+        vals["shape"] = self._shapes.setdefault(shape, shape)
+        if vals["numel"] is None:
+            vals["numel"] = math.prod(shape)
+        if vals["args"] is None:
+            vals["args"] = {}
+        if chain:
+            g = vals["generator"]
+            if "sb" not in rec:
+                if g not in self._last_state:
+                    self.fail(f"draw has no 'sb' and no earlier draw on {g}")
+                vals["state_before"] = self._last_state[g]
+            self._last_state[g] = vals["state_after"]
+            if "cd" in rec:
+                self._last_code[vals["site"]] = vals["code"]
+            else:
+                vals["code"] = self._last_code.get(vals["site"])
+        return Draw(**vals)
+
+    def _event(self, rec: dict[str, Any]) -> Event:
+        return Event(kind=self._check(rec, "k", _str, "event"),
+                     generator=self._check(rec, "g", _str, "event"),
+                     before=self._check(rec, "b", _int, "event"),
+                     site=self._check(rec, "s", _ostr, "event", None),
+                     detail=self._check(rec, "x", _str, "event", ""))
+
+    def _usage(self, rec: dict[str, Any], usage: dict[str, list[Any]]) -> None:
+        kind = self._check(rec, "k", _str, "usage")
+        model = self._check(rec, "md", _ostr, "usage", None)
+        paths: Any = rec.get("p")
+        if type(paths) is not list or not all(type(p) is str for p in paths):
+            self.fail(f"usage field 'p' is {_show(paths)}, expected a list of strings")
+        if kind in usage:
+            usage[kind].extend((model, p) for p in paths)
+
+    def _end(self, rec: dict[str, Any]) -> dict[str, Any]:
+        return {"complete": self._check(rec, "complete", _bool, "end"),
+                "steps": self._check(rec, "steps", _int, "end"),
+                "gens": self._gens(rec.get("gens", {}), "end"),
+                "called": self._check(rec, "called", _int, "end", None),
+                "with_grad": self._check(rec, "with_grad", _int, "end", None)}
+
+    def _gens(self, gens: Any, what: str) -> dict[str, GeneratorInfo]:
+        if type(gens) is not dict:
+            self.fail(f"{what} field 'gens' is {_show(gens)}, expected an object")
+        out = {}
+        for name, g in gens.items():
+            if type(g) is not dict:
+                self.fail(f"generator {name!r} is {_show(g)}, expected an object")
+            seed = g.get("seed")
+            if seed is not None and type(seed) is not int:
+                self.fail(f"generator {name!r} 'seed' is {_show(seed)}, expected an integer")
+            out[name] = GeneratorInfo(
+                name, self._check(g, "dv", _str, f"generator {name!r}"), seed,
+                self._check(g, "state", _ostr, f"generator {name!r}", None))
+        return out
+
+
+def _show(v: Any) -> str:
+    try:
+        text = json.dumps(v)
+    except (ValueError, RecursionError):
+        return f"a deeply nested {type(v).__name__}"
+    return text if len(text) <= 40 else text[:37] + "..."

@@ -1,0 +1,307 @@
+"""Log files: a versioned JSON Lines format, written line by line and read as a stream.
+
+:func:`save` writes a :class:`~rngtrace.Log`, :func:`load` reads one back, and
+:class:`FileSink` streams a recording window to disk as it happens (``record(path=...)``).
+The format is documented in ``docs/log-format.md``; in short, line 1 is a header
+``{"rngtrace_log": 1, "level": ..., "meta": {...}, "gens": {...}}`` and every other line
+is one record ``{"t": KIND, ...}``: ``"d"`` a draw, ``"e"`` an event, ``"p"`` a patch (the
+final names of a draw written earlier with provisional ones), ``"u"`` usage seen (modules
+called, parameters with a gradient) and ``"end"``. A file without its end record was cut
+short (killed, crashed): it loads with a warning, marked ``complete=False``.
+
+The loader never executes or unpickles anything: it reads JSON, checks every field's
+type, and raises :class:`~rngtrace.LogFormatError` naming the file and line otherwise.
+
+Example::
+
+    >>> import os, tempfile, torch, rngtrace
+    >>> with rngtrace.record() as log:
+    ...     layer = torch.nn.Linear(4, 2)
+    >>> path = os.path.join(tempfile.mkdtemp(), "linear.rngtrace.jsonl")
+    >>> log.save(path)
+    >>> rngtrace.load(path).draws == log.draws
+    True
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import threading
+import warnings
+from collections.abc import Callable
+from typing import Any, BinaryIO
+
+from .errors import RecordError, RngtraceError
+from .log import Draw, Event, GeneratorInfo, Log
+
+# Format versions (the integer in the header's "rngtrace_log" marker):
+#   1  (rngtrace 0.1) first version: header, draw/event/patch/usage/end records.
+# Within a version, readers ignore fields and record kinds they do not know, so a writer
+# may add optional ones; anything an older reader would misread needs a new version.
+FORMAT_VERSION = 1
+MARKER = "rngtrace_log"
+MAX_LINE = 1 << 20  # bytes; longer lines are refused (a 1 MiB draw is not a draw)
+_MAX_CODE = 4096  # source lines longer than this are cut when written (the one lossy case)
+_USAGE_CHUNK = 1000  # paths per usage record, so that no line grows with the model
+
+_REQ: Any = object()  # marks a required field
+
+
+def _int(v: Any) -> bool:
+    return type(v) is int and 0 <= v < 1 << 63
+
+
+def _str(v: Any) -> bool:
+    return type(v) is str
+
+
+def _ostr(v: Any) -> bool:
+    return v is None or type(v) is str
+
+
+def _bool(v: Any) -> bool:
+    return type(v) is bool
+
+
+def _shape(v: Any) -> bool:
+    return type(v) is list and len(v) <= 64 and all(_int(x) for x in v)
+
+
+def _args(v: Any) -> bool:
+    return type(v) is dict and all(type(x) in (bool, int, float, str) for x in v.values())
+
+
+# Draw fields: (key in the file, Draw attribute, check, value when the key is absent).
+# "n" absent means prod(shape); "sb" absent means the previous "sa" of the same generator
+# in the file; "cd" absent means the code last written for the same site (patch records
+# are self-contained: they always carry "sb" and "cd").
+_DRAW: tuple[tuple[str, str, Callable[[Any], bool], Any], ...] = (
+    ("i", "index", _int, _REQ),
+    ("o", "op", _str, _REQ),
+    ("m", "module", _ostr, None),
+    ("mt", "module_type", _ostr, None),
+    ("tg", "target", _ostr, None),
+    ("ph", "phase", _str, _REQ),
+    ("st", "step", _int, 0),
+    ("sh", "shape", _shape, _REQ),
+    ("dt", "dtype", _str, "float32"),
+    ("dv", "device", _str, "cpu"),
+    ("n", "numel", _int, None),
+    ("a", "args", _args, None),
+    ("g", "generator", _str, "default:cpu"),
+    ("sb", "state_before", _ostr, None),
+    ("sa", "state_after", _ostr, None),
+    ("c", "consumed", _bool, True),
+    ("s", "site", _ostr, None),
+    ("cd", "code", _ostr, None),
+    ("api", "api", _ostr, None),
+    ("md", "model", _ostr, None),
+    ("x", "discarded", _bool, False),
+)
+_SPECIAL = frozenset(("n", "a", "sb", "cd"))
+
+
+class _Writer:
+    """Turns records into lines; remembers what lets later draw lines stay short."""
+
+    def __init__(self) -> None:
+        self._last_state: dict[str, str | None] = {}
+        self._last_code: dict[str | None, str | None] = {}
+
+    def header(self, log: Log, gens: dict[str, GeneratorInfo]) -> bytes:
+        meta = dict(log.meta)
+        line = _dump({MARKER: FORMAT_VERSION, "level": log.level, "meta": meta,
+                      "gens": _gens(gens)})
+        if len(line) > MAX_LINE and isinstance(meta.get("argv"), list):
+            meta["argv"] = [str(a)[:_MAX_CODE] for a in meta["argv"][:64]] + ["..."]
+            line = _dump({MARKER: FORMAT_VERSION, "level": log.level, "meta": meta,
+                          "gens": _gens(gens)})
+        return line
+
+    def draw(self, d: Draw, patch: bool = False) -> bytes:
+        r: dict[str, Any] = {"t": "p" if patch else "d"}
+        for key, attr, _, default in _DRAW:
+            if key not in _SPECIAL:
+                v = getattr(d, attr)
+                if v != default or default is _REQ:
+                    r[key] = list(v) if key == "sh" else v
+        if d.numel != math.prod(d.shape):
+            r["n"] = d.numel
+        if d.args:
+            r["a"] = d.args
+        code = d.code if d.code is None or len(d.code) <= _MAX_CODE else d.code[:_MAX_CODE]
+        if patch:
+            r["sb"], r["cd"] = d.state_before, code
+        else:
+            if self._last_state.get(d.generator, 0) != d.state_before:
+                r["sb"] = d.state_before
+            self._last_state[d.generator] = d.state_after
+            if self._last_code.get(d.site) != code:
+                r["cd"] = code
+                self._last_code[d.site] = code
+        return _dump(r)
+
+    def event(self, e: Event) -> bytes:
+        r: dict[str, Any] = {"t": "e", "k": e.kind, "g": e.generator, "b": e.before}
+        if e.site is not None:
+            r["s"] = e.site
+        if e.detail:
+            r["x"] = e.detail
+        return _dump(r)
+
+    def end(self, log: Log) -> list[bytes]:
+        lines = []
+        end: dict[str, Any] = {"t": "end", "complete": log.complete, "steps": log.steps,
+                               "gens": _gens(log.generators)}
+        for kind, pairs in (("called", log.called), ("with_grad", log.with_grad)):
+            if pairs is None:
+                continue
+            end[kind] = len(pairs)
+            i = 0
+            while i < len(pairs):  # consecutive paths of one model, in chunks
+                model, j = pairs[i][0], i
+                while j < len(pairs) and j - i < _USAGE_CHUNK and pairs[j][0] == model:
+                    j += 1
+                lines.append(_dump({"t": "u", "k": kind, "md": model,
+                                    "p": [p for _, p in pairs[i:j]]}))
+                i = j
+        lines.append(_dump(end))
+        return lines
+
+
+def _dump(r: dict[str, Any]) -> bytes:
+    # ensure_ascii keeps every line plain ASCII, whatever the source code contained
+    return (json.dumps(r, separators=(",", ":")) + "\n").encode("ascii")
+
+
+def _gens(gens: dict[str, GeneratorInfo]) -> dict[str, Any]:
+    return {g.name: {"dv": g.device, "seed": g.initial_seed, "state": g.state}
+            for g in gens.values()}
+
+
+def save(log: Log, path: str | os.PathLike[str]) -> None:
+    """Write ``log`` to ``path`` (replaced atomically: readers never see half a file)."""
+    path = os.fspath(path)
+    tmp = f"{path}.tmp{os.getpid()}"
+    w = _Writer()
+    try:
+        with open(tmp, "wb") as f:
+            f.write(w.header(log, log.generators))
+            k, events = 0, log.events
+            for d in log.draws:
+                while k < len(events) and events[k].before <= d.index:
+                    f.write(w.event(events[k]))
+                    k += 1
+                f.write(w.draw(d))
+            for e in events[k:]:
+                f.write(w.event(e))
+            f.writelines(w.end(log))
+        os.replace(tmp, path)
+    except OSError as e:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise RngtraceError(f"cannot write {path}: {e.strerror or e}") from None
+
+
+class FileSink:
+    """Streams a recording window to a file, one flushed line per draw and event.
+
+    ``record(path=...)`` uses it. Each line is handed to the operating system as it is
+    made, so a program killed (even with ``kill -9``) loses at most the line being
+    written; a power cut can lose more (lines are flushed, not fsync'ed). Memory stays
+    flat: nothing is kept per draw but the last state of each generator and the last
+    source line of each site.
+
+    After the window, the ``Log`` it gave holds everything but the draws and events:
+    ``meta`` (plus ``meta["path"]`` and ``meta["draws"]``, the count), ``generators``,
+    ``steps``, ``complete``, ``called``, ``with_grad``. Its ``draws`` and ``events``
+    stay empty, because a file window is for runs too long to hold in memory; read them
+    with ``rngtrace.load(log.meta["path"])``. Draws made while a model is being built are
+    written with provisional names (``"<Linear>"``) and patched when the window closes.
+
+    Example::
+
+        >>> import os, tempfile, torch, rngtrace
+        >>> path = os.path.join(tempfile.mkdtemp(), "run.rngtrace.jsonl")
+        >>> with rngtrace.record(path=path) as log:
+        ...     x = torch.rand(3)
+        >>> log.meta["draws"], len(rngtrace.load(path).draws)
+        (1, 1)
+    """
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = os.path.abspath(os.fspath(path))
+        try:  # opened now, so that a bad path fails before the window opens
+            self._f: BinaryIO | None = open(self.path, "wb", buffering=0)  # noqa: SIM115
+        except OSError as e:
+            raise RecordError(f"cannot write the log {path}: {e.strerror or e}") from None
+        self._w = _Writer()
+        self._lock = threading.Lock()
+        self._draws = 0
+
+    def _write(self, line: bytes) -> None:
+        with self._lock:
+            if self._f is None:
+                return
+            try:
+                self._f.write(line)
+            except OSError as e:  # never break the user's program over its log
+                self._f.close()
+                self._f = None
+                warnings.warn(f"rngtrace: cannot write {self.path} ({e.strerror or e}); "
+                              "the rest of the window is not recorded", RuntimeWarning,
+                              stacklevel=4)
+
+    def start(self, log: Log) -> None:
+        import torch  # the defaults' seeds as the window opens; all of them at the end
+
+        gens = {"default:cpu": GeneratorInfo("default:cpu", "cpu", torch.initial_seed())}
+        if torch.cuda.is_available() and torch.cuda.is_initialized():
+            for i in range(torch.cuda.device_count()):
+                name = f"default:cuda:{i}"
+                gens[name] = GeneratorInfo(name, f"cuda:{i}",
+                                           torch.cuda.default_generators[i].initial_seed())
+        self._write(self._w.header(log, gens))
+
+    def draw(self, draw: Draw) -> None:
+        self._draws += 1
+        self._write(self._w.draw(draw))
+
+    def event(self, event: Event) -> None:
+        self._write(self._w.event(event))
+
+    def finish(self, log: Log, patches: dict[int, Draw]) -> None:
+        for d in patches.values():
+            self._write(self._w.draw(d, patch=True))
+        for line in self._w.end(log):
+            self._write(line)
+        with self._lock:
+            if self._f is not None:
+                self._f.close()
+                self._f = None
+        log.meta["path"] = self.path
+        log.meta["draws"] = self._draws
+
+
+def load(path: str | os.PathLike[str]) -> Log:
+    """Read a log written by :func:`save` or ``record(path=...)``, streaming.
+
+    Raises :class:`~rngtrace.LogFormatError` naming the file, the line and the problem
+    for anything that is not an rngtrace log of a format this version reads. A file cut
+    short by a crash (no end record, or a last line cut in the middle) loads with a
+    ``RuntimeWarning``, marked ``complete=False``; its ``steps`` is then the step of the
+    last draw and ``called``/``with_grad`` are None. Nothing in the file is executed.
+
+    Example::
+
+        >>> import rngtrace
+        >>> rngtrace.load("no/such/file.jsonl")
+        Traceback (most recent call last):
+        ...
+        rngtrace.errors.LogFormatError: no/such/file.jsonl: no such file
+    """
+    from ._logread import Reader
+
+    return Reader(os.fspath(path)).read()
