@@ -6,6 +6,7 @@ only read once CUDA is initialised by the user's code; the recorder never initia
 
 from __future__ import annotations
 
+import ctypes
 import hashlib
 import struct
 from dataclasses import dataclass
@@ -32,7 +33,8 @@ class Slot:
         """The generator's state now: raw bytes, and its display form."""
         if self.generator is None:
             return None, None
-        raw = bytes(self.generator.get_state().untyped_storage())
+        state = self.generator.get_state()  # a fresh contiguous CPU uint8 tensor
+        raw = ctypes.string_at(state.data_ptr(), state.numel())
         if raw == self.last_raw:
             return raw, self.last_text
         return raw, state_text(raw, self.device)
