@@ -72,6 +72,8 @@ class Reader:
         for magic, what in _SNIFF:
             if raw.startswith(magic):
                 return self.fail(f"{what}, not an rngtrace log (which is JSON Lines text)")
+        if len(raw) > MAX_LINE:
+            return self.fail(f"line longer than {MAX_LINE:,} bytes")
         head = self._header(self._parse(raw))
         log = Log(level=head["level"], meta=head["meta"])
         gens = self._gens(head["gens"], "header")
@@ -98,12 +100,9 @@ class Reader:
                 return self.fail("record after the end record")
             t = rec.get("t")
             if t == "d":
-                d = self._draw(rec, chain=True)
-                if d.index != len(log.draws):
-                    self.fail(f"draw {d.index} out of order (expected draw {len(log.draws)})")
-                log.draws.append(d)
+                log.draws.append(self._draw(rec, chain=len(log.draws)))
             elif t == "p":
-                d = self._draw(rec, chain=False)
+                d = self._draw(rec, chain=None)
                 if d.index >= len(log.draws):
                     self.fail(f"patch for draw {d.index}, which the file does not have")
                 log.draws[d.index] = d
@@ -187,10 +186,13 @@ class Reader:
     def _intern(self, v: Any) -> Any:
         return v if v is None else self._strs.setdefault(v, v)
 
-    def _draw(self, rec: dict[str, Any], chain: bool) -> Draw:
-        what = "draw" if chain else "patch"
+    def _draw(self, rec: dict[str, Any], chain: int | None) -> Draw:
+        """A draw record (``chain``: the index expected) or a patch (None)."""
+        what = "draw" if chain is not None else "patch"
         vals = {attr: self._check(rec, key, check, what, default)
                 for key, attr, check, default in _DRAW}
+        if chain is not None and vals["index"] != chain:
+            self.fail(f"draw {vals['index']} out of order (expected draw {chain})")
         for attr in ("op", "module", "module_type", "target", "phase", "dtype", "device",
                      "generator", "site", "code", "api", "model"):
             vals[attr] = self._intern(vals[attr])
@@ -200,7 +202,7 @@ class Reader:
             vals["numel"] = math.prod(shape)
         if vals["args"] is None:
             vals["args"] = {}
-        if chain:
+        if chain is not None:
             g = vals["generator"]
             if "sb" not in rec:
                 if g not in self._last_state:

@@ -1,0 +1,152 @@
+"""Property tests for log files: any log round-trips, and no input crashes the loader.
+
+Bounded (a few hundred examples each) so that the suite stays fast.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import warnings
+
+import pytest
+from hypothesis import HealthCheck, event, given, settings
+from hypothesis import strategies as st
+
+import rngtrace
+from rngtrace import Draw, Event, GeneratorInfo, Log, LogFormatError
+from rngtrace.logfile import save
+
+FAST = settings(max_examples=150, deadline=None,
+                suppress_health_check=[HealthCheck.too_slow])
+
+text = st.text(max_size=12)
+opt_text = st.none() | text
+u63 = st.integers(0, 2**63 - 1)
+scalar = st.booleans() | st.integers(-(2**70), 2**70) | st.floats(allow_nan=False) | text
+json_value = st.recursive(st.none() | scalar, lambda inner: st.lists(inner, max_size=3)
+                          | st.dictionaries(text, inner, max_size=3), max_leaves=8)
+
+
+@st.composite
+def logs(draw) -> Log:
+    gen_names = draw(st.lists(text, min_size=1, max_size=3, unique=True))
+    draws = []
+    for i in range(draw(st.integers(0, 8))):
+        draws.append(Draw(
+            index=i, op=draw(text), module=draw(opt_text), module_type=draw(opt_text),
+            target=draw(opt_text), phase=draw(st.sampled_from(["init", "forward", "x"])),
+            step=draw(u63), shape=tuple(draw(st.lists(st.integers(0, 2**20), max_size=4))),
+            dtype=draw(text), device=draw(text), numel=draw(u63),
+            args=draw(st.dictionaries(text, scalar, max_size=3)),
+            generator=draw(st.sampled_from(gen_names)), state_before=draw(opt_text),
+            state_after=draw(opt_text), consumed=draw(st.booleans()), site=draw(opt_text),
+            code=draw(opt_text), api=draw(opt_text), model=draw(opt_text),
+            discarded=draw(st.booleans()),
+        ))
+    pairs = st.none() | st.lists(st.tuples(opt_text, text), max_size=5)
+    return Log(
+        draws=draws,
+        events=draw(st.lists(st.builds(Event, text, text, u63, opt_text, text), max_size=3)),
+        generators={n: GeneratorInfo(n, draw(text), draw(st.none() | st.integers(0, 2**64)),
+                                     draw(opt_text)) for n in gen_names},
+        meta=draw(st.dictionaries(text, json_value, max_size=4)),
+        complete=draw(st.booleans()), steps=draw(u63), level=draw(text),
+        called=draw(pairs), with_grad=draw(pairs),
+    )
+
+
+@pytest.fixture(scope="module")
+def tmp(tmp_path_factory):
+    return tmp_path_factory.mktemp("fuzz")
+
+
+@FAST
+@given(log=logs())
+def test_any_log_round_trips(tmp, log):
+    path = tmp / "rt.jsonl"
+    save(log, path)
+    assert rngtrace.load(path) == log
+
+
+def _load_or_format_error(path) -> Log | None:
+    """Loading may succeed or raise LogFormatError; nothing else. What loads saves again."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # cut-short logs warn
+        try:
+            log = rngtrace.load(path)
+        except LogFormatError as e:
+            assert e.path == str(path) and str(path) in str(e)
+            event("refused")
+            return None
+    event("loaded complete" if log.complete else "loaded incomplete")
+    # whatever loads is well typed: it saves, and saving is stable from there on
+    again = path.with_suffix(".again")
+    save(log, again)
+    first = again.read_bytes()
+    save(rngtrace.load(again), again)
+    assert again.read_bytes() == first
+    return log
+
+
+@FAST
+@given(data=st.binary(max_size=600))
+def test_fuzz_arbitrary_bytes(tmp, data):
+    path = tmp / "junk.jsonl"
+    path.write_bytes(data)
+    _load_or_format_error(path)
+
+
+@FAST
+@given(data=st.binary(max_size=300))
+def test_fuzz_bytes_after_a_valid_header(tmp, data):
+    path = tmp / "junk.jsonl"
+    path.write_bytes(b'{"rngtrace_log":1}\n' + data)
+    _load_or_format_error(path)
+
+
+_GOOD: list[str] = []
+
+
+def _good_lines() -> list[str]:
+    if not _GOOD:
+        from test_logfile import _log  # the hand-made log with every kind of record
+
+        d = tempfile.mkdtemp()
+        save(_log(), os.path.join(d, "good.jsonl"))
+        with open(os.path.join(d, "good.jsonl")) as f:
+            _GOOD.extend(f.read().splitlines(keepends=True))
+    return list(_GOOD)
+
+
+@FAST
+@given(data=st.data())
+def test_fuzz_mutated_good_log(tmp, data):
+    lines = _good_lines()
+    i = data.draw(st.integers(0, len(lines) - 1))
+    kind = data.draw(st.sampled_from(["set", "delete", "cut", "byte", "swap"]))
+    if kind in ("set", "delete"):
+        rec = json.loads(lines[i])
+        key = data.draw(st.sampled_from(sorted(rec)))
+        if kind == "set":
+            rec[key] = data.draw(json_value)
+        else:
+            del rec[key]
+        lines[i] = json.dumps(rec) + "\n"
+        blob = "".join(lines).encode()
+    elif kind == "swap":
+        j = data.draw(st.integers(0, len(lines) - 1))
+        lines[i], lines[j] = lines[j], lines[i]
+        blob = "".join(lines).encode()
+    else:
+        blob = bytearray("".join(lines).encode())
+        pos = data.draw(st.integers(0, len(blob) - 1))
+        if kind == "cut":
+            del blob[pos:]
+        else:
+            blob[pos] = data.draw(st.integers(0, 255))
+        blob = bytes(blob)
+    path = tmp / "mutant.jsonl"
+    path.write_bytes(blob)
+    _load_or_format_error(path)
