@@ -8,6 +8,7 @@
 """
 
 from .errors import LogFormatError, RecordError, RngtraceError
+from .graph import to_dot
 from .log import Draw, Event, GeneratorInfo, Log, ModuleStats
 from .logfile import load
 from .recorder import __version__, record
@@ -24,4 +25,5 @@ __all__ = [
     "__version__",
     "load",
     "record",
+    "to_dot",
 ]

@@ -222,6 +222,12 @@ class Log:
             )
         return "\n".join(lines)
 
+    def to_networkx(self, draws: bool = False) -> Any:
+        """The log as a ``networkx.DiGraph`` of modules; see :func:`rngtrace.graph.to_networkx`."""
+        from .graph import to_networkx
+
+        return to_networkx(self, draws=draws)
+
     def __str__(self) -> str:
         return self.summary()
 

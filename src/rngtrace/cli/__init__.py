@@ -17,7 +17,9 @@ from ..errors import RngtraceError
 OK, DIFFERENT, ERROR = 0, 1, 2
 
 # verb -> module under rngtrace.cli, in the order --help lists them
-VERBS: dict[str, str] = {}
+VERBS: dict[str, str] = {
+    "dot": "dot",
+}
 
 
 class UsageError(RngtraceError):

@@ -1,0 +1,62 @@
+"""``rngtrace dot``: a log, or the diff of two logs, as a Graphviz picture."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from . import OK, UsageError
+
+HELP = "draw a log, or the diff of two logs, as a picture (DOT, SVG, PNG, PDF)"
+EXAMPLE = """examples:
+  rngtrace dot run.rnglog -o run.svg             the modules and the order they drew
+  rngtrace dot a.rnglog b.rnglog -o diff.svg     what moved between two runs
+  rngtrace dot big.rnglog -o big.png --depth 2   fold modules deeper than 2 levels
+  rngtrace dot run.rnglog -o -                   DOT source on stdout
+
+The format follows the extension of -o: .dot/.gv (DOT source, no Graphviz needed),
+.svg, .png, .pdf (these need Graphviz's 'dot' program). Without it the DOT source is
+written next to the requested file (out.svg -> out.dot), a one-line message says how
+to install Graphviz, and the exit code is 2, since the requested file was not written.
+Numbered siblings with the same draws (h.0 ... h.11) are drawn once unless
+--no-collapse is given. The exit code is 0 when the picture was written, also for a
+diff of two runs that differ (use 'rngtrace diff' to test for differences)."""
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("files", nargs="+", metavar="FILE",
+                        help="a log file (its picture), or two (the picture of their diff)")
+    parser.add_argument("-o", "--output", required=True, metavar="OUT",
+                        help="where to write: .dot, .gv, .svg, .png or .pdf; - for DOT on stdout")
+    parser.add_argument("--depth", type=int, default=None, metavar="N",
+                        help="show modules at most N levels below the model (0: the model)")
+    parser.add_argument("--no-collapse", action="store_true",
+                        help="draw every numbered sibling, even identical ones")
+
+
+def run(args: argparse.Namespace) -> int:
+    import rngtrace
+    from rngtrace import graph
+    from rngtrace.diff import diff
+
+    if len(args.files) > 2:
+        raise UsageError(f"rngtrace dot: takes one or two log files, not {len(args.files)}")
+    if args.depth is not None and args.depth < 0:
+        raise UsageError(f"rngtrace dot: --depth must be 0 or more, not {args.depth}")
+    logs = [rngtrace.load(path) for path in args.files]
+    obj = logs[0] if len(logs) == 1 else diff(logs[0], logs[1], labels=_labels(args.files))
+    collapse = not args.no_collapse
+    if args.output == "-":
+        sys.stdout.write(rngtrace.to_dot(obj, args.depth, collapse=collapse))
+        return OK
+    path = graph.save(obj, args.output, args.depth, collapse=collapse)
+    print(f"rngtrace: wrote {path}")
+    return OK
+
+
+def _labels(paths: list[str]) -> tuple[str, str]:
+    """Name the runs by their files: ``a.rnglog``, or the whole paths if those agree."""
+    import os
+
+    names = [os.path.basename(p) for p in paths]
+    return (names[0], names[1]) if names[0] != names[1] else (paths[0], paths[1])

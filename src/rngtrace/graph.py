@@ -1,0 +1,621 @@
+"""Pictures of RNG consumption: a log (or a diff) as a networkx graph and as DOT.
+
+:func:`to_networkx` turns a :class:`~rngtrace.Log` into a ``networkx.DiGraph`` of modules
+(the module tree plus the order in which modules consumed each generator's stream);
+:func:`to_dot` draws a log or a :class:`~rngtrace.diff.Diff` with Graphviz; :func:`save`
+writes the DOT source or, when Graphviz's ``dot`` program is installed, an SVG/PNG/PDF.
+networkx and graphviz are imported here only.
+
+>>> import torch, rngtrace
+>>> with rngtrace.record() as log:
+...     net = torch.nn.Sequential(torch.nn.Linear(2, 2), torch.nn.Linear(2, 1))
+>>> g = log.to_networkx()
+>>> g.graph["streams"]["default:cpu"], g.nodes["0"]["draws"]
+(['0', '1'], 2)
+>>> "digraph" in rngtrace.to_dot(log)
+True
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
+
+from .errors import RngtraceError
+from .log import Draw, Log, module_label
+
+if TYPE_CHECKING:
+    import networkx as nx
+
+    from .diff import Diff
+
+OUTSIDE = "(outside)"  # the node of draws made outside any module
+FORMATS = ("dot", "gv", "svg", "png", "pdf")
+INSTALL_HINT = ("install Graphviz (apt-get install graphviz, brew install graphviz, "
+                "conda install graphviz) for .svg/.png/.pdf")
+
+
+class GraphvizNotFound(RngtraceError):
+    """Graphviz's ``dot`` program is needed to render and is not installed."""
+
+
+# -- the graph ---------------------------------------------------------------------
+
+def node_key(model: str | None, path: str | None, several: bool) -> str:
+    """The node of module ``path`` of ``model``: its state_dict path (``""`` for the root);
+    with several models, ``"Net#2:enc.0"`` and ``"Net#2"`` for that model's root."""
+    if path is None:
+        return OUTSIDE
+    if not several:
+        return path
+    return f"{model}:{path}" if path else str(model)
+
+
+def _several(draws: Iterable[Draw]) -> bool:
+    return len({d.model for d in draws if d.module is not None}) > 1
+
+
+def _module_node(g: nx.DiGraph, model: str | None, path: str | None, several: bool,
+                 mtype: str | None = None) -> str:
+    """Add the node of a module and its ancestors (with child edges); returns its key."""
+    key = node_key(model, path, several)
+    if key in g:
+        if mtype and not g.nodes[key]["type"]:
+            g.nodes[key]["type"] = mtype
+        return key
+    if path is None:
+        g.add_node(key, kind="outside", model=None, path=None, name="outside modules",
+                   type=None, depth=0, **_empty())
+        return key
+    parts = path.split(".") if path else []
+    root_type = model.split("#")[0] if model else None
+    name = parts[-1] if parts else (model or "(root)")
+    g.add_node(key, kind="module", model=model, path=path, name=name,
+               type=mtype or (None if parts else root_type), depth=len(parts), **_empty())
+    if parts:
+        parent = _module_node(g, model, ".".join(parts[:-1]), several)
+        g.add_edge(parent, key, kind="child")
+    return key
+
+
+def _empty() -> dict[str, Any]:
+    return {"draws": 0, "values": 0, "phases": {}, "generators": {}, "ops": {},
+            "targets": [], "first": None, "order": {}}
+
+
+def _count(node: dict[str, Any], d: Draw) -> None:
+    node["draws"] += 1
+    node["values"] += d.numel if d.consumed else 0
+    for field, k in (("phases", d.phase), ("generators", d.generator), ("ops", d.op)):
+        node[field][k] = node[field].get(k, 0) + 1
+    if d.target is not None and d.target not in node["targets"]:
+        node["targets"].append(d.target)
+    if node["first"] is None:
+        node["first"] = d.index
+
+
+def _add_streams(g: nx.DiGraph, sequence: Iterable[tuple[str, str]]) -> None:
+    """Stream order from (generator, node) pairs in draw order: runs collapsed into
+    ``g.graph["streams"]``, each node's positions in ``order`` and ``next`` edges."""
+    streams: dict[str, list[str]] = g.graph.setdefault("streams", {})
+    for gen, key in sequence:
+        seq = streams.setdefault(gen, [])
+        if seq and seq[-1] == key:
+            continue
+        seq.append(key)
+        g.nodes[key]["order"].setdefault(gen, []).append(len(seq) - 1)
+        if len(seq) < 2:
+            continue
+        u = seq[-2]
+        if not g.has_edge(u, key):
+            g.add_edge(u, key, kind="next", generator=gen, order=len(seq) - 1, next=[])
+        g.edges[u, key].setdefault("next", []).append((gen, len(seq) - 1))
+
+
+def to_networkx(log: Log, draws: bool = False) -> nx.DiGraph:
+    """The log as a directed graph of modules: the module tree and the stream order.
+
+    Nodes are modules keyed by state_dict path (``""`` is the root, labelled with its
+    class in ``name``/``type``; with several models see :func:`node_key`), their
+    ancestors (even those that drew nothing) and :data:`OUTSIDE` for draws made outside
+    modules. Node attributes: ``kind`` ("module"/"outside"), ``model``, ``path``,
+    ``name``, ``type``, ``depth``, and the module's own consumption: ``draws``,
+    ``values``, ``phases``/``generators``/``ops`` (draws per phase, generator, op),
+    ``targets``, ``first`` (index of its first draw) and ``order`` ({generator:
+    positions in that generator's stream}).
+
+    Edges: ``kind="child"`` from a module to each child; ``kind="next"`` from each
+    consumer of a generator to the next one (``generator``, ``order``: the position of
+    the edge's head in ``g.graph["streams"][generator]``, the list of consecutive
+    consumers). A step of the stream that coincides with a tree edge keeps
+    ``kind="child"``; every edge that is a stream step lists all of them as
+    (generator, order) pairs in ``next``.
+
+    With ``draws=True`` (for small logs) each draw is also a node, keyed by its index
+    (``kind="draw"`` plus its fields), with an edge ``kind="drew"`` from its module and
+    ``kind="next_draw"`` edges along each generator's stream.
+
+    >>> import torch, rngtrace
+    >>> with rngtrace.record() as log:
+    ...     net = torch.nn.Sequential(torch.nn.Linear(2, 2))
+    >>> g = log.to_networkx()
+    >>> sorted(g.edges(data="kind"))
+    [('', '0', 'child')]
+    """
+    import networkx as nx
+
+    g = nx.DiGraph(kind="log", streams={}, roots=[])
+    several = _several(log.draws)
+    keys = []
+    for d in log.draws:
+        key = _module_node(g, d.model, d.module, several, d.module_type)
+        _count(g.nodes[key], d)
+        keys.append(key)
+    g.graph["roots"] = [n for n, a in g.nodes(data=True) if a["depth"] == 0]
+    _add_streams(g, ((d.generator, k) for d, k in zip(log.draws, keys, strict=True)
+                     if d.consumed))
+    if draws:
+        last: dict[str, int] = {}
+        for d, key in zip(log.draws, keys, strict=True):
+            g.add_node(d.index, kind="draw", index=d.index, op=d.op, target=d.target,
+                       phase=d.phase, step=d.step, generator=d.generator, numel=d.numel,
+                       shape=d.shape, consumed=d.consumed)
+            g.add_edge(key, d.index, kind="drew")
+            if d.consumed:
+                if d.generator in last:
+                    g.add_edge(last[d.generator], d.index, kind="next_draw",
+                               generator=d.generator)
+                last[d.generator] = d.index
+    return g
+
+
+# -- DOT --------------------------------------------------------------------------
+
+def to_dot(obj: Any, depth: int | None = None, *, collapse: bool = True) -> str:
+    """DOT source (Graphviz) picturing a :class:`~rngtrace.Log` or a ``Diff``.
+
+    A log's picture nests modules in clusters that follow the module tree; each module
+    that drew is a box with its name, type, draws and values, and arrows (one colour
+    per generator) follow each stream from consumer to consumer, so the boxes fall in
+    the order they drew. A diff's picture colours each box by what happened to its
+    draws (same, shifted, changed, inserted, removed; mixed boxes are striped), marks
+    the first divergence and has a legend: everything after the marked box that is
+    yellow drew the same thing as before, but from a moved stream.
+
+    ``depth`` limits how far below each model modules are shown (0: the model only);
+    deeper draws are counted in their shown ancestor. With ``collapse`` (default),
+    runs of numbered siblings with the same draws (``h.0 … h.11``) are drawn once.
+    Only modules that drew, and their ancestors, appear.
+
+    >>> import torch, rngtrace
+    >>> with rngtrace.record() as log:
+    ...     net = torch.nn.Sequential(torch.nn.Linear(2, 2))
+    >>> print(rngtrace.to_dot(log).splitlines()[0])
+    digraph rngtrace {
+    """
+    if isinstance(obj, Log):
+        return _render(to_networkx(obj), depth, collapse)
+    if hasattr(obj, "hunks"):
+        return _render(diff_graph(obj), depth, collapse)
+    raise RngtraceError(f"to_dot() takes a Log or a Diff, not {type(obj).__name__}")
+
+
+def save(obj: Any, path: str | os.PathLike[str], depth: int | None = None, *,
+         collapse: bool = True) -> str:
+    """Write the picture of a log or diff to ``path``; returns the path written.
+
+    The format follows the extension: ``.dot``/``.gv`` write DOT source; ``.svg``,
+    ``.png`` and ``.pdf`` need Graphviz's ``dot`` program. Without it the DOT source is
+    written next to ``path`` (``out.svg`` -> ``out.dot``) and :class:`GraphvizNotFound`
+    is raised, saying so and how to install Graphviz. ``depth`` and ``collapse`` are
+    those of :func:`to_dot`.
+    """
+    import graphviz
+
+    path = os.fspath(path)
+    stem, ext = os.path.splitext(path)
+    fmt = ext[1:].lower()
+    if fmt not in FORMATS:
+        raise RngtraceError(f"cannot write {path!r}: the extension must be one of "
+                            + ", ".join("." + f for f in FORMATS))
+    source = to_dot(obj, depth, collapse=collapse)
+    try:
+        if fmt in ("dot", "gv"):
+            with open(path, "w", encoding="utf-8") as f:
+                f.write(source)
+            return path
+        data = graphviz.Source(source).pipe(format=fmt)
+    except graphviz.ExecutableNotFound:
+        fallback = stem + ".dot"
+        with open(fallback, "w", encoding="utf-8") as f:
+            f.write(source)
+        raise GraphvizNotFound(f"Graphviz's 'dot' program was not found, so {path} was not "
+                               f"written; wrote {fallback} instead: {INSTALL_HINT}") from None
+    except OSError as e:
+        raise RngtraceError(f"cannot write {path}: {e.strerror or e}") from None
+    except graphviz.CalledProcessError as e:
+        raise RngtraceError(f"Graphviz failed on {path}: {e}") from None
+    try:
+        with open(path, "wb") as out:
+            out.write(data)
+    except OSError as e:
+        raise RngtraceError(f"cannot write {path}: {e.strerror or e}") from None
+    return path
+
+
+def diff_graph(diff: Diff) -> nx.DiGraph:
+    """A :class:`~rngtrace.diff.Diff` as the graph :func:`to_networkx` makes of a log.
+
+    Modules of both runs (keys as in :func:`node_key`), counted from B's draws, A's for
+    removed draws; each node also has ``status``: {hunk kind: draws}. A pair whose two
+    draws sit in different modules (a rename) counts in both. ``first`` and the stream
+    order follow the alignment (hunks in A's order, inserted draws where they were
+    inserted). ``g.graph["first_divergence"]`` is the node of the first draw that
+    differs (None when the runs are identical); ``g.graph["title"]`` says what parted.
+    """
+    import networkx as nx
+
+    g = nx.DiGraph(kind="diff", streams={}, roots=[], first_divergence=None,
+                   labels=tuple(diff.labels))
+    drawn = [d for h in diff.hunks for d in (*h.a_draws, *h.b_draws)]
+    several = _several(drawn)
+    sequence: list[tuple[str, str]] = []
+    for h in diff.hunks:
+        pairs: list[tuple[Draw | None, Draw | None]] = (
+            [(None, d) for d in h.b_draws] if h.kind == "inserted" else
+            [(d, None) for d in h.a_draws] if h.kind == "removed" else
+            list(zip(h.a_draws, h.b_draws, strict=False)))
+        for a, b in pairs:
+            shown = b or a
+            assert shown is not None
+            keys = [_module_node(g, d.model, d.module, several, d.module_type)
+                    for d in (shown, a) if d is not None]
+            for key in dict.fromkeys(keys):
+                node = g.nodes[key]
+                if not node["draws"]:  # order boxes as in B; A's removed draws where they were
+                    node["first"] = b.index if b is not None else h.b_index
+                _count(node, shown)
+                node.setdefault("status", {})
+                node["status"][h.kind] = node["status"].get(h.kind, 0) + 1
+            if shown.consumed:
+                sequence.append((h.generator, keys[0]))
+            if h.kind != "equal" and g.graph["first_divergence"] is None:
+                g.graph["first_divergence"] = keys[-1]
+    g.graph["roots"] = [n for n, a in g.nodes(data=True) if a["depth"] == 0]
+    _add_streams(g, sequence)
+    g.graph["title"] = _diff_title(diff)
+    return g
+
+
+def _diff_title(diff: Diff) -> str:
+    import textwrap
+
+    a, b = diff.labels
+    head = f"rngtrace: {a} vs {b}"
+    first = diff.first_divergence
+    if first is None:
+        return f"{head}: the same draws"
+    cause = diff.cause.summary if diff.cause is not None else f"{first.kind} draws"
+    lines = [f"{head}: {cause}",
+             f"first divergence: {module_label(first.module)} ({first.kind}) at draw "
+             f"{first.a_index} of {a}, draw {first.b_index} of {b}"]
+    return "\n".join(textwrap.fill(line, 110) for line in lines)
+
+
+# -- drawing ----------------------------------------------------------------------
+
+# Diff kinds, from least to most striking, with their fill and legend text.
+STATUS = {
+    "equal": ("#f2f2f2", "same: the same draws at the same place in the stream"),
+    "shifted": ("#ffe066", "shifted: the same draws, from a moved stream"),
+    "changed": ("#ffa94d", "changed: other draws (op, shape or arguments)"),
+    "removed": ("#ff8787", "removed: draws only in {a}"),
+    "inserted": ("#8ce99a", "inserted: draws only in {b}"),
+}
+PHASE_FILL = {"init": "#d0ebff", "forward": "#ffdeeb", "backward": "#e5dbff",
+              "other": "#e9ecef"}
+TIMES = "\u00d7"
+_GEN_COLORS = ("#343a40", "#1c7ed6", "#ae3ec9", "#0ca678", "#f76707", "#868e96")
+_STATS = ("draws", "values", "phases", "generators", "ops", "status")
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n:,} {word}{'' if n == 1 else 's'}"
+
+
+class _View:
+    """What a picture shows: modules folded to ``depth``, identical siblings collapsed."""
+
+    def __init__(self, g: nx.DiGraph, depth: int | None, collapse: bool) -> None:
+        self.g = g
+        self.parent = {v: u for u, v, k in g.edges(data="kind") if k == "child"}
+        modules = [n for n, k in g.nodes(data="kind") if k in ("module", "outside")]
+        self.visible = {n for n in modules if depth is None or g.nodes[n]["depth"] <= depth}
+        self.agg: dict[str, dict[str, Any]] = {n: _zero() for n in self.visible}
+        self.sub_first: dict[str, float] = {n: float("inf") for n in self.visible}
+        for n in modules:
+            a = g.nodes[n]
+            v = self.shown(n)
+            _merge(self.agg[v], a)
+            while a["first"] is not None:  # the first draw of each subtree orders the picture
+                self.sub_first[v] = min(self.sub_first[v], a["first"])
+                if v not in self.parent:
+                    break
+                v = self.parent[v]
+        self.children: dict[str, list[str]] = {n: [] for n in self.visible}
+        for n in sorted(self.visible, key=self.sort_key):
+            if n in self.parent:
+                self.children[self.parent[n]].append(n)
+        self.by_name = {(self.parent.get(n), g.nodes[n]["name"]): n for n in self.visible}
+        self.rep: dict[str, str] = {}  # collapsed sibling -> the first of its run
+        self.runs: dict[str, list[str]] = {}  # first of a run -> the run
+        self._sigs: dict[str, Any] = {}
+        self.back_edges = False  # set while drawing: some stream arrow goes back
+        if collapse:
+            for root in sorted((n for n in self.visible if n not in self.parent),
+                               key=self.sort_key):
+                self._collapse(root)
+
+    def sort_key(self, n: str) -> tuple[float, str]:
+        return (self.sub_first.get(n, float("inf")), n)
+
+    def shown(self, n: str) -> str:
+        while n not in self.visible:
+            n = self.parent[n]
+        return n
+
+    def signature(self, n: str) -> Any:
+        if n not in self._sigs:
+            a, s = self.g.nodes[n], self.agg[n]
+            self._sigs[n] = (a["type"], s["draws"], s["values"],
+                             *(tuple(sorted(s[k].items())) for k in _STATS[2:]),
+                             tuple((self.g.nodes[c]["name"], self.signature(c))
+                                   for c in self.children[n]))
+        return self._sigs[n]
+
+    def _collapse(self, n: str) -> None:
+        numbered = sorted((c for c in self.children[n] if self.g.nodes[c]["name"].isdigit()),
+                          key=lambda c: int(self.g.nodes[c]["name"]))
+        run: list[str] = []
+        for c in [*numbered, None]:
+            if (c is not None and run
+                    and int(self.g.nodes[c]["name"]) == int(self.g.nodes[run[-1]]["name"]) + 1
+                    and self.signature(c) == self.signature(run[0])):
+                run.append(c)
+                continue
+            if len(run) > 1:
+                self.runs[run[0]] = run
+                self.rep.update((m, run[0]) for m in run[1:])
+            run = [c] if c is not None else []
+        for c in self.children[n]:
+            if c not in self.rep:
+                self._collapse(c)
+
+    def box(self, n: str) -> str:
+        """The module shown for node ``n``: its shown ancestor, mapped into the first
+        of a collapsed run (``h.7.attn`` -> ``h.0.attn``)."""
+        chain = [self.shown(n)]
+        while chain[-1] in self.parent:
+            chain.append(self.parent[chain[-1]])
+        cur = chain.pop()
+        while chain:
+            cur = self.by_name[(cur, self.g.nodes[chain.pop()]["name"])]
+            cur = self.rep.get(cur, cur)
+        return cur
+
+
+def _zero() -> dict[str, Any]:
+    return {"draws": 0, "values": 0, "phases": {}, "generators": {}, "ops": {}, "status": {}}
+
+
+def _merge(into: dict[str, Any], a: dict[str, Any]) -> None:
+    into["draws"] += a["draws"]
+    into["values"] += a["values"]
+    for k in _STATS[2:]:
+        for key, n in a.get(k, {}).items():
+            into[k][key] = into[k].get(key, 0) + n
+
+
+def _esc(text: str) -> str:
+    import html
+
+    return html.escape(text, quote=False)
+
+
+def _name(view: _View, n: str) -> str:
+    """A module's name in its cluster: ``attn``; a collapsed run: ``h.0 … h.11``."""
+    a = view.g.nodes[n]
+    if n not in view.runs:
+        return a["name"]
+    first, last = (view.g.nodes[m]["name"] for m in (view.runs[n][0], view.runs[n][-1]))
+    up = view.g.nodes[view.parent[n]]
+    pre = f"{up['name']}." if up["depth"] else ""
+    return f"{pre}{first} … {pre}{last}"
+
+
+def _label(view: _View, n: str, own: bool, marked: bool, diff: bool) -> str:
+    a, s = view.g.nodes[n], view.agg[n]
+    rows = ['<font color="#c92a2a"><b>▶ first divergence</b></font>'] if marked else []
+    if own:
+        rows.append(f"<b>{_esc(_name(view, n))}</b> (own draws)")
+        if a["targets"]:
+            short = [t.rsplit(".", 1)[-1] for t in a["targets"][:3]]
+            rows.append(_esc(", ".join(short) + (" …" if len(a["targets"]) > 3 else "")))
+    else:
+        head = f"<b>{_esc(_name(view, n))}</b>"
+        if a["type"]:
+            head += f' <font color="#495057">{_esc(a["type"])}</font>'
+        rows.append(head)
+        if n in view.runs:
+            rows.append(f"<i>{TIMES}{len(view.runs[n])} identical, counts are per module</i>")
+    rows.append(f"{_plural(s['draws'], 'draw')} · {_plural(s['values'], 'value')}")
+    if set(s["phases"]) != {"init"}:
+        rows.append(" · ".join(f"{p} {c}" for p, c in _phase_order(s["phases"])))
+    if set(s["generators"]) != {"default:cpu"}:
+        rows.append(_esc(" · ".join(f"{k} {c}" for k, c in sorted(s["generators"].items()))))
+    if diff and s["status"]:
+        rows.append(" · ".join(f"{c} {'same' if k == 'equal' else k}"
+                               for k, c in _by_status(s["status"])))
+    return "<" + "<br/>".join(rows) + ">"
+
+
+def _cluster_label(view: _View, n: str) -> str:
+    a = view.g.nodes[n]
+    text = f"<b>{_esc(_name(view, n))}</b>"
+    if a["type"] and a["type"] != a["name"]:
+        text += f" {_esc(a['type'])}"
+    if n in view.runs:
+        text += f" <i>{TIMES}{len(view.runs[n])} identical, counts are per module</i>"
+    return f"<{text}>"
+
+
+def _phase_order(phases: dict[str, int]) -> list[tuple[str, int]]:
+    known = list(PHASE_FILL)
+    return sorted(phases.items(), key=lambda kv: (known.index(kv[0]) if kv[0] in known
+                                                  else len(known), kv[0]))
+
+
+def _by_status(status: dict[str, int]) -> list[tuple[str, int]]:
+    return [(k, status[k]) for k in reversed(STATUS) if status.get(k)]
+
+
+def _fill(s: dict[str, Any], diff: bool) -> dict[str, str]:
+    """Fill by diff status (diffs) or by phase (logs); mixed boxes are striped."""
+    if diff:
+        parts = [(STATUS[k][0], c) for k, c in _by_status(s["status"])] or [(STATUS["equal"][0], 1)]
+    else:
+        parts = [(PHASE_FILL.get(p, "white"), c) for p, c in _phase_order(s["phases"])]
+        parts = parts or [("white", 1)]
+    if len(parts) == 1:
+        return {"style": "filled", "fillcolor": parts[0][0]}
+    total = sum(c for _, c in parts)
+    return {"style": "striped", "fillcolor": ":".join(f"{f};{c / total:.3f}" for f, c in parts)}
+
+
+def _render(g: nx.DiGraph, depth: int | None, collapse: bool) -> str:
+    import graphviz
+
+    if depth is not None and depth < 0:
+        raise RngtraceError(f"depth must be 0 or more, not {depth}")
+    view = _View(g, depth, collapse)
+    diff = g.graph["kind"] == "diff"
+    first_div = g.graph.get("first_divergence")
+    marked = view.box(first_div) if first_div is not None else None
+    shown = sorted((n for n in view.visible if n not in view.rep
+                    and not any(a in view.rep for a in _ancestors(view, n))),
+                   key=view.sort_key)
+    ids = {n: f"n{i}" for i, n in enumerate(shown)}
+    dot = graphviz.Digraph("rngtrace", graph_attr={
+        "rankdir": "TB", "fontname": "Helvetica", "fontsize": "12", "labelloc": "t",
+        "label": "<" + "<br/>".join(_esc(t) for t in (g.graph.get("title") or _title(view))
+                                    .splitlines()) + ">", "nodesep": "0.25",
+        "ranksep": "0.3", "newrank": "true"},
+        node_attr={"shape": "box", "fontname": "Helvetica", "fontsize": "10",
+                   "margin": "0.08,0.04"},
+        edge_attr={"fontname": "Helvetica", "fontsize": "9", "arrowsize": "0.6"})
+
+    def emit(parent: graphviz.Digraph, n: str) -> None:
+        kids = [c for c in view.children[n] if c not in view.rep]
+        node = _fill(view.agg[n], diff)
+        if n == marked:
+            node.update(penwidth="3", color="#c92a2a")
+        if view.g.nodes[n]["kind"] == "outside":
+            node["style"] += ",dashed"
+        if not kids:
+            parent.node(ids[n], _label(view, n, False, n == marked, diff), **node)
+            return
+        with parent.subgraph(name=f"cluster_{ids[n]}") as sub:
+            sub.attr(label=_cluster_label(view, n), style="rounded", color="#adb5bd",
+                     fontsize="10", labeljust="l")
+            if view.agg[n]["draws"]:
+                sub.node(ids[n], _label(view, n, True, n == marked, diff), **node)
+            for c in kids:
+                emit(sub, c)
+
+    for n in shown:
+        if n not in view.parent:
+            emit(dot, n)
+    gens = _stream_edges(dot, view, ids)
+    phases = [p for a in view.agg.values() for p in a["phases"]]
+    labels = g.graph.get("labels") if diff else None
+    dot.node("legend", _legend(gens, phases, labels, marked is not None, view.back_edges),
+             shape="plaintext")
+    return dot.source
+
+
+def _ancestors(view: _View, n: str) -> list[str]:
+    out = []
+    while n in view.parent:
+        n = view.parent[n]
+        out.append(n)
+    return out
+
+
+def _title(view: _View) -> str:
+    roots = [view.g.nodes[n] for n in view.g.graph["roots"] if n != OUTSIDE]
+    total = _zero()
+    for a in view.agg.values():
+        _merge(total, a)
+    names = ", ".join(a["name"] for a in roots) or "no modules"
+    return (f"rngtrace: {names}: {_plural(total['draws'], 'draw')}, "
+            f"{_plural(total['values'], 'value')}")
+
+
+def _stream_edges(dot: Any, view: _View, ids: dict[str, str]) -> dict[str, str]:
+    """Arrows from each consumer to the next, one colour per generator; an arrow back
+    to a box already reached does not push the layout down (``constraint=false``)."""
+    colors: dict[str, str] = {}
+    streams = view.g.graph.get("streams", {})
+    for gen, seq in sorted(streams.items(), key=lambda kv: kv[0] != "default:cpu"):
+        boxes: list[str] = []
+        for n in seq:
+            b = view.box(n)
+            if not boxes or boxes[-1] != b:
+                boxes.append(b)
+        if len(boxes) < 2:
+            continue
+        color = colors[gen] = _GEN_COLORS[min(len(colors), len(_GEN_COLORS) - 1)]
+        seen: dict[str, int] = {}
+        counts: dict[tuple[str, str], int] = {}
+        for pos, b in enumerate(boxes):
+            seen.setdefault(b, pos)
+            if pos:
+                counts[(boxes[pos - 1], b)] = counts.get((boxes[pos - 1], b), 0) + 1
+        for (u, v), c in counts.items():
+            attrs = {"color": color}
+            if c > 1:
+                attrs.update(label=f"{TIMES}{c}", fontcolor=color)
+            if seen[v] <= seen[u]:
+                attrs.update(constraint="false", style="dashed")
+                view.back_edges = True
+            dot.edge(ids[u], ids[v], **attrs)
+    return colors
+
+
+def _legend(gens: dict[str, str], phases: list[str], labels: tuple[str, str] | None,
+            marked: bool, back: bool) -> str:
+    rows = []
+    if labels is not None:
+        a, b = (_esc(x) for x in labels)
+        for fill, text in STATUS.values():
+            rows.append(f'<tr><td bgcolor="{fill}" width="24"></td>'
+                        f'<td align="left">{_esc(text).format(a=a, b=b)}</td></tr>')
+        if marked:
+            rows.append('<tr><td border="3" color="#c92a2a"></td>'
+                        f'<td align="left">the first draw where {a} and {b} part: the '
+                        'stream moves from here on</td></tr>')
+    else:
+        for p, _ in _phase_order(dict.fromkeys(phases, 0)):
+            rows.append(f'<tr><td bgcolor="{PHASE_FILL.get(p, "white")}" width="24"></td>'
+                        f'<td align="left">draws in phase {p}</td></tr>')
+    for gen, color in gens.items():
+        rows.append(f'<tr><td><font color="{color}"><b>→</b></font></td>'
+                    f'<td align="left">next module to draw from {_esc(gen)}</td></tr>')
+    if back:
+        rows.append('<tr><td>- - →</td><td align="left">dashed: back to a module that drew '
+                    f'before; {TIMES}N: taken N times</td></tr>')
+    rows.append('<tr><td colspan="2" align="left"><i>modules that drew nothing are '
+                'not shown</i></td></tr>')
+    return ('<<table border="0" cellborder="1" cellspacing="2" cellpadding="3">'
+            + "".join(rows) + "</table>>")
