@@ -18,6 +18,8 @@ OK, DIFFERENT, ERROR = 0, 1, 2
 
 # verb -> module under rngtrace.cli, in the order --help lists them
 VERBS: dict[str, str] = {
+    "run": "run",
+    "show": "show",
     "dot": "dot",
 }
 

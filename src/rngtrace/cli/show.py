@@ -1,0 +1,220 @@
+"""``rngtrace show``: a log's per-module table, then its draws one per line."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import fnmatch
+import os
+import sys
+import warnings
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+from ..log import PHASES, Draw, Event, Log, module_label
+from . import OK, UsageError
+
+HELP = "show a log: which module drew how many values, then each draw"
+EXAMPLE = """examples:
+  rngtrace show train.rngtrace.jsonl              the table, then the first 100 draws
+  rngtrace show train.rngtrace.jsonl --by-module  the per-module table only
+  rngtrace show run.jsonl --phase init            the draws made while models were built
+  rngtrace show run.jsonl --module blocks.0 --limit 0
+                                                  all draws of blocks.0 and its submodules
+
+Listing columns: draw index; a flag ('-' the kernel drew nothing, 'd' the tensor drawn
+into was later replaced); module (state_dict path, '(root)' for the model itself, '-'
+outside modules); target (the parameter or buffer drawn into, relative to the module);
+the aten op; the shape; the generator; the user code that made the call."""
+
+WIDTH = 100  # the listing fits a terminal this wide
+_PROBE = 2000  # column widths are taken from the first rows shown, then kept
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("file", metavar="FILE", help="a log written by 'rngtrace run', "
+                        "record(path=...) or Log.save")
+    parser.add_argument("--by-module", action="store_true",
+                        help="the per-module table only, no draw listing")
+    parser.add_argument("--phase", choices=PHASES, help="only draws of this phase")
+    parser.add_argument("--module", metavar="PATTERN",
+                        help="only draws of modules (or targets) matching PATTERN: a name "
+                             "also matches its submodules; * and ? are wildcards")
+    parser.add_argument("--limit", type=int, default=100, metavar="N",
+                        help="list at most N draws (default 100; 0 lists all)")
+
+
+def run(args: argparse.Namespace) -> int:
+    import rngtrace
+
+    if args.limit < 0:
+        raise UsageError(f"rngtrace show: --limit must be 0 or more, not {args.limit}")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        log = rngtrace.load(args.file)
+    for w in caught:  # a log cut short by a crash: say so, show what there is
+        print(f"rngtrace: warning: {w.message}", file=sys.stderr)
+    try:
+        for line in render(log, args):
+            print(line)
+        sys.stdout.flush()
+    except BrokenPipeError:  # `rngtrace show ... | head`: stop quietly
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    return OK
+
+
+def render(log: Log, args: argparse.Namespace) -> Iterator[str]:
+    """The lines ``show`` prints: where the log comes from, the table, the listing."""
+    yield from describe(log, args.file)
+    draws = [d for d in log.draws if matches(d, args.phase, args.module)]
+    filters = [f"--{k.replace('_', '-')} {v}" for k, v in
+               (("phase", args.phase), ("module", args.module)) if v is not None]
+    shown = dataclasses.replace(log, draws=draws) if filters else log
+    yield ""
+    yield from table(shown)
+    if filters:
+        yield f"(only draws matching {' '.join(filters)})"
+    if args.by_module or not draws:
+        return
+    yield ""
+    limit = args.limit or len(draws)
+    yield from listing(draws[:limit], log.events)
+    if len(draws) > limit:
+        yield f"... {len(draws) - limit:,} more draws (--limit 0 lists them all)"
+
+
+def describe(log: Log, path: str) -> Iterator[str]:
+    """Two lines on where and how the log was recorded (from its header)."""
+    meta: dict[str, Any] = log.meta
+    yield f"{path}: rngtrace log" + (f", recorded {meta['time']}" if "time" in meta else "")
+    made = ", ".join(f"{name} {meta[k]}" for k, name in
+                     (("rngtrace", "rngtrace"), ("torch", "torch"), ("python", "Python"))
+                     if k in meta)
+    if made:
+        where = f" on {meta['platform']}" if "platform" in meta else ""
+        yield _clip(f"with {made}{where}", WIDTH)
+    argv = meta.get("argv")
+    if isinstance(argv, list) and argv:
+        yield "command: " + _clip(" ".join(str(a) for a in argv), WIDTH - 9)
+    level = "" if log.level == "op" else f", level {log.level}"
+    yield f"{log.steps:,} optimizer step{'s' if log.steps != 1 else ''}{level}"
+
+
+def table(log: Log, max_events: int = 20) -> Iterator[str]:
+    """:meth:`Log.summary` fitted to :data:`WIDTH` columns: totals, modules, events."""
+    yield log.summary().split("\n", 1)[0]
+    stats = log.module_stats()
+    if stats:
+        yield ""
+        several = len({s.model for s in stats if s.model is not None}) > 1
+        rows = [("module", "type", "draws", "values", "phases", "generators")]
+        for st in stats:
+            name = module_label(st.module)
+            rows.append((f"{st.model}:{name}" if several and st.model is not None else name,
+                         st.module_type or "", f"{st.draws:,}", f"{st.values:,}",
+                         " ".join(f"{p}:{n}" for p, n in st.phases.items()),
+                         " ".join(sorted(st.generators))))
+        widths = _fit([max(len(r[i]) for r in rows) for i in range(6)],
+                      {0: 20, 1: 8, 4: 10, 5: 11})
+        for r in rows:
+            cells = [_cut(c, w, 2 if i == 0 else 4) for i, (c, w) in
+                     enumerate(zip(r, widths, strict=True))]
+            yield "  ".join(c.rjust(w) if i in (2, 3) else c.ljust(w)
+                            for i, (c, w) in enumerate(zip(cells, widths, strict=True))).rstrip()
+    for e in log.events[:max_events]:
+        yield _clip(f"event: {e.kind} on {e.generator} before draw {e.before}"
+                    + (f" at {e.site}" if e.site else "") + (f": {e.detail}" if e.detail else ""),
+                    WIDTH)
+    if len(log.events) > max_events:
+        yield f"... {len(log.events) - max_events:,} more events"
+
+
+def matches(d: Draw, phase: str | None, pattern: str | None) -> bool:
+    """Whether a draw passes ``--phase`` and ``--module``."""
+    if phase is not None and d.phase != phase:
+        return False
+    if pattern is None:
+        return True
+    names = [d.where] + ([d.module] if d.module is not None else [])
+    names += [d.target] if d.target is not None else []
+    if any(c in pattern for c in "*?["):
+        return any(fnmatch.fnmatchcase(n, pattern) for n in names)
+    return any(n == pattern or n.startswith(pattern + ".") for n in names)
+
+
+def listing(draws: list[Draw], events: Iterable[Event]) -> Iterator[str]:
+    """One line per draw, fitted to :data:`WIDTH` columns; events where they happened."""
+    head: tuple[str, ...] = ("#", "", "module", "target", "op", "shape", "generator", "site")
+    rows = (_row(d) for d in draws)
+    probe = [head]
+    for r in rows:
+        probe.append(r)
+        if len(probe) > _PROBE:
+            break
+    widths = _fit([max(len(r[i]) for r in probe) for i in range(len(head))])
+    pending = sorted(events, key=lambda e: e.before)
+    k = 0
+    flags = set()
+    for n, r in enumerate(_chain(probe, rows)):
+        index = int(r[0]) if n else -1
+        while n and k < len(pending) and pending[k].before <= index:
+            e = pending[k]
+            k += 1
+            yield _clip(f"  -- {e.kind} on {e.generator}" + (f" at {e.site}" if e.site else "")
+                        + (f": {e.detail}" if e.detail else ""), WIDTH)
+        flags.add(r[1])
+        cells = [_cut(c, w, i) for i, (c, w) in enumerate(zip(r, widths, strict=True))]
+        cells[0] = cells[0].rjust(widths[0])
+        yield "  ".join(c.ljust(w) for c, w in zip(cells, widths, strict=True) if w).rstrip()
+    legend = [t for f, t in (("-", "'-': drew nothing"), ("d", "'d': discarded later"))
+              if f in flags]
+    if legend:
+        yield "(" + "; ".join(legend) + ")"
+
+
+def _chain(first: list[tuple[str, ...]], rest: Iterator[tuple[str, ...]]
+           ) -> Iterator[tuple[str, ...]]:
+    yield from first
+    yield from rest
+
+
+def _row(d: Draw) -> tuple[str, ...]:
+    target = d.target or ""
+    if d.module and target.startswith(d.module + "."):
+        target = target[len(d.module) + 1:]
+    flag = "d" if d.discarded else ("" if d.consumed else "-")
+    shape = "x".join(str(s) for s in d.shape) if d.shape else "()"
+    return (str(d.index), flag, d.where, target, d.op.removeprefix("aten::"), shape,
+            d.generator, d.site or "")
+
+
+# the narrowest each listing column may become: module, target, op, shape, generator, site
+_LEAST = {2: 16, 3: 6, 4: 14, 5: 11, 6: 11, 7: 20}
+
+
+def _fit(widths: list[int], least: dict[int, int] | None = None) -> list[int]:
+    """Narrow the widest columns until the line fits :data:`WIDTH` (two spaces between)."""
+    least = _LEAST if least is None else least
+    widths = list(widths)
+    over = sum(widths) + 2 * (sum(1 for w in widths if w) - 1) - WIDTH
+    while over > 0:
+        col = max(least, key=lambda c: widths[c] - least[c])
+        if widths[col] <= least[col]:
+            break
+        widths[col] -= 1
+        over -= 1
+    return widths
+
+
+def _cut(text: str, width: int, col: int) -> str:
+    """Shorten to ``width``: keep the end of paths and sites, the start of the rest."""
+    if len(text) <= width:
+        return text
+    if col in (2, 3, 7):
+        return "..." + text[len(text) - width + 3:]
+    return text[:width - 3] + "..."
+
+
+def _clip(text: str, width: int) -> str:
+    return text if len(text) <= width else text[:width - 3] + "..."
