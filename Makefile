@@ -21,6 +21,9 @@ venv: $(STAMP) ## create .venv with the pinned dependencies (torch 2.13.0 CPU)
 demo: $(STAMP) ## run the seed story end to end (examples/seed_story.py)
 	$(PY) examples/seed_story.py
 
+figures: $(STAMP) ## redraw docs/story_diff.svg from the story example (needs Graphviz)
+	$(PY) examples/make_figures.py docs
+
 test: $(STAMP) ## run the test suite
 	$(PY) -m pytest -q
 
@@ -31,4 +34,4 @@ lint: $(STAMP) ## ruff and mypy
 clean: ## remove the environment and caches
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis src/*.egg-info
 
-.PHONY: help venv demo test lint clean
+.PHONY: help venv demo test lint clean figures

@@ -316,6 +316,7 @@ STATUS = {
 PHASE_FILL = {"init": "#d0ebff", "forward": "#ffdeeb", "backward": "#e5dbff",
               "other": "#e9ecef"}
 TIMES = "\u00d7"
+_SP = "&#160;"  # a space after </b> that SVG viewers keep
 _GEN_COLORS = ("#343a40", "#1c7ed6", "#ae3ec9", "#0ca678", "#f76707", "#868e96")
 _STATS = ("draws", "values", "phases", "generators", "ops", "status")
 
@@ -426,11 +427,12 @@ def _esc(text: str) -> str:
 def _name(view: _View, n: str) -> str:
     """A module's name in its cluster: ``attn``; a collapsed run: ``h.0 … h.11``."""
     a = view.g.nodes[n]
+    up = view.g.nodes[view.parent[n]] if n in view.parent else None
+    # numbered children say whose: "blocks.0", "mlp.2" (not below the root: "0", "1")
+    pre = f"{up['name']}." if up is not None and up["depth"] and a["name"].isdigit() else ""
     if n not in view.runs:
-        return a["name"]
+        return pre + a["name"]
     first, last = (view.g.nodes[m]["name"] for m in (view.runs[n][0], view.runs[n][-1]))
-    up = view.g.nodes[view.parent[n]]
-    pre = f"{up['name']}." if up["depth"] else ""
     return f"{pre}{first} … {pre}{last}"
 
 
@@ -438,14 +440,14 @@ def _label(view: _View, n: str, own: bool, marked: bool, diff: bool) -> str:
     a, s = view.g.nodes[n], view.agg[n]
     rows = ['<font color="#c92a2a"><b>▶ first divergence</b></font>'] if marked else []
     if own:
-        rows.append(f"<b>{_esc(_name(view, n))}</b> (own draws)")
-        if a["targets"]:
-            short = [t.rsplit(".", 1)[-1] for t in a["targets"][:3]]
-            rows.append(_esc(", ".join(short) + (" …" if len(a["targets"]) > 3 else "")))
+        rows.append(f"<b>{_esc(_name(view, n))}</b>")
+        short = [t.rsplit(".", 1)[-1] for t in a["targets"][:3]]
+        more = " …" if len(a["targets"]) > 3 else ""
+        rows.append(_esc(f"own draws: {', '.join(short)}{more}" if short else "own draws"))
     else:
         head = f"<b>{_esc(_name(view, n))}</b>"
         if a["type"]:
-            head += f' <font color="#495057">{_esc(a["type"])}</font>'
+            head += f'{_SP}<font color="#495057">{_esc(a["type"])}</font>'
         rows.append(head)
         if n in view.runs:
             rows.append(f"<i>{TIMES}{len(view.runs[n])} identical, counts are per module</i>")
@@ -464,9 +466,9 @@ def _cluster_label(view: _View, n: str) -> str:
     a = view.g.nodes[n]
     text = f"<b>{_esc(_name(view, n))}</b>"
     if a["type"] and a["type"] != a["name"]:
-        text += f" {_esc(a['type'])}"
+        text += f"{_SP}{_esc(a['type'])}"
     if n in view.runs:
-        text += f" <i>{TIMES}{len(view.runs[n])} identical, counts are per module</i>"
+        text += f"{_SP}<i>{TIMES}{len(view.runs[n])} identical, counts are per module</i>"
     return f"<{text}>"
 
 
@@ -595,26 +597,26 @@ def _stream_edges(dot: Any, view: _View, ids: dict[str, str]) -> dict[str, str]:
 
 def _legend(gens: dict[str, str], phases: list[str], labels: tuple[str, str] | None,
             marked: bool, back: bool) -> str:
+    def row(cell: str, text: str) -> str:
+        # trailing spaces leave room for viewers whose fonts run wider than Graphviz's
+        return f'<tr>{cell}<td align="left">{text}{_SP * 3}</td></tr>'
+
     rows = []
     if labels is not None:
         a, b = (_esc(x) for x in labels)
-        for fill, text in STATUS.values():
-            rows.append(f'<tr><td bgcolor="{fill}" width="24"></td>'
-                        f'<td align="left">{_esc(text).format(a=a, b=b)}</td></tr>')
+        rows += [row(f'<td bgcolor="{fill}" width="24"></td>', _esc(text).format(a=a, b=b))
+                 for fill, text in STATUS.values()]
         if marked:
-            rows.append('<tr><td border="3" color="#c92a2a"></td>'
-                        f'<td align="left">the first draw where {a} and {b} part: the '
-                        'stream moves from here on</td></tr>')
+            rows.append(row('<td border="3" color="#c92a2a"></td>',
+                            "first divergence: the streams part here"))
     else:
-        for p, _ in _phase_order(dict.fromkeys(phases, 0)):
-            rows.append(f'<tr><td bgcolor="{PHASE_FILL.get(p, "white")}" width="24"></td>'
-                        f'<td align="left">draws in phase {p}</td></tr>')
-    for gen, color in gens.items():
-        rows.append(f'<tr><td><font color="{color}"><b>→</b></font></td>'
-                    f'<td align="left">next module to draw from {_esc(gen)}</td></tr>')
+        rows += [row(f'<td bgcolor="{PHASE_FILL.get(p, "white")}" width="24"></td>',
+                     f"draws in phase {p}") for p, _ in _phase_order(dict.fromkeys(phases, 0))]
+    rows += [row(f'<td><font color="{color}"><b>→</b></font></td>',
+                 f"next module to draw from {_esc(gen)}") for gen, color in gens.items()]
     if back:
-        rows.append('<tr><td>- - →</td><td align="left">dashed: back to a module that drew '
-                    f'before; {TIMES}N: taken N times</td></tr>')
+        rows.append(row("<td>- - →</td>", f"dashed: back to a module that drew before; "
+                                          f"{TIMES}N: taken N times"))
     rows.append('<tr><td colspan="2" align="left"><i>modules that drew nothing are '
                 'not shown</i></td></tr>')
     return ('<<table border="0" cellborder="1" cellspacing="2" cellpadding="3">'
