@@ -7,11 +7,12 @@
 ['0.weight', '0.bias']
 """
 
-from .errors import LogFormatError, RecordError, RngtraceError
+from .errors import LogFormatError, RecordError, RngtraceError, StableInitError
 from .graph import to_dot
 from .log import Draw, Event, GeneratorInfo, Log, ModuleStats
 from .logfile import load
 from .recorder import __version__, record
+from .stable import stable_init
 
 __all__ = [
     "Draw",
@@ -22,8 +23,10 @@ __all__ = [
     "ModuleStats",
     "RecordError",
     "RngtraceError",
+    "StableInitError",
     "__version__",
     "load",
     "record",
+    "stable_init",
     "to_dot",
 ]

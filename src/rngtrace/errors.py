@@ -25,3 +25,8 @@ class LogFormatError(RngtraceError):
         self.path = path
         self.line = line
         self.reason = message
+
+
+class StableInitError(RngtraceError):
+    """``stable_init()`` could not build the model: bad arguments, or a factory that did
+    not build the same structure twice (the message names the first difference)."""

@@ -1,0 +1,152 @@
+"""Cost of ``rngtrace.stable_init`` against plain construction, GPT-2-small sized.
+
+The model is defined here (nothing is downloaded) and initialised the way Hugging Face
+``GPT2LMHeadModel`` is: each layer draws in its constructor, ``post_init`` draws every
+weight again through ``apply(_init_weights)`` (with the scaled residual projections),
+and the LM head's own weight is drawn, then replaced by the tied embedding. 124,439,808
+parameters (12 layers, d=768, vocabulary 50257, 1024 positions).
+
+Run ``python benchmarks/bench_stable.py``; :func:`bench_stable_init` returns the two
+medians for the benchmark table.
+"""
+
+from __future__ import annotations
+
+import gc
+import math
+import statistics
+import time
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+
+@dataclass(frozen=True)
+class GPT2Config:
+    vocab: int = 50257
+    positions: int = 1024
+    dim: int = 768
+    layers: int = 12
+    heads: int = 12
+    std: float = 0.02
+
+
+class Attention(nn.Module):
+    def __init__(self, c: GPT2Config) -> None:
+        super().__init__()
+        self.c_attn = nn.Linear(c.dim, 3 * c.dim)
+        self.c_proj = nn.Linear(c.dim, c.dim)
+        self.attn_dropout = nn.Dropout(0.1)
+        self.resid_dropout = nn.Dropout(0.1)
+
+
+class MLP(nn.Module):
+    def __init__(self, c: GPT2Config) -> None:
+        super().__init__()
+        self.c_fc = nn.Linear(c.dim, 4 * c.dim)
+        self.c_proj = nn.Linear(4 * c.dim, c.dim)
+        self.act = nn.GELU()
+        self.dropout = nn.Dropout(0.1)
+
+
+class Block(nn.Module):
+    def __init__(self, c: GPT2Config) -> None:
+        super().__init__()
+        self.ln_1 = nn.LayerNorm(c.dim)
+        self.attn = Attention(c)
+        self.ln_2 = nn.LayerNorm(c.dim)
+        self.mlp = MLP(c)
+
+
+class PreTrained(nn.Module):
+    """The Hugging Face pattern: ``post_init`` re-draws every weight through ``apply``,
+    where ``self`` is the model and the module being initialised is an argument."""
+
+    config: GPT2Config
+
+    def post_init(self) -> None:
+        self.apply(self._init_weights)
+        self.tie_weights()
+
+    def tie_weights(self) -> None:
+        pass
+
+    def _init_weights(self, module: nn.Module) -> None:
+        std = self.config.std
+        if isinstance(module, nn.Linear):
+            module.weight.data.normal_(mean=0.0, std=std)
+            if module.bias is not None:
+                module.bias.data.zero_()
+        elif isinstance(module, nn.Embedding):
+            module.weight.data.normal_(mean=0.0, std=std)
+        elif isinstance(module, nn.LayerNorm):
+            module.bias.data.zero_()
+            module.weight.data.fill_(1.0)
+        # GPT-2's scaled init of the residual projections, as Hugging Face writes it.
+        for name, p in module.named_parameters():
+            if name == "c_proj.weight":
+                p.data.normal_(mean=0.0, std=std / math.sqrt(2 * self.config.layers))
+
+
+class GPT2Model(PreTrained):
+    def __init__(self, c: GPT2Config) -> None:
+        super().__init__()
+        self.config = c
+        self.wte = nn.Embedding(c.vocab, c.dim)
+        self.wpe = nn.Embedding(c.positions, c.dim)
+        self.drop = nn.Dropout(0.1)
+        self.h = nn.ModuleList(Block(c) for _ in range(c.layers))
+        self.ln_f = nn.LayerNorm(c.dim)
+        self.post_init()
+
+
+class GPT2LMHead(PreTrained):
+    def __init__(self, c: GPT2Config | None = None) -> None:
+        super().__init__()
+        c = c or GPT2Config()
+        self.config = c
+        self.transformer = GPT2Model(c)
+        self.lm_head = nn.Linear(c.dim, c.vocab, bias=False)
+        self.post_init()
+
+    def tie_weights(self) -> None:
+        self.lm_head.weight = self.transformer.wte.weight
+
+
+def _time(fn) -> float:
+    gc.collect()
+    t = time.perf_counter()
+    model = fn()
+    elapsed = time.perf_counter() - t
+    del model
+    gc.collect()
+    return elapsed
+
+
+def bench_stable_init(repeats: int = 3, config: GPT2Config | None = None) -> tuple[float, float]:
+    """Median seconds of (plain construction, ``stable_init``) of :class:`GPT2LMHead`.
+
+    The two are interleaved so that both see the same machine load; the first of each
+    is a warm-up and is not counted.
+    """
+    from rngtrace import stable_init
+
+    c = config or GPT2Config()
+    plain, stable = [], []
+    for i in range(repeats + 1):
+        p = _time(lambda: GPT2LMHead(c))
+        s = _time(lambda: stable_init(lambda: GPT2LMHead(c), seed=0))
+        if i:
+            plain.append(p)
+            stable.append(s)
+    return statistics.median(plain), statistics.median(stable)
+
+
+if __name__ == "__main__":
+    torch.manual_seed(0)
+    n = sum(p.numel() for p in GPT2LMHead().parameters())
+    p, s = bench_stable_init()
+    print(f"GPT-2-small-sized model ({n:,} parameters), CPU, torch {torch.__version__}")
+    print(f"plain construction: {p:.3f} s (median)")
+    print(f"stable_init:        {s:.3f} s (median), {s / p:.2f}x plain")

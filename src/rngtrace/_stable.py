@@ -1,0 +1,432 @@
+"""The pieces of :func:`rngtrace.stable_init`: where a draw goes, its key, its stream.
+
+A draw's *destination* is named in a way that does not depend on the random values, so
+that the two builds of :func:`~rngtrace.stable_init` name it alike:
+
+- ``Reg(owner, name, serial)``: a parameter or buffer, as registered: the owner's
+  sighting number (modules are numbered in the order they are first seen: drawing,
+  registering or being registered), the attribute name, and how many times that name
+  was registered on that owner before (a weight replaced by tying is another ``serial``);
+- ``Fresh(module, serial)``: a tensor drawn into before it was registered
+  (``Parameter(torch.randn(...))``), or never registered (a temporary): numbered in
+  order within the innermost module on the stack.
+
+A draw into a tensor that is neither (the random matrix of ``orthogonal_``, the
+resamples of ``trunc_normal_``) belongs to the innermost function on the stack whose
+first argument is a tensor with a destination: ``orthogonal_(tensor)`` and
+``_no_grad_trunc_normal_(tensor, ...)`` lend it their ``tensor``; if none has one, the
+innermost such tensor gets a fresh destination (``orthogonal_(torch.empty(...))``). The
+search stops at the first frame whose first argument is a module.
+
+After the first build, :func:`plan` turns destinations into keys: the state_dict key of
+the tensor in the final model (first key, so a tied weight has one), else the name it
+was registered under with ``~serial`` (a tensor the model dropped), else
+``module.path:tmpN`` for temporaries. :func:`keyed_generator` derives the stream of one
+draw from ``(seed, key, ordinal)``.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import struct
+import threading
+import weakref
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from types import FrameType
+from typing import Any
+
+import torch
+from torch import nn
+
+from .errors import StableInitError
+
+
+@dataclass(frozen=True, slots=True)
+class Reg:
+    owner: int  # sighting number of the module it was registered on
+    name: str
+    serial: int  # registrations of this name on this owner before this one
+
+
+@dataclass(frozen=True, slots=True)
+class Fresh:
+    module: int  # sighting number of the innermost module on the stack, -1 for none
+    serial: int  # fresh tensors drawn into within that module before this one
+
+
+Ident = Reg | Fresh
+
+
+def _storage_of(t: torch.Tensor) -> Any:
+    try:
+        return t.untyped_storage()
+    except Exception:  # tensors without storage (some subclasses, sparse)
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """What the first build tells the second: keys, and the structure to expect."""
+
+    keys: dict[Ident, str]
+    paths: list[str]  # module path by sighting number
+    types: list[str]  # module type by sighting number
+    state: list[tuple[str, tuple[int, ...], str]]  # (key, shape, dtype) of the model
+
+    def key(self, ident: Ident) -> str:
+        k = self.keys.get(ident)
+        if k is not None:
+            return k
+        if isinstance(ident, Fresh):  # a temporary the first build did not make
+            return temp_key(self.paths[ident.module] if ident.module >= 0 else None,
+                            ident.serial)
+        raise StableInitError(
+            f"the factory did not build the same model twice: the second build drew into "
+            f"{ident.name!r} of module {self.where(ident.owner)}, which the first build "
+            "never registered")
+
+    def where(self, ordinal: int) -> str:
+        path = self.paths[ordinal]
+        return f"{path!r} ({self.types[ordinal]})" if path else f"<root> ({self.types[ordinal]})"
+
+
+def temp_key(path: str | None, serial: int) -> str:
+    return f"{'<outside modules>' if path is None else path}:tmp{serial}"
+
+
+class Book:
+    """What one build saw: modules in order of sighting, registrations, destinations.
+
+    With ``expect`` (the first build's plan) every sighting and registration is checked
+    against it, and the first difference raises :class:`StableInitError`.
+    """
+
+    def __init__(self, expect: Plan | None = None) -> None:
+        self.expect = expect
+        self.thread = threading.get_ident()
+        self.modules: list[nn.Module] = []
+        self._ordinal: dict[int, int] = {}
+        self.parent: dict[int, tuple[int, str]] = {}  # child -> (parent, name), latest
+        self.regs: dict[Reg, Any] = {}  # -> weakref to the registered tensor
+        self.fresh: dict[Fresh, Any] = {}  # -> weakref to the storage drawn into
+        self.claims: dict[Fresh, Reg] = {}  # fresh tensor -> its first registration
+        self._serials: dict[tuple[int, str], int] = {}
+        self._fresh_next: dict[int, int] = {}
+        self._storage: dict[int, tuple[Any, Ident]] = {}  # id(storage) -> (weakref, ident)
+        self._handles: list[Any] = []
+        self.stop: FrameType | None = None  # the frame search ends here
+
+    # -- modules -----------------------------------------------------------------------
+    def sight(self, m: nn.Module) -> int:
+        o = self._ordinal.get(id(m))
+        if o is None:
+            o = len(self.modules)
+            self._ordinal[id(m)] = o
+            self.modules.append(m)
+            if self.expect is not None:
+                self._check_sight(o, m)
+        return o
+
+    def ordinal(self, m: nn.Module) -> int | None:
+        return self._ordinal.get(id(m))
+
+    def _check_sight(self, o: int, m: nn.Module) -> None:
+        exp = self.expect
+        assert exp is not None
+        kind = type(m).__qualname__
+        if o >= len(exp.types):
+            raise StableInitError(
+                f"the factory did not build the same model twice: the second build made "
+                f"a {kind} (module #{o + 1} seen) that the first build did not")
+        if exp.types[o] != kind:
+            raise StableInitError(
+                f"the factory did not build the same model twice: module #{o + 1} seen was "
+                f"{exp.where(o)} in the first build and a {kind} in the second")
+
+    # -- registration hooks -----------------------------------------------------------------
+    def install(self) -> None:
+        reg = nn.modules.module
+        self._handles = [
+            reg.register_module_module_registration_hook(self._on_module),
+            reg.register_module_parameter_registration_hook(self._on_tensor),
+            reg.register_module_buffer_registration_hook(self._on_tensor),
+        ]
+
+    def uninstall(self) -> None:
+        for h in self._handles:
+            h.remove()
+        self._handles = []
+
+    def _on_module(self, parent: nn.Module, name: str, child: nn.Module | None) -> None:
+        if child is None or threading.get_ident() != self.thread:
+            return
+        p = self.sight(parent)
+        self.parent[self.sight(child)] = (p, name)
+
+    def _on_tensor(self, owner: nn.Module, name: str, tensor: torch.Tensor | None) -> None:
+        if tensor is None or threading.get_ident() != self.thread:
+            return
+        o = self.sight(owner)
+        serial = self._serials.get((o, name), 0)
+        self._serials[(o, name)] = serial + 1
+        reg = Reg(o, name, serial)
+        if self.expect is not None and reg not in self.expect.keys:
+            raise StableInitError(
+                f"the factory did not build the same model twice: the second build "
+                f"registered {name!r} on module {self.expect.where(o)}, the first did not")
+        self.regs[reg] = weakref.ref(tensor)
+        storage = _storage_of(tensor)
+        if storage is None:
+            return
+        prev = self.lookup(tensor)
+        if isinstance(prev, Fresh) and prev not in self.claims:
+            self.claims[prev] = reg
+            if self.expect is not None:
+                self._check_claim(prev, reg)
+        self._storage[id(storage)] = (weakref.ref(storage), reg)
+
+    def _check_claim(self, fresh: Fresh, reg: Reg) -> None:
+        exp = self.expect
+        assert exp is not None
+        drawn = exp.keys.get(fresh)
+        if drawn != exp.keys[reg]:
+            what = f"drawn as {drawn!r}" if drawn is not None else "not drawn in the first build"
+            raise StableInitError(
+                f"the factory did not build the same model twice: a tensor {what} became "
+                f"{exp.keys[reg]!r} in the second build (is the number of draws into new "
+                "tensors value-dependent?)")
+
+    # -- destinations ---------------------------------------------------------------------
+    def lookup(self, t: torch.Tensor) -> Ident | None:
+        storage = _storage_of(t)
+        if storage is None:
+            return None
+        hit = self._storage.get(id(storage))
+        if hit is not None and hit[0]() is storage:
+            return hit[1]
+        return None
+
+    def from_frames(self, frame: FrameType | None) -> tuple[Ident | None, Any]:
+        """The destination lent by the innermost function whose first argument is a
+        tensor with one (see the module docstring), searching up to the first module
+        frame. Else None, and the innermost such tensor without one (it becomes the
+        draw's fresh destination: ``orthogonal_(torch.empty(...))``), if any."""
+        f = frame
+        unknown = None
+        while f is not None and f is not self.stop:
+            code = f.f_code
+            if code.co_argcount:
+                obj = f.f_locals.get(code.co_varnames[0])
+                if isinstance(obj, nn.Module):
+                    break
+                if isinstance(obj, torch.Tensor):
+                    ident = self.lookup(obj)
+                    if ident is not None:
+                        return ident, None
+                    if unknown is None:
+                        unknown = obj
+            f = f.f_back
+        return None, unknown
+
+    def new_fresh(self, module: int) -> Fresh:
+        n = self._fresh_next.get(module, 0)
+        self._fresh_next[module] = n + 1
+        return Fresh(module, n)
+
+    def bind(self, t: Any, ident: Fresh) -> None:
+        storage = _storage_of(t) if isinstance(t, torch.Tensor) else None
+        if storage is None:
+            return
+        ref = weakref.ref(storage)
+        self._storage[id(storage)] = (ref, ident)
+        self.fresh[ident] = ref
+
+
+def _tensors(model: nn.Module) -> Iterator[tuple[str, torch.Tensor]]:
+    yield from model.named_parameters()
+    yield from model.named_buffers()
+
+
+def plan(book: Book, model: nn.Module) -> Plan:
+    """Keys for every destination the first build saw, from the model it returned."""
+    paths: dict[int, str] = {}
+    for path, m in model.named_modules():
+        o = book.ordinal(m)
+        if o is not None:
+            paths.setdefault(o, path)
+
+    def path_of(o: int) -> str:
+        parts: list[str] = []
+        seen: set[int] = set()
+        while o not in paths:
+            if o in seen or o not in book.parent:  # never attached to the model
+                parts.append(f"<{type(book.modules[o]).__qualname__}#{o}>")
+                break
+            seen.add(o)
+            o, name = book.parent[o]
+            parts.append(name)
+        else:
+            if paths[o]:
+                parts.append(paths[o])
+        return ".".join(reversed(parts))
+
+    by_tensor: dict[int, str] = {}
+    by_storage: dict[int, str] = {}
+    storages = []  # keeps the ids valid
+    for key, t in _tensors(model):
+        by_tensor.setdefault(id(t), key)
+        s = _storage_of(t)
+        if s is not None:
+            storages.append(s)
+            by_storage.setdefault(id(s), key)
+
+    keys: dict[Ident, str] = {}
+    for reg, ref in book.regs.items():
+        t = ref()
+        k = by_tensor.get(id(t)) if t is not None else None
+        if k is None and t is not None:
+            s = _storage_of(t)
+            k = by_storage.get(id(s)) if s is not None else None
+        if k is None:  # dropped by the model (e.g. replaced by a tied weight)
+            owner = path_of(reg.owner)
+            k = f"{owner}.{reg.name}~{reg.serial}" if owner else f"{reg.name}~{reg.serial}"
+        keys[reg] = k
+    for fresh, sref in book.fresh.items():
+        s = sref()
+        k = by_storage.get(id(s)) if s is not None else None
+        if k is None and fresh in book.claims:
+            k = keys[book.claims[fresh]]
+        if k is None:
+            k = temp_key(path_of(fresh.module) if fresh.module >= 0 else None, fresh.serial)
+        keys[fresh] = k
+    all_paths = [path_of(o) for o in range(len(book.modules))]
+    types = [type(m).__qualname__ for m in book.modules]
+    return Plan(keys, all_paths, types, summary(model))
+
+
+def summary(model: nn.Module) -> list[tuple[str, tuple[int, ...], str]]:
+    return [(k, tuple(v.shape), str(v.dtype)) for k, v in model.state_dict().items()]
+
+
+# -- streams ------------------------------------------------------------------------------
+_DOMAIN = b"rngtrace.stable_init.v1\x00"
+_MT_OFFSET, _MT_WORDS, _CPU_STATE = 24, 624, 5056
+_CHECK_SEED = 20260101
+
+
+def _init_genrand(seed: int) -> list[int]:
+    """mt19937's own seeding (init_genrand), to check where torch keeps the state."""
+    s = [seed & 0xFFFFFFFF]
+    for j in range(1, _MT_WORDS):
+        s.append((1812433253 * (s[-1] ^ (s[-1] >> 30)) + j) & 0xFFFFFFFF)
+    return s
+
+
+@functools.cache
+def _cpu_template() -> bytes | None:
+    """A freshly seeded CPU state, if its layout is the one this module writes:
+    (seed u64, left i32, seeded i32, next u64, state u64[624], ...). None otherwise, and
+    CPU streams then fall back to ``manual_seed`` (whose seeds have 32 effective bits)."""
+    g = torch.Generator()
+    g.manual_seed(_CHECK_SEED)
+    raw = bytes(g.get_state().tolist())  # bytes(storage) reads byte by byte: 200x slower
+    if len(raw) != _CPU_STATE:
+        return None
+    head = struct.unpack_from("<QiiQ", raw, 0)
+    words = list(struct.unpack_from(f"<{_MT_WORDS}Q", raw, _MT_OFFSET))
+    if head != (_CHECK_SEED, 1, 1, 0) or words != _init_genrand(_CHECK_SEED):
+        return None
+    return raw
+
+
+def keyed_generator(seed: int, key: str, ordinal: int, device: torch.device) -> torch.Generator:
+    """The generator of draw ``ordinal`` into ``key``: a function of its arguments only.
+
+    CPU: the whole mt19937 state (624 words) comes from SHAKE-256, so streams do not
+    collide the way 32-bit seeds would. Other devices: ``manual_seed`` with 64 bits
+    (Philox takes them all).
+    """
+    material = _DOMAIN + f"{seed}\x00{ordinal}\x00{key}".encode()
+    g = torch.Generator(device=device)
+    template = _cpu_template() if device.type == "cpu" else None
+    if template is None:
+        g.manual_seed(int.from_bytes(hashlib.blake2b(material, digest_size=8).digest(),
+                                     "little"))
+        return g
+    digest = hashlib.shake_256(material).digest(8 + 4 * _MT_WORDS)
+    buf = bytearray(template)
+    struct.pack_into("<Q", buf, 0, int.from_bytes(digest[:8], "little"))
+    struct.pack_into(f"<{_MT_WORDS}Q", buf, _MT_OFFSET,
+                     *struct.unpack_from(f"<{_MT_WORDS}I", digest, 8))
+    g.set_state(torch.frombuffer(buf, dtype=torch.uint8))
+    return g
+
+
+_SIBLINGS: dict[Any, Any] = {}
+
+
+def with_generator(func: Any) -> Any:
+    """The overload of ``func``'s packet that takes the same arguments plus a keyword
+    ``generator`` (``aten::randn`` -> ``aten::randn.generator``), or None."""
+    try:
+        return _SIBLINGS[func]
+    except KeyError:
+        pass
+    found = None
+    want = [(a.name, str(a.type)) for a in func._schema.arguments]
+    packet = func.overloadpacket
+    for name in packet.overloads():
+        o = getattr(packet, name)
+        args = o._schema.arguments
+        gens = [a for a in args if "Generator" in str(a.type)]
+        if len(gens) == 1 and gens[0].kwarg_only and \
+                [(a.name, str(a.type)) for a in args if a is not gens[0]] == want:
+            found = o
+            break
+    _SIBLINGS[func] = found
+    return found
+
+
+def _arg(args: tuple, kwargs: dict, pos: int, name: str, default: Any) -> Any:
+    if pos < len(args):
+        return args[pos]
+    return kwargs.get(name, default)
+
+
+_FACTORY_KW = ("dtype", "layout", "device", "pin_memory")
+
+
+def _fill_inplace(pos: int, name: str, default: float) -> Callable[[tuple, dict], Any]:
+    def fill(args: tuple, kwargs: dict) -> Any:
+        return args[0].fill_(_arg(args, kwargs, pos, name, default))
+    return fill
+
+
+def _zeros(args: tuple, kwargs: dict) -> Any:
+    return torch.zeros(args[0], **{k: kwargs[k] for k in _FACTORY_KW if k in kwargs})
+
+
+def _zeros_like(args: tuple, kwargs: dict) -> Any:
+    kw = {k: kwargs[k] for k in (*_FACTORY_KW, "memory_format") if k in kwargs}
+    return torch.zeros_like(args[0], **kw)
+
+
+def _fills() -> dict[Any, Callable[[tuple, dict], Any]]:
+    """Cheap stand-ins for the draws that fill big tensors, used by the first build,
+    whose values nobody keeps. Each writes a value inside the distribution's support
+    (uniform's lower bound, normal's mean), so rejection loops such as
+    ``trunc_normal_``'s accept at once."""
+    a = torch.ops.aten
+    return {
+        a.uniform_.default: _fill_inplace(1, "from", 0.0),
+        a.normal_.default: _fill_inplace(1, "mean", 0.0),
+        a.randn.default: _zeros, a.randn.generator: _zeros,
+        a.rand.default: _zeros, a.rand.generator: _zeros,
+        a.randn_like.default: _zeros_like, a.randn_like.generator: _zeros_like,
+        a.rand_like.default: _zeros_like, a.rand_like.generator: _zeros_like,
+    }
+
+
+FILLS = _fills()

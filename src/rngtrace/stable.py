@@ -1,0 +1,296 @@
+"""``stable_init()``: build a model whose initial values are keyed by parameter name.
+
+With PyTorch's single global stream, a module added, removed or reordered moves the
+initial values of everything built after it. :func:`stable_init` builds the model so
+that every draw comes from a stream derived from ``(seed, state_dict key, ordinal of the
+draw into that key)``; the draws keep their ops and arguments, so the distributions are
+those of the model's own init code.
+
+How: a child gets its name from its parent only after its own ``__init__`` has drawn,
+so the factory is called twice. The first build learns the keys: it numbers modules in
+the order they are seen and names each draw's destination without looking at values
+(see ``_stable``); its draws are replaced by cheap fills (values nobody keeps). The
+second build runs the same code under a dispatch mode that passes each random op a
+generator seeded from the key (ops without a ``generator`` argument get their
+``.generator`` overload, or run with the device's default generator temporarily set
+to the keyed state). Both builds are checked to have the same structure.
+"""
+
+from __future__ import annotations
+
+import sys
+import weakref
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import torch
+from torch import nn
+from torch.utils._python_dispatch import TorchDispatchMode
+
+from . import _frames, _ops, _stable
+from ._generators import _default_generator
+from .errors import StableInitError
+from .recorder import _call_device, _result_tensor
+
+M = TypeVar("M", bound=nn.Module)
+
+# The first build gives up filling and draws for real when one destination receives
+# more than _FILL_ROUNDS times its size in elements (a rejection loop that never
+# accepts a filled value; filling row by row is one round), or after _FILL_DRAWS draws.
+_FILL_ROUNDS = 64
+_FILL_DRAWS = 1_000_000
+
+
+class _Restart(BaseException):
+    """The cheap first build looks stuck: draw for real instead. A BaseException, so
+    that ``except Exception`` in the user's code does not swallow it."""
+
+
+class _Mode(TorchDispatchMode):
+    """Forwards every op; random ones go to the build."""
+
+    def __init__(self, build: _Build) -> None:
+        super().__init__()
+        self.build = build
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        info = _ops.lookup(func)
+        if info is None:
+            return func(*args, **kwargs) if kwargs else func(*args)
+        return self.build.on_random(func, info, args, kwargs or {})
+
+
+class _Build:
+    """One call of the factory. ``kind``: "fill" (first build, cheap stand-ins for the
+    big draws), "real" (first build, draws as written; the fallback) or "keyed"."""
+
+    def __init__(self, kind: str, seed: int = 0, plan: _stable.Plan | None = None) -> None:
+        self.kind = kind
+        self.seed = seed
+        self.plan = plan
+        self.book = _stable.Book(expect=plan)
+        self.counts: dict[str, int] = {}  # draws so far per key
+        self.explicit: dict[int, tuple[torch.Generator, torch.Tensor]] = {}
+        self.filled: dict[_stable.Ident, list[int]] = {}  # [elements drawn, size]
+        self.draws = 0
+
+    def run(self, factory: Callable[[], Any]) -> Any:
+        self.book.stop = sys._getframe(0)
+        self.book.install()
+        try:
+            with _Mode(self):
+                model = factory()
+        finally:
+            self.book.uninstall()
+            for gen, state in self.explicit.values():  # first builds leave them as found
+                gen.set_state(state)
+        if not isinstance(model, nn.Module):
+            raise StableInitError(
+                f"the factory must return an nn.Module, it returned {type(model).__name__}")
+        return model
+
+    def on_random(self, func: Any, info: _ops.OpInfo, args: tuple, kwargs: dict) -> Any:
+        module = _frames.describe_stack(0).module
+        mo = self.book.sight(module) if module is not None else -1
+        gen = _ops.generator_arg(info, args, kwargs)
+        if gen is not None and not _is_default(gen):
+            return self._explicit(func, args, kwargs, gen)
+        device = _call_device(info, args, kwargs)
+        if device.type == "meta":  # draws nothing
+            return func(*args, **kwargs)
+        dest = _result_tensor(info, args, kwargs, None)
+        ident = self.book.lookup(dest) if dest is not None else None
+        registered = isinstance(ident, _stable.Reg)
+        lender = None
+        if ident is None:
+            ident, lender = self.book.from_frames(sys._getframe(1))
+        new = ident is None
+        if ident is None:
+            ident = self.book.new_fresh(mo)
+            if lender is not None:  # the matrix of orthogonal_(torch.empty(...))
+                self.book.bind(lender, ident)
+        if self.kind == "keyed":
+            assert self.plan is not None
+            key = self.plan.key(ident)
+            n = self.counts.get(key, 0)
+            self.counts[key] = n + 1
+            g = _stable.keyed_generator(self.seed, key, n, device)
+            out = _call_with(func, info, args, kwargs, g, device)
+        elif self.kind == "fill" and func in _stable.FILLS:
+            # A registered tensor keeps whatever it holds: its first-build values are
+            # thrown away, and not writing them spares touching every page of the
+            # model. Other tensors (temporaries, resamples) get a value inside the
+            # support, so that value-dependent loops end.
+            out = dest if registered and info.inplace else _stable.FILLS[func](args, kwargs)
+            self._guard(ident, _result_tensor(info, args, kwargs, out))
+        else:  # drawn for real on the default generator, restored after the build
+            out = func(*args, **kwargs)
+        if new:
+            assert isinstance(ident, _stable.Fresh)
+            self.book.bind(_result_tensor(info, args, kwargs, out), ident)
+        return out
+
+    def _explicit(self, func: Any, args: tuple, kwargs: dict, gen: torch.Generator) -> Any:
+        """A generator the model's code passed: its owner controls it. The second build
+        draws from it as written; the first leaves it as it found it."""
+        if self.kind == "keyed":
+            return func(*args, **kwargs)
+        handle = gen._cdata if hasattr(gen, "_cdata") else id(gen)
+        if handle not in self.explicit:
+            self.explicit[handle] = (gen, gen.get_state())
+        if self.kind == "fill" and func in _stable.FILLS:
+            return _stable.FILLS[func](args, kwargs)
+        return func(*args, **kwargs)
+
+    def _guard(self, ident: _stable.Ident, t: Any) -> None:
+        self.draws += 1
+        if not isinstance(t, torch.Tensor):
+            return
+        seen = self.filled.setdefault(ident, [0, 0])
+        seen[0] += t.numel()
+        seen[1] = max(seen[1], t.untyped_storage().nbytes() // max(t.element_size(), 1))
+        if seen[0] > _FILL_ROUNDS * seen[1] + 4096 or self.draws > _FILL_DRAWS:
+            raise _Restart
+
+
+def _is_default(gen: torch.Generator) -> bool:
+    """A default generator passed explicitly is treated like no generator at all."""
+    default = _default_generator(gen.device)
+    return default is not None and getattr(default, "_cdata", 0) == getattr(gen, "_cdata", 1)
+
+
+def _call_with(func: Any, info: _ops.OpInfo, args: tuple, kwargs: dict,
+               g: torch.Generator, device: torch.device) -> Any:
+    """Run ``func`` drawing from ``g``, whatever its signature."""
+    pos = info.generator_pos
+    if pos is not None:
+        if pos < len(args):
+            args = (*args[:pos], g, *args[pos + 1:])
+        else:
+            kwargs = {**kwargs, func._schema.arguments[pos].name: g}
+        return func(*args, **kwargs)
+    sibling = _stable.with_generator(func)
+    if sibling is not None:
+        return sibling(*args, **kwargs, generator=g)
+    # No generator argument anywhere (dropout, RNN, attention kernels): lend the keyed
+    # state to the device's default generator for this one call.
+    default = _default_generator(device)
+    if default is None:
+        return func(*args, **kwargs)
+    saved = default.get_state()
+    default.set_state(g.get_state())
+    try:
+        return func(*args, **kwargs)
+    finally:
+        default.set_state(saved)
+
+
+def _defaults() -> list[tuple[Any, torch.Tensor]]:
+    gens = [torch.default_generator]
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        gens.extend(torch.cuda.default_generators)
+    return [(g, g.get_state()) for g in gens]
+
+
+def _restore(saved: list[tuple[Any, torch.Tensor]]) -> None:
+    for g, state in saved:
+        g.set_state(state)
+
+
+def _first_build(factory: Callable[[], Any]) -> tuple[_stable.Plan, Any]:
+    """Build once to learn the keys: cheaply if possible, for real otherwise. Returns
+    the plan and a weak reference to the model built."""
+    saved = _defaults()
+    for kind in ("fill", "real"):
+        build = _Build(kind)
+        try:
+            model = build.run(factory)
+            return _stable.plan(build.book, model), weakref.ref(model)
+        except (_Restart, Exception) as e:
+            # Filled values can upset code that reads them (a Cholesky of zeros):
+            # draw for real, and let a factory that fails anyway fail there.
+            if kind == "real" or isinstance(e, StableInitError):
+                raise
+        finally:
+            _restore(saved)
+    raise AssertionError("unreachable")
+
+
+def _compare(plan: _stable.Plan, book: _stable.Book, model: nn.Module) -> None:
+    if len(book.modules) < len(plan.types):
+        o = len(book.modules)
+        raise StableInitError(
+            "the factory did not build the same model twice: the second build made fewer "
+            f"modules; the first also made {plan.where(o)}")
+    second = _stable.summary(model)
+    for a, b in zip(plan.state, second, strict=False):
+        if a != b:
+            raise StableInitError(
+                "the factory did not build the same model twice: state_dict entry "
+                f"{a[0]!r} {list(a[1])} {a[2]} in the first build, "
+                f"{b[0]!r} {list(b[1])} {b[2]} in the second")
+    if len(plan.state) != len(second):
+        extra = (plan.state + second)[min(len(plan.state), len(second))]
+        which = "first" if len(plan.state) > len(second) else "second"
+        raise StableInitError(
+            "the factory did not build the same model twice: only the "
+            f"{which} build has state_dict entry {extra[0]!r}")
+
+
+def stable_init(factory: Callable[[], M], seed: int) -> M:
+    """Build ``factory()`` with initial values keyed by parameter name, not by order.
+
+    Every draw made while the model is built comes from a stream derived from
+    ``(seed, key, n)``: ``key`` is the state_dict key of the parameter or buffer the
+    draw goes into, ``n`` counts the draws into that key. Draws into temporaries go
+    with the tensor they are for (``orthogonal_``'s random matrix, ``trunc_normal_``'s
+    resamples go with the weight), or else are keyed by their module's path and order.
+    The ops and their arguments are unchanged, so each parameter has the distribution
+    its model's code gives it. As a result:
+
+    - adding, removing or reordering modules or parameters leaves every other
+      parameter bit-identical; the same seed gives the same model, another seed
+      another model;
+    - every default generator (CPU, and CUDA when initialised) is left exactly as it
+      was, so what the program draws next (dropout masks, shuffling) does not depend on
+      how the model was initialised;
+    - draws on a generator the model's code passes explicitly are left alone.
+
+    ``factory`` is called twice (the keys are only known once a model is built): it
+    must build the same structure both times, or :class:`StableInitError` names the
+    first difference. The first model's values are never used. See
+    docs/stable_init.md for the limits (e.g. inserting into a ``ModuleList``
+    renumbers the later entries, and so their keys).
+
+    Example::
+
+        >>> import torch, rngtrace
+        >>> def small(extra):
+        ...     def build():
+        ...         m = torch.nn.Sequential()
+        ...         if extra:
+        ...             m.add_module("pre", torch.nn.Linear(4, 4))
+        ...         m.add_module("out", torch.nn.Linear(4, 2))
+        ...         return m
+        ...     return build
+        >>> a = rngtrace.stable_init(small(False), seed=0)
+        >>> b = rngtrace.stable_init(small(True), seed=0)
+        >>> torch.equal(a.out.weight, b.out.weight)
+        True
+    """
+    if not callable(factory):
+        raise StableInitError(f"factory must be a callable, not {type(factory).__name__}")
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        raise StableInitError(f"seed must be an int, not {seed!r}")
+    saved = _defaults()
+    try:
+        plan, first = _first_build(factory)
+        build = _Build("keyed", seed, plan)
+        model = build.run(factory)
+        if model is first():
+            raise StableInitError("the factory returned the same model twice: it must "
+                                  "build a new one at each call")
+        _compare(plan, build.book, model)
+        return model
+    finally:
+        _restore(saved)
