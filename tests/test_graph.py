@@ -20,7 +20,7 @@ from torch import nn
 
 import rngtrace
 from rngtrace.diff import Diff, diff
-from rngtrace.graph import OUTSIDE, GraphvizNotFound, save, to_networkx
+from rngtrace.graph import OUTSIDE, STATUS, GraphvizNotFound, diff_graph, save, to_networkx
 
 GOLDEN = Path(__file__).parent / "golden"
 UPDATE = os.environ.get("RNGTRACE_UPDATE_GOLDEN") == "1"
@@ -218,6 +218,38 @@ def test_several_models_are_prefixed():
     assert g.has_edge("Sequential#2", "Sequential#2:0")
 
 
+def test_diff_graph_status_and_first_divergence(story):
+    g = diff_graph(story)
+    assert g.graph["first_divergence"] == "blocks.0.attn.linear"
+    status = {n: a["status"] for n, a in g.nodes(data=True) if a["draws"]}
+    # default:cpu: embed 2 + pos 1 + qkv 2 + proj 2 = 7 equal, then the unused Linear
+    # (weight, bias) inserted in each block, and every later draw of the stream shifted
+    assert status["embed"] == status["blocks.0.attn.proj"] == {"equal": 2}
+    assert status[""] == {"equal": 1}
+    assert status["blocks.0.attn.linear"] == status["blocks.1.attn.linear"] == {"inserted": 2}
+    for n in ("blocks.0.mlp.0", "blocks.1.attn.qkv", "head", "blocks.1.attn.attn_drop"):
+        assert status[n] == {"shifted": 2}, n
+    # outside: the dataset's randn + randint on its own generator are equal; the
+    # DataLoader's two random_ (default) and randperm (a generator seeded from them) shifted
+    assert status[OUTSIDE] == {"equal": 2, "shifted": 3}
+    stream = g.graph["streams"]["default:cpu"]
+    assert stream[:6] == ["embed", "", "blocks.0.attn.qkv", "blocks.0.attn.proj",
+                          "blocks.0.attn.linear", "blocks.0.mlp.0"]
+    assert stream[-4:] == ["blocks.0.attn.attn_drop", "blocks.1.attn.attn_drop"] * 2
+
+
+def test_identical_diff_has_no_marker():
+    torch.manual_seed(0)
+    a = record_small()
+    torch.manual_seed(0)
+    d = diff(a, record_small())
+    assert d.identical
+    dot = rngtrace.to_dot(d)
+    assert "first divergence" not in dot and "the same draws" in dot
+    fills = re.findall(r'^\s*n\d+ \[.* fillcolor="([^"]*)"', dot, re.M)
+    assert len(fills) == 6 and set(fills) == {STATUS["equal"][0]}  # every box grey
+
+
 # -- DOT -------------------------------------------------------------------------
 
 def test_dot_golden_small():
@@ -335,3 +367,5 @@ def test_cli_bad_input(tmp_path, capsys):
         err = capsys.readouterr().err
         assert len(err.strip().splitlines()) == 1 and err.startswith("rngtrace: error:"), err
     assert not (tmp_path / "x.dot").exists()
+    assert main(["dot", "missing.rnglog", "-o", "x.jpg"]) == 2  # checked before loading
+    assert "extension must be one of .dot, .gv, .svg" in capsys.readouterr().err

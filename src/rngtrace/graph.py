@@ -352,6 +352,7 @@ class _View:
         self.rep: dict[str, str] = {}  # collapsed sibling -> the first of its run
         self.runs: dict[str, list[str]] = {}  # first of a run -> the run
         self._sigs: dict[str, Any] = {}
+        self._boxes: dict[str, str] = {}
         self.back_edges = False  # set while drawing: some stream arrow goes back
         if collapse:
             for root in sorted((n for n in self.visible if n not in self.parent),
@@ -396,6 +397,8 @@ class _View:
     def box(self, n: str) -> str:
         """The module shown for node ``n``: its shown ancestor, mapped into the first
         of a collapsed run (``h.7.attn`` -> ``h.0.attn``)."""
+        if n in self._boxes:
+            return self._boxes[n]
         chain = [self.shown(n)]
         while chain[-1] in self.parent:
             chain.append(self.parent[chain[-1]])
@@ -403,6 +406,7 @@ class _View:
         while chain:
             cur = self.by_name[(cur, self.g.nodes[chain.pop()]["name"])]
             cur = self.rep.get(cur, cur)
+        self._boxes[n] = cur
         return cur
 
 

@@ -43,6 +43,10 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"rngtrace dot: takes one or two log files, not {len(args.files)}")
     if args.depth is not None and args.depth < 0:
         raise UsageError(f"rngtrace dot: --depth must be 0 or more, not {args.depth}")
+    ext = args.output.rpartition(".")[2].lower()
+    if args.output != "-" and ext not in graph.FORMATS:
+        raise UsageError(f"rngtrace dot: -o {args.output}: the extension must be one of "
+                         + ", ".join("." + f for f in graph.FORMATS))
     logs = [rngtrace.load(path) for path in args.files]
     obj = logs[0] if len(logs) == 1 else diff(logs[0], logs[1], labels=_labels(args.files))
     collapse = not args.no_collapse
