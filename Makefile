@@ -27,6 +27,9 @@ figures: $(STAMP) ## redraw docs/story_diff.svg from the story example (needs Gr
 test: $(STAMP) ## run the test suite
 	$(PY) -m pytest -q
 
+bench: $(STAMP) ## time recording against plain, a bare dispatch mode and DebugMode (a few minutes); writes benchmarks/results.json and the README table
+	$(PY) benchmarks/bench.py
+
 lint: $(STAMP) ## ruff and mypy
 	$(VENV)/bin/ruff check src tests examples
 	$(VENV)/bin/mypy
@@ -34,4 +37,4 @@ lint: $(STAMP) ## ruff and mypy
 clean: ## remove the environment and caches
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis src/*.egg-info
 
-.PHONY: help venv demo test lint clean figures
+.PHONY: help venv demo test lint clean figures bench

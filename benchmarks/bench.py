@@ -1,0 +1,307 @@
+"""``make bench``: what recording costs, against the right references, in one process.
+
+    python benchmarks/bench.py [--quick] [--device cpu|cuda] [--threads N]
+                               [--only construct,step,...] [--json PATH] [--no-update]
+
+Each comparison alternates its cases round by round and reports medians and ratios; the
+table is printed, written with the machine to ``benchmarks/results.json`` and, for a
+full run, into the README and docs/benchmarks.md between the ``bench`` markers.
+``--quick`` shrinks every model and count to smoke-test the harness (its figures mean
+nothing, and it writes no README). See docs/benchmarks.md for what each line measures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import os
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from typing import Any
+
+import torch
+from torch.utils._python_dispatch import TorchDispatchMode
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+sys.path.insert(0, HERE)
+
+import harness  # noqa: E402
+from harness import Row, alternate, median  # noqa: E402
+from models import QUICK, StepConfig, Trainer  # noqa: E402
+from synthetic import synthetic  # noqa: E402
+
+import rngtrace  # noqa: E402
+
+BENCHES = ("construct", "step", "after", "diff", "logfile", "stable")
+SMALL_STEP = StepConfig(vocab=256, seq=32, dim=64, layers=2, heads=4, batch=4)
+
+
+class BareMode(TorchDispatchMode):
+    """The floor for any dispatch-level tracer: forwards every op, does nothing else."""
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        return func(*args, **(kwargs or {}))
+
+
+class Bench:
+    def __init__(self, quick: bool, device: str) -> None:
+        self.quick = quick
+        self.device = device
+        self.now = harness.clock(device)
+        self.rows: list[Row] = []
+        self.tmp = tempfile.mkdtemp(prefix="rngtrace-bench-")
+
+    def say(self, text: str) -> None:
+        print(f"  {text}", file=sys.stderr, flush=True)
+
+    def add(self, *args: Any, **kwargs: Any) -> Row:
+        row = Row(*args, **kwargs)
+        self.rows.append(row)
+        return row
+
+    def timed(self, fn: Callable[[], Any]) -> float:
+        gc.collect()
+        t = self.now()
+        out = fn()
+        elapsed = self.now() - t
+        del out
+        gc.collect()
+        return elapsed
+
+    # -- 1. construction ---------------------------------------------------------------
+    def construct(self) -> None:
+        from bench_stable import GPT2Config, GPT2LMHead
+
+        c = GPT2Config(vocab=100, positions=16, dim=16, layers=1, heads=2) if self.quick \
+            else GPT2Config()
+        dev = torch.device(self.device)
+
+        def build() -> Any:
+            with dev:
+                return GPT2LMHead(c)
+
+        def recorded() -> Any:
+            with rngtrace.record() as log, dev:
+                m = GPT2LMHead(c)
+            return m, log
+
+        n = sum(p.numel() for p in build().parameters())
+        draws = len(recorded()[1].draws)  # also the warm-up of both
+        s = alternate({"plain": lambda: [self.timed(build)],
+                       "record()": lambda: [self.timed(recorded)]},
+                      1 if self.quick else 3, self.say)
+        bench = f"1. build GPT-2-small-sized model ({n / 1e6:.1f}M params, {draws} draws)"
+        p = median(s["plain"])
+        self.add(bench, "plain", p, "s", samples=len(s["plain"]))
+        r = median(s["record()"])
+        self.add(bench, "record()", r, "s", r / p, "plain", "<= 1.03",
+                 samples=len(s["record()"]))
+
+    # -- 2. training step ----------------------------------------------------------------
+    def _steps(self, tr: Trainer, k: int) -> list[float]:
+        out = []
+        for _ in range(k):
+            t = self.now()
+            tr.step()
+            out.append(self.now() - t)
+        return out
+
+    def step(self) -> None:
+        cfg = QUICK if self.quick else SMALL_STEP
+        tr = Trainer(cfg, self.device)
+        k, rounds = (1, 1) if self.quick else (10, 12)
+        for _ in range(3):
+            tr.step()
+        closes: dict[str, list[float]] = {}
+
+        def window(name: str, make: Callable[[], Any], kk: int = k) -> Callable[[], list]:
+            def run() -> list[float]:
+                with make():
+                    tr.step()  # the first step of a window is not the steady state
+                    out = self._steps(tr, kk)
+                    t = self.now()
+                closes.setdefault(name, []).append(self.now() - t)
+                return out
+            return run
+
+        from torch.utils._debug_mode import DebugMode
+
+        path = os.path.join(self.tmp, "step.rngtrace.jsonl")
+        cases = {
+            "plain": lambda: self._steps(tr, k),
+            "bare TorchDispatchMode": window("bare", BareMode),
+            "record()": window("record()", rngtrace.record),
+            "record(path=...)": window("record(path=...)", lambda: rngtrace.record(path=path)),
+            "record(level='module')": window("module", lambda: rngtrace.record(level="module")),
+            "DebugMode": window("DebugMode", DebugMode, max(1, k // 2)),
+        }
+        s = alternate(cases, rounds, self.say)
+        bench = f"2. training step, small transformer ({_params(tr.model) / 1e3:.0f}k params)"
+        med = {name: median(v) for name, v in s.items()}
+        refs = {"bare TorchDispatchMode": ("plain", ""), "record()": ("bare", "<= 1.15"),
+                "record(path=...)": ("bare", ""), "record(level='module')": ("plain", "<= 1.05"),
+                "DebugMode": ("bare", "")}
+        self.add(bench, "plain", med["plain"], "s", samples=len(s["plain"]))
+        for name, (ref, target) in refs.items():
+            base = med["plain"] if ref == "plain" else med["bare TorchDispatchMode"]
+            self.add(bench, name, med[name], "s", med[name] / base, ref, target,
+                     samples=len(s[name]))
+        self.add(bench, "record(): closing the window", median(closes["record()"]), "s",
+                 note=f"after {k + 1} steps", samples=len(closes["record()"]))
+
+    # -- 3. after the window ------------------------------------------------------------
+    def after(self) -> None:
+        cfg = QUICK if self.quick else SMALL_STEP
+        tr = Trainer(cfg, self.device)
+        k, rounds = (1, 1) if self.quick else (20, 12)
+        for _ in range(3):
+            tr.step()
+
+        def past(make: Callable[[], Any]) -> Callable[[], list[float]]:
+            def run() -> list[float]:
+                with make():
+                    tr.step()
+                    tr.step()  # the window closes at this optimizer step
+                    return self._steps(tr, k)
+            return run
+
+        s = alternate({
+            "plain": lambda: self._steps(tr, k),
+            "record(steps=2)": past(lambda: rngtrace.record(steps=2)),
+            "record(level='module', steps=2)": past(
+                lambda: rngtrace.record(level="module", steps=2)),
+        }, rounds, self.say)
+        bench = "3. training step after the window (steps 3+)"
+        p = median(s["plain"])
+        self.add(bench, "plain", p, "s", samples=len(s["plain"]))
+        for name in ("record(steps=2)", "record(level='module', steps=2)"):
+            self.add(bench, name, median(s[name]), "s", median(s[name]) / p, "plain",
+                     "<= 1.01", samples=len(s[name]))
+
+    # -- 4. diff -------------------------------------------------------------------------
+    def diff(self) -> None:
+        fn = getattr(rngtrace, "diff", None)
+        bench = "4. diff, synthetic logs, 3 insertions"
+        if not callable(fn):
+            self.add(bench, "rngtrace.diff", None, "s", note="not available in this tree")
+            return
+        sizes = (100, 1_000) if self.quick else (10_000, 100_000, 1_000_000)
+        prev: tuple[int, float] | None = None
+        for n in sizes:
+            a = synthetic(n)
+            b = synthetic(n, insert=(n // 10, n // 2, 9 * n // 10))
+            reps = 1 if self.quick or n >= 1_000_000 else 3
+            t = median([self.timed(lambda a=a, b=b: fn(a, b)) for _ in range(reps)])
+            growth = ""
+            if prev is not None:
+                growth = f"x{n / prev[0]:g} draws: x{t / prev[1]:.1f} time"
+            self.add(bench, f"{n:,} draws", t, "s", note=growth, samples=reps)
+            prev = (n, t)
+            del a, b
+            gc.collect()
+
+    # -- 5. log files -------------------------------------------------------------------
+    def logfile(self) -> None:
+        bench = "5. log files: size, save, load"
+        with rngtrace.record() as real:
+            tr = Trainer(QUICK if self.quick else SMALL_STEP, self.device)
+            for _ in range(2 if self.quick else 20):
+                tr.step()
+        with rngtrace.record(level="module") as light:
+            for _ in range(2 if self.quick else 20):
+                tr.step()
+        n = 200 if self.quick else 100_000
+        logs = (("recorded: small transformer, build + steps", real),
+                ("recorded, level='module': steps", light),
+                (f"synthetic, {n:,} draws", synthetic(n)))
+        path = os.path.join(self.tmp, "log.rngtrace.jsonl")
+        for label, log in logs:
+            reps = 1 if self.quick or len(log.draws) < 1000 else 3
+            save = median([self.timed(lambda log=log: log.save(path)) for _ in range(reps)])
+            size = os.path.getsize(path)
+            load = median([self.timed(lambda: rngtrace.load(path)) for _ in range(reps)])
+            d = max(1, len(log.draws))
+            self.add(bench, f"{label}: size", size / d, "B/draw",
+                     note=f"{len(log.draws):,} draws, {size:,} B", samples=1)
+            self.add(bench, f"{label}: save", d / save, "draws/s", samples=reps)
+            self.add(bench, f"{label}: load", d / load, "draws/s", samples=reps)
+
+    # -- 6. stable_init -------------------------------------------------------------------
+    def stable(self) -> None:
+        bench = "6. stable_init, GPT-2-small-sized model"
+        try:
+            from bench_stable import GPT2Config, bench_stable_init
+        except ImportError as e:
+            self.add(bench, "stable_init", None, "s", note=f"not available ({e})")
+            return
+        c = GPT2Config(vocab=100, positions=16, dim=16, layers=1, heads=2) if self.quick \
+            else GPT2Config()
+        plain, stable = bench_stable_init(repeats=1 if self.quick else 3, config=c)
+        self.add(bench, "plain construction", plain, "s", samples=1 if self.quick else 3)
+        self.add(bench, "stable_init", stable, "s", stable / plain, "plain",
+                 samples=1 if self.quick else 3)
+
+
+def _params(model: torch.nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--quick", action="store_true", help="tiny sizes, one round: a smoke test")
+    p.add_argument("--device", default="cpu", help="cpu (default) or cuda")
+    p.add_argument("--threads", type=int, default=1,
+                   help="torch intra-op threads (default 1: stable ratios on a shared "
+                        "machine; 0 keeps torch's default)")
+    p.add_argument("--only", default=",".join(BENCHES),
+                   help=f"comma-separated subset of {','.join(BENCHES)}")
+    p.add_argument("--json", default=None,
+                   help="where to write the results (default benchmarks/results.json; "
+                        "none with --quick)")
+    p.add_argument("--no-update", action="store_true",
+                   help="do not write the table into README.md and docs/benchmarks.md")
+    args = p.parse_args(argv)
+    only = [b.strip() for b in args.only.split(",") if b.strip()]
+    unknown = sorted(set(only) - set(BENCHES))
+    if unknown:
+        p.error(f"unknown benchmark(s): {', '.join(unknown)}")
+    if args.device.startswith("cuda") and not torch.cuda.is_available():
+        p.error("--device cuda: no CUDA device here")
+    if args.threads > 0:
+        torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+    bench = Bench(args.quick, args.device)
+    info = harness.machine(args.device)
+    print(f"rngtrace benchmarks{' (--quick: figures mean nothing)' if args.quick else ''}: "
+          f"{harness.describe(info)}", flush=True)
+    t0 = time.perf_counter()
+    for name in BENCHES:
+        if name in only:
+            print(f"[{name}]", file=sys.stderr, flush=True)
+            t = time.perf_counter()
+            getattr(bench, name)()
+            print(f"  {time.perf_counter() - t:.1f} s", file=sys.stderr, flush=True)
+    text = harness.table(bench.rows)
+    print(text)
+    print(f"({time.perf_counter() - t0:.0f} s)", flush=True)
+    result = {"machine": info, "quick": args.quick, "benchmarks": only,
+              "rows": harness.to_json(bench.rows), "table": text}
+    out = args.json or (None if args.quick else os.path.join(HERE, "results.json"))
+    if out is not None:
+        with open(out, "w", encoding="utf-8") as f:
+            json.dump(result, f, indent=1)
+            f.write("\n")
+    if not args.quick and not args.no_update:
+        region = f"Measured by `make bench` on {harness.describe(info)}.\n\n{text}\n"
+        for doc in ("README.md", os.path.join("docs", "benchmarks.md")):
+            if harness.update_region(os.path.join(ROOT, doc), region):
+                print(f"table written into {doc}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,458 @@
+"""The light mode, ``record(level="module")``: which module consumed, with no dispatch mode.
+
+The op-level recorder sees every random kernel, at the price of a dispatch mode on
+every op (about 2x a small model's step). The light mode sees only module calls: two
+global forward hooks (``register_module_forward_pre_hook`` and ``..._forward_hook``)
+read the default generators' states at each module call's entry and exit, and charge a
+change to the module whose *own* code ran in between, i.e. the innermost module open
+(a parent's entry-to-exit difference includes its children's, so it is never used).
+Nothing else is touched, so a whole training run can stay monitored.
+
+What a module-level log holds (``Log.level == "module"``), one :class:`~rngtrace.Draw`
+per module call and generator that moved the state, written when the call returns
+(children before their parent):
+
+- ``op="module"``, ``module``/``module_type``/``model`` as the op recorder names them
+  (state_dict paths in the outermost module called), ``phase="forward"`` (``"backward"``
+  for a forward re-run inside backward, as activation checkpointing does);
+- ``numel``: on CUDA the Philox offset advance (a count of offset units, 4 per thread
+  per kernel, not of values), on CPU 0: an mt19937 state says *whether* it moved, not
+  by how much;
+- ``state_before``/``state_after``: the state before the call's first consumption and
+  after its last (digests on CPU, ``"SEED:OFFSET"`` on CUDA); ``site``/``code``: the
+  user line that called the module;
+- consumption between module calls (a DataLoader's ``random_``/``randperm``, a
+  ``torch.rand`` in the training loop, dropout in a loss written as a function) is not
+  an error but ordinary use, so it is recorded as an *outside* record: the same
+  ``op="module"`` with ``module=None`` and ``phase="other"``, one per stretch of code
+  between two module calls (or up to an optimizer step, or the window's end);
+- ``Log.called`` lists the modules called in the window, ``with_grad`` stays None.
+
+Only the default generators are read (CPU, and every CUDA device initialised by the
+program, looked at again at each top-level module call); draws from explicit
+``torch.Generator`` objects are invisible here. Reseeds through ``torch.manual_seed`` and
+friends are recorded as ``"reseed"`` events, as in the op recorder; consumption since the
+previous module boundary is then merged into the reseed and not charged. A CUDA state that
+moves backwards without a reseed the window saw is a ``"gap"`` event. Module calls from
+other threads are ignored (their consumption is charged to whatever the recording thread
+is running). Under ``torch.compile`` the hooks see only the modules dynamo leaves alone.
+
+Example::
+
+    >>> import torch, rngtrace
+    >>> net = torch.nn.Sequential(torch.nn.Linear(4, 4), torch.nn.Dropout(0.5))
+    >>> with rngtrace.record(level="module") as log:
+    ...     y = net(torch.ones(2, 4))
+    >>> [(d.module, d.module_type, d.numel) for d in log.draws]
+    [('1', 'Dropout', 0)]
+"""
+
+from __future__ import annotations
+
+import ctypes
+import threading
+import warnings
+from dataclasses import dataclass
+from typing import Any, cast
+
+import torch
+from torch import nn
+from torch.optim.optimizer import register_optimizer_step_post_hook
+
+from . import _frames
+from . import recorder as _rec
+from ._generators import state_text
+from ._reseed import ReseedWatch, describe_call
+from .errors import RecordError
+from .log import Draw, Event, GeneratorInfo, Log
+
+# torch.nn leaf modules whose forward never draws. Their calls (exact type, no hooks of
+# their own, which could draw) are not read: more than half the calls of a transformer.
+_PURE = frozenset(getattr(nn, name) for name in (
+    "Linear", "Bilinear", "Identity", "Embedding", "EmbeddingBag", "Flatten", "Unflatten",
+    "Conv1d", "Conv2d", "Conv3d", "ConvTranspose1d", "ConvTranspose2d", "ConvTranspose3d",
+    "LayerNorm", "GroupNorm", "RMSNorm", "LocalResponseNorm", "BatchNorm1d", "BatchNorm2d",
+    "BatchNorm3d", "InstanceNorm1d", "InstanceNorm2d", "InstanceNorm3d",
+    "ReLU", "ReLU6", "GELU", "SiLU", "Mish", "Tanh", "Sigmoid", "Softmax", "LogSoftmax",
+    "LeakyReLU", "ELU", "SELU", "CELU", "Hardswish", "Hardsigmoid", "Hardtanh", "Softplus",
+    "MaxPool1d", "MaxPool2d", "MaxPool3d", "AvgPool1d", "AvgPool2d", "AvgPool3d",
+    "AdaptiveAvgPool1d", "AdaptiveAvgPool2d", "AdaptiveAvgPool3d", "AdaptiveMaxPool1d",
+    "AdaptiveMaxPool2d", "AdaptiveMaxPool3d", "Upsample", "PixelShuffle", "ZeroPad2d",
+    "CrossEntropyLoss", "NLLLoss", "MSELoss", "L1Loss", "BCELoss", "BCEWithLogitsLoss",
+) if hasattr(nn, name))
+
+_BACKWARDS = "CUDA generator state moved backwards or was reseeded (not by a call the " \
+             "window saw: a restored state, Generator.manual_seed)"
+
+
+@dataclass(slots=True)
+class _Gen:
+    """One default generator, with the last state read (bytes on CPU, (seed, offset) on
+    CUDA, both cheap to compare)."""
+
+    name: str
+    device: str
+    generator: Any
+    cuda: bool
+    last: Any = None
+    text: str | None = None  # display form of ``last``, computed when needed
+    first: str | None = None
+    seed: int | None = None
+
+    def read(self) -> Any:
+        g = self.generator
+        if self.cuda:
+            return g.initial_seed(), g.get_offset()
+        s = g.get_state()  # a fresh CPU uint8 tensor; one memcpy to compare
+        return ctypes.string_at(s.data_ptr(), s.numel())
+
+    def show(self, raw: Any) -> str:
+        if self.cuda:
+            return f"{raw[0]}:{raw[1]}"
+        return state_text(raw, self.device)
+
+
+@dataclass(slots=True)
+class _Use:
+    """What one open module call consumed from one generator so far."""
+
+    gen: _Gen
+    before: str
+    after: Any
+    delta: int = 0
+
+
+class _Paths:
+    """state_dict paths of called modules, from the outermost module of each call."""
+
+    def __init__(self) -> None:
+        self.roots: list[nn.Module] = []  # in order first called; keeps ids valid
+        self._root_ids: set[int] = set()
+        self._built: set[int] = set()
+        self._where: dict[int, tuple[str, str]] = {}  # id(module) -> (model, path)
+
+    def note_root(self, module: nn.Module) -> None:
+        if id(module) not in self._root_ids and id(module) not in self._where:
+            self._root_ids.add(id(module))
+            self.roots.append(module)
+
+    def changed(self) -> None:
+        """A module was registered somewhere: paths may have moved."""
+        self._built.clear()
+        self._where.clear()
+
+    def _build(self, root: nn.Module) -> None:
+        self._built.add(id(root))
+        label = self._label(root)
+        for path, mod in root.named_modules(remove_duplicate=False):
+            self._where.setdefault(id(mod), (label, path))
+
+    def _label(self, root: nn.Module) -> str:
+        name = type(root).__name__
+        same = 0
+        for r in self.roots:
+            if r is root:
+                break
+            if type(r).__name__ == name:
+                same += 1
+        return name if same == 0 else f"{name}#{same + 1}"
+
+    def resolve(self, module: nn.Module, root: nn.Module | None) -> tuple[str | None, str]:
+        hit = self._where.get(id(module))
+        if hit is None:
+            extra = [root] if root is not None and id(root) not in self._root_ids else []
+            for r in self.roots + extra:
+                if id(r) not in self._built:
+                    self._build(r)
+                    hit = self._where.get(id(module))
+                    if hit is not None:
+                        break
+        if hit is None:  # not inside any model called (a module made inside forward)
+            return None, f"<{type(module).__name__}>"
+        return hit
+
+    def parameter_keys(self) -> dict[int, tuple[str, str, torch.Tensor]]:
+        """id(parameter) -> (model, first state_dict key, parameter), over all models."""
+        out: dict[int, tuple[str, str, torch.Tensor]] = {}
+        for root in self.roots:
+            label = self._label(root)
+            for path, mod in root.named_modules(remove_duplicate=False):
+                for name, p in mod._parameters.items():
+                    if p is not None and id(p) not in out:
+                        out[id(p)] = (label, f"{path}.{name}" if path else name, p)
+        return out
+
+    def clear(self) -> None:
+        self.roots.clear()
+        self._root_ids.clear()
+        self.changed()
+
+
+class ModuleRecorder:
+    """The window opened by ``record(level="module")``; ``with`` gives its :class:`Log`."""
+
+    def __init__(self, steps: int | None = None, sink: _rec.Sink | None = None) -> None:
+        if steps is not None and (isinstance(steps, bool) or not isinstance(steps, int)
+                                  or steps < 1):
+            raise RecordError(f"steps must be a positive integer or None, not {steps!r}")
+        self.steps_limit = steps
+        self.log = Log(level="module")
+        self._sink: _rec.Sink = sink if sink is not None else _rec.MemorySink()
+        self._gens: list[_Gen] = []
+        self._cuda_seen = 0
+        self._stack: list[nn.Module] = []
+        self._uses: dict[int, list[_Use]] = {}  # depth in _stack -> consumption so far
+        self._called: dict[int, nn.Module] = {}
+        self._graded: dict[int, torch.Tensor] = {}  # parameters seen with a gradient
+        self._paths = _Paths()
+        self._reseed = ReseedWatch(self._on_reseed)
+        self._handles: list[Any] = []
+        self._count = 0
+        self._steps = 0
+        self._thread = 0
+        self._state = "new"  # new -> recording -> stopped
+        self._warned = False
+
+    # -- window --------------------------------------------------------------------
+    def __enter__(self) -> Log:
+        if self._state != "new":
+            raise RecordError("a record() window can only be entered once")
+        with _rec._active_lock:
+            if _rec._active is not None:
+                raise RecordError("record() windows cannot be nested or run concurrently")
+            _rec._active = cast(Any, self)
+        try:
+            self._thread = threading.get_ident()
+            self.log.meta = _rec.header()
+            self._add_gen("default:cpu", "cpu", torch.default_generator, cuda=False)
+            self._check_cuda()
+            self._sink.start(self.log)
+            reg = nn.modules.module
+            self._handles = [
+                reg.register_module_forward_pre_hook(self._pre),
+                reg.register_module_forward_hook(self._post, always_call=True),
+                reg.register_module_module_registration_hook(self._on_module),
+                register_optimizer_step_post_hook(self._on_step),
+            ]
+            self._reseed.install()
+        except BaseException:
+            self._uninstall()
+            raise
+        self._state = "recording"
+        return self.log
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        self._stop(complete=exc_type is None)
+
+    def _uninstall(self) -> None:
+        for h in self._handles:
+            h.remove()
+        self._handles = []
+        self._reseed.uninstall()
+        with _rec._active_lock:
+            if _rec._active is cast(Any, self):
+                _rec._active = None
+
+    def _stop(self, complete: bool) -> None:
+        if self._state != "recording":
+            return
+        self._state = "stopped"
+        try:
+            self._boundary()
+            while self._stack:  # closed inside a module call: charge what is open
+                self._close(len(self._stack) - 1)
+                self._stack.pop()
+            self._usage()
+            self.log.generators = {g.name: GeneratorInfo(g.name, g.device, g.seed, g.first)
+                                   for g in self._gens}
+            self.log.steps = self._steps
+            self.log.complete = complete
+            self._sink.finish(self.log, {})
+        finally:
+            self._uninstall()
+            self._uses.clear()
+            self._called.clear()
+            self._graded.clear()
+            self._paths.clear()
+            for g in self._gens:
+                g.generator = None
+
+    # -- generators ------------------------------------------------------------------
+    def _add_gen(self, name: str, device: str, generator: Any, cuda: bool) -> None:
+        g = _Gen(name, device, generator, cuda)
+        g.last = g.read()
+        g.text = g.first = g.show(g.last)
+        g.seed = generator.initial_seed()
+        self._gens.append(g)
+
+    def _check_cuda(self) -> None:
+        """Add the CUDA default generators once the program has initialised CUDA."""
+        if self._cuda_seen or not torch.cuda.is_initialized():
+            return
+        self._cuda_seen = torch.cuda.device_count()
+        for i in range(self._cuda_seen):
+            self._add_gen(f"default:cuda:{i}", f"cuda:{i}", torch.cuda.default_generators[i],
+                          cuda=True)
+
+    # -- hooks (the hot path: two per module call) -------------------------------------
+    def _pre(self, module: nn.Module, args: Any) -> None:
+        if threading.get_ident() != self._thread:
+            return
+        try:
+            self._called[id(module)] = module
+            stack = self._stack
+            if stack and type(module) in _PURE and not (module._forward_pre_hooks
+                                                        or module._forward_hooks):
+                return
+            if not stack:
+                self._check_cuda()
+                self._paths.note_root(module)
+            self._boundary()
+            stack.append(module)
+        except Exception as e:  # never let a recorder bug break the user's program
+            self._internal_error(e)
+
+    def _post(self, module: nn.Module, args: Any, output: Any) -> None:
+        if threading.get_ident() != self._thread:
+            return
+        try:
+            stack = self._stack
+            if not stack or (stack[-1] is not module and type(module) in _PURE):
+                return  # a call not read at entry (see _PURE)
+            self._boundary()
+            if stack[-1] is module:
+                self._close(len(stack) - 1)
+                stack.pop()
+                return
+            for depth in range(len(stack) - 1, -1, -1):  # calls left without a post
+                if stack[depth] is module:
+                    while len(stack) > depth:
+                        self._close(len(stack) - 1)
+                        stack.pop()
+                    return
+        except Exception as e:
+            self._internal_error(e)
+
+    def _boundary(self) -> None:
+        """Read the states; charge any change to the innermost open call (or outside)."""
+        for g in self._gens:
+            raw = g.read()
+            if raw != g.last:
+                self._charge(g, raw)
+
+    def _charge(self, g: _Gen, raw: Any) -> None:
+        before, before_text = g.last, g.text or g.show(g.last)
+        g.last, g.text = raw, None
+        delta = 0
+        if g.cuda:
+            if raw[0] != before[0] or raw[1] < before[1]:
+                self._sink.event(Event("gap", g.name, self._count, None, _BACKWARDS))
+                return
+            delta = raw[1] - before[1]
+        depth = len(self._stack) - 1
+        if depth < 0:
+            g.text = g.show(raw)
+            self._emit(g, None, None, "other", before_text, g.text, delta, None, None)
+            return
+        uses = self._uses.setdefault(depth, [])
+        for u in uses:
+            if u.gen is g:
+                u.after = raw
+                u.delta += delta
+                return
+        uses.append(_Use(g, before_text, raw, delta))
+
+    def _close(self, depth: int) -> None:
+        """The call at ``depth`` returns: write what it consumed."""
+        uses = self._uses.pop(depth, None)
+        if not uses:
+            return
+        stack = self._stack
+        module = stack[depth]
+        model, path = self._paths.resolve(module, stack[0])
+        site, code = _frames.user_site(1)
+        phase = "backward" if torch._C._current_autograd_node() is not None else "forward"
+        for u in uses:
+            after = u.gen.show(u.after)
+            if u.after == u.gen.last:
+                u.gen.text = after
+            self._emit(u.gen, (model, path), type(module).__name__, phase, u.before, after,
+                       u.delta, site, code)
+
+    def _emit(self, g: _Gen, where: tuple[str | None, str] | None, module_type: str | None,
+              phase: str, before: str, after: str, delta: int, site: str | None,
+              code: str | None) -> None:
+        draw = Draw(
+            index=self._count, op="module",
+            module=where[1] if where is not None else None, module_type=module_type,
+            target=None, phase=phase, step=self._steps, shape=(), dtype="",
+            device=g.device, numel=delta, args={}, generator=g.name,
+            state_before=before, state_after=after, consumed=True, site=site, code=code,
+            api=None, model=where[0] if where is not None else None,
+        )
+        self._count += 1
+        self._sink.draw(draw)
+
+    # -- other callbacks -----------------------------------------------------------------
+    def _on_step(self, optimizer: Any, args: Any, kwargs: Any) -> None:
+        if threading.get_ident() != self._thread or self._state != "recording":
+            return
+        self._boundary()  # what the step and the code before it consumed is this step's
+        for group in optimizer.param_groups:
+            for p in group["params"]:
+                if p.grad is not None:
+                    self._graded[id(p)] = p
+        self._steps += 1
+        if self.steps_limit is not None and self._steps >= self.steps_limit:
+            self._stop(complete=True)
+
+    def _on_module(self, parent: nn.Module, name: str, child: nn.Module | None) -> None:
+        self._paths.changed()
+
+    def _on_reseed(self, label: str, scope: str, args: tuple, kwargs: dict) -> None:
+        if self._state != "recording":
+            return
+        try:
+            site, _ = _frames.user_site(1)
+            detail = describe_call(label, args, kwargs)
+            self._check_cuda()
+            changed = False
+            for g in self._gens:
+                raw = g.read()
+                if raw != g.last:
+                    g.last, g.text = raw, g.show(raw)
+                    self._sink.event(Event("reseed", g.name, self._count, site, detail))
+                    changed = True
+            if not changed:
+                name = "default:cpu"
+                if scope == "cuda" and self._cuda_seen:
+                    name = f"default:cuda:{torch.cuda.current_device()}"
+                self._sink.event(Event("reseed", name, self._count, site,
+                                       detail + " (state unchanged)"))
+        except Exception as e:
+            self._internal_error(e)
+
+    def _usage(self) -> None:
+        """Name the modules called and the parameters that got a gradient (the op
+        recorder's ``called``/``with_grad``), from the models seen."""
+        called: dict[tuple[str | None, str], None] = {}
+        for m in self._called.values():
+            model, path = self._paths.resolve(m, None)
+            if model is not None:
+                called[(model, path)] = None
+        keys = self._paths.parameter_keys()
+        for p in keys.values():
+            if p[2].grad is not None:
+                self._graded[id(p[2])] = p[2]
+        graded: list[tuple[str | None, str]] = [
+            (keys[i][0], keys[i][1]) for i in self._graded if i in keys]
+        self.log.called = list(called) if called else None
+        self.log.with_grad = graded or None
+
+    def _internal_error(self, e: Exception) -> None:
+        self._sink.event(Event("error", "", self._count, None, f"{type(e).__name__}: {e}"))
+        if not self._warned:
+            self._warned = True
+            warnings.warn(f"rngtrace could not follow a module call ({type(e).__name__}: "
+                          f"{e}); the program is unaffected, the log has an 'error' event",
+                          RuntimeWarning, stacklevel=3)

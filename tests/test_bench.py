@@ -1,0 +1,46 @@
+"""``make bench``'s harness, smoke-run with ``--quick`` (tiny sizes, untimed: no figure
+is checked, only that every benchmark ran and reported)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BENCH = os.path.join(ROOT, "benchmarks", "bench.py")
+
+
+@pytest.mark.slow
+def test_quick_run_reports_every_benchmark(tmp_path):
+    out = tmp_path / "results.json"
+    readme = os.path.join(ROOT, "README.md")
+    before = open(readme, encoding="utf-8").read() if os.path.exists(readme) else None
+    proc = subprocess.run([sys.executable, BENCH, "--quick", "--json", str(out)],
+                          capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    result = json.loads(out.read_text())
+    assert result["quick"] is True
+    assert {"cpu", "cores", "torch", "torch_threads", "device"} <= set(result["machine"])
+    benches = {r["bench"].split(".")[0] for r in result["rows"]}
+    assert benches == {"1", "2", "3", "4", "5", "6"}
+    cases = {r["case"] for r in result["rows"]}
+    assert {"plain", "bare TorchDispatchMode", "record()", "record(level='module')",
+            "DebugMode", "record(steps=2)"} <= cases
+    for r in result["rows"]:
+        if r["ratio"] is not None:
+            assert r["ratio"] > 0 and r["ref"] in ("plain", "bare")
+    assert result["table"] in proc.stdout
+    # a quick run never rewrites the README's table
+    after = open(readme, encoding="utf-8").read() if os.path.exists(readme) else None
+    assert after == before
+
+
+def test_bad_arguments_exit_2():
+    proc = subprocess.run([sys.executable, BENCH, "--only", "nonsense"],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2
+    assert "unknown benchmark(s): nonsense" in proc.stderr

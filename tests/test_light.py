@@ -1,0 +1,246 @@
+"""The light mode, ``record(level="module")``: module attribution from generator states
+read around module calls, with no dispatch mode."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+
+import pytest
+import story_models
+import torch
+from torch import nn
+
+import rngtrace
+from rngtrace.errors import RecordError
+
+
+class Noisy(nn.Module):
+    """Draws in its own forward (``randn_like``) and through a child Dropout."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.inner = nn.Sequential(nn.Linear(4, 4), nn.Dropout(0.5))
+        self.head = nn.Linear(4, 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x + torch.randn_like(x)
+        return self.head(self.inner(x))
+
+
+def where(log: rngtrace.Log) -> list[tuple[str | None, str | None, int]]:
+    return [(d.module, d.module_type, d.step) for d in log.draws]
+
+
+def test_innermost_module_is_charged_in_completion_order():
+    net = Noisy()
+    with rngtrace.record(level="module") as log:
+        net(torch.ones(2, 4))
+    assert log.level == "module"
+    # Net draws randn_like in its own code, then Sequential calls Linear and Dropout:
+    # Dropout (inner.1) returns first, Net ("") last; Sequential and the Linears drew
+    # nothing of their own, so 2 records, not 4.
+    assert where(log) == [("inner.1", "Dropout", 0), ("", "Noisy", 0)]
+    assert {d.op for d in log.draws} == {"module"}
+    assert all(d.model == "Noisy" and d.phase == "forward" and d.consumed for d in log.draws)
+    assert all(d.numel == 0 and d.generator == "default:cpu" for d in log.draws)  # CPU
+    # consecutive records partition the stream: the Dropout's draw came after Net's own
+    net_rec, drop_rec = log.draws[1], log.draws[0]
+    assert net_rec.state_after == drop_rec.state_before
+    # the user line that called the module (the Dropout is called by Sequential, in torch)
+    assert [d.code for d in log.draws] == ["return self.head(self.inner(x))",
+                                           "net(torch.ones(2, 4))"]
+    assert log.events == []
+
+
+def test_dropout_in_eval_mode_consumes_nothing():
+    net = nn.Sequential(nn.Linear(4, 4), nn.Dropout(0.5)).eval()
+    with rngtrace.record(level="module") as log:
+        net(torch.ones(2, 4))
+    assert log.draws == []
+    net.train()
+    with rngtrace.record(level="module") as log:
+        net(torch.ones(2, 4))
+    assert where(log) == [("1", "Dropout", 0)]
+
+
+def test_story_training_per_step_and_outside():
+    model = story_models.TinyViT()
+    with rngtrace.record(level="module") as log:
+        story_models.train(model, steps=3)
+    # iter(DataLoader) draws random_ on the default generator before the first forward:
+    # one outside record at step 0; then each step both blocks' attention dropout draws:
+    # 1 + 3 steps x 2 blocks = 7 records.
+    assert where(log) == [(None, None, 0)] + [
+        (f"blocks.{b}.attn.attn_drop", "Dropout", s) for s in range(3) for b in range(2)]
+    assert log.draws[0].phase == "other" and log.draws[0].model is None
+    assert [d.index for d in log.draws] == list(range(7))
+    assert log.steps == 3
+    assert log.generators["default:cpu"].initial_seed == 0
+    assert ("TinyViT", "blocks.1.mlp.2") in (log.called or [])
+    assert ("TinyViT", "head.weight") in (log.with_grad or [])
+    stats = {s.module: s.draws for s in log.module_stats()}
+    assert stats == {None: 1, "blocks.0.attn.attn_drop": 3, "blocks.1.attn.attn_drop": 3}
+
+
+def test_outside_draws_between_steps_are_charged_to_their_step():
+    net = Noisy()
+    opt = torch.optim.SGD(net.parameters(), lr=0.1)
+    with rngtrace.record(level="module") as log:
+        for _ in range(2):
+            torch.rand(3)  # outside any module call
+            net(torch.ones(2, 4)).sum().backward()
+            opt.step()
+        torch.rand(1)  # after the last step, seen when the window closes
+    # per step: outside, Dropout, Net = 3 records; 2 steps + the final outside = 7
+    assert where(log) == [(None, None, 0), ("inner.1", "Dropout", 0), ("", "Noisy", 0),
+                          (None, None, 1), ("inner.1", "Dropout", 1), ("", "Noisy", 1),
+                          (None, None, 2)]
+
+
+def test_steps_window_stops_and_removes_its_hooks():
+    model = story_models.TinyViT()
+    hooks = nn.modules.module._global_forward_hooks
+    pre = nn.modules.module._global_forward_pre_hooks
+    before = (len(hooks), len(pre))
+    with rngtrace.record(level="module", steps=2) as log:
+        story_models.train(model, steps=4)
+        assert (len(hooks), len(pre)) == before  # removed at the 2nd step
+    # 1 outside (DataLoader) + 2 steps x 2 dropouts; steps 3 and 4 are not recorded
+    assert len(log.draws) == 5 and log.steps == 2 and log.complete
+    assert max(d.step for d in log.draws) == 1
+
+
+def test_transparent_bit_identical():
+    def run(light: bool):
+        torch.manual_seed(3)
+        model = story_models.TinyViT()
+        if light:
+            with rngtrace.record(level="module"):
+                losses = story_models.train(model, steps=3)
+        else:
+            losses = story_models.train(model, steps=3)
+        return (losses, [p.detach().clone() for p in model.parameters()],
+                [p.grad.clone() for p in model.parameters()], torch.get_rng_state())
+
+    a, b = run(False), run(True)
+    assert a[0] == b[0]
+    for x, y in zip(a[1] + a[2], b[1] + b[2], strict=True):
+        assert torch.equal(x, y)
+    assert torch.equal(a[3], b[3])
+
+
+def test_reseed_is_an_event_not_a_draw():
+    net = Noisy()
+    with rngtrace.record(level="module") as log:
+        net(torch.ones(2, 4))
+        torch.manual_seed(5)
+        net(torch.ones(2, 4))
+    assert len(log.draws) == 4  # 2 per call
+    assert [(e.kind, e.before) for e in log.events] == [("reseed", 2)]
+    assert "manual_seed(5)" in log.events[0].detail
+
+
+def test_windows_do_not_nest():
+    with rngtrace.record(level="module"), pytest.raises(RecordError), rngtrace.record():
+        pass
+    with rngtrace.record(), pytest.raises(RecordError), rngtrace.record(level="module"):
+        pass
+    with pytest.raises(RecordError):
+        rngtrace.record(level="module", steps=0)
+
+
+def test_exception_in_forward_keeps_the_stack_and_marks_incomplete():
+    class Boom(nn.Module):
+        def forward(self, x):
+            raise ValueError("boom")
+
+    net = Noisy()
+    boom = nn.Sequential(nn.Dropout(0.5), Boom())
+    with pytest.raises(ValueError), rngtrace.record(level="module") as log:
+        with pytest.raises(ValueError):
+            boom(torch.ones(3))
+        net(torch.ones(2, 4))
+        raise ValueError("out")
+    # Dropout inside the failed call, then Net's two: the failed call left no frame open
+    assert where(log) == [("0", "Dropout", 0), ("inner.1", "Dropout", 0), ("", "Noisy", 0)]
+    assert [d.model for d in log.draws] == ["Sequential", "Noisy", "Noisy"]
+    assert not log.complete
+
+
+def test_other_threads_are_ignored():
+    net = Noisy()
+    with rngtrace.record(level="module") as log:
+        t = threading.Thread(target=lambda: net.inner(torch.ones(2, 4)))
+        t.start()
+        t.join()
+    # the thread's Dropout draw is not attributed to its module; it is seen at the
+    # window's end as consumption outside any call of the recording thread
+    assert where(log) == [(None, None, 0)]
+
+
+def test_save_load_and_show(tmp_path):
+    model = story_models.TinyViT()
+    path = tmp_path / "light.rngtrace.jsonl"
+    with rngtrace.record(level="module", path=path) as streamed:
+        story_models.train(model, steps=2)
+    loaded = rngtrace.load(path)
+    assert loaded.level == "module" and streamed.level == "module"
+    assert where(loaded) == [(None, None, 0)] + [
+        (f"blocks.{b}.attn.attn_drop", "Dropout", s) for s in range(2) for b in range(2)]
+    torch.manual_seed(0)
+    model = story_models.TinyViT()
+    with rngtrace.record(level="module") as mem:
+        story_models.train(model, steps=2)
+    assert [d for d in mem.draws] == loaded.draws
+    out = subprocess.run([sys.executable, "-m", "rngtrace", "show", str(path)],
+                         capture_output=True, text=True, timeout=120,
+                         env={**os.environ, "PYTHONPATH": ""})
+    assert out.returncode == 0, out.stderr
+    assert "blocks.1.attn.attn_drop" in out.stdout
+
+
+def test_diff_at_module_granularity():
+    diff = getattr(rngtrace, "diff", None)
+    if not callable(diff):
+        pytest.skip("rngtrace.diff is not in this tree yet (issue 4)")
+
+    def run(extra: bool) -> rngtrace.Log:
+        torch.manual_seed(0)
+        model = story_models.TinyViT()
+        if extra:  # one more Dropout called at the start of the second block
+            blk = model.blocks[1]
+            blk.extra = nn.Dropout(0.1)
+            forward = blk.forward
+            blk.forward = lambda x: forward(blk.extra(x))
+        with rngtrace.record(level="module") as log:
+            story_models.train(model, steps=3)
+        return log
+
+    a, b = run(False), run(True)
+    d = diff(a, b)
+    # A: outside + 3 steps x 2 dropouts = 7; B adds blocks.1.extra once per step = 10.
+    # Per step the extra call comes after block 0's dropout and shifts everything after.
+    assert (len(a.draws), len(b.draws)) == (7, 10)
+    assert [h.kind for h in d.hunks] == ["equal", "inserted", "shifted", "inserted",
+                                         "shifted", "inserted", "shifted"]
+    first = d.first_divergence
+    assert first.kind == "inserted"
+    assert [(x.module, x.step) for x in first.b_draws] == [("blocks.1.extra", 0)]
+    assert diff(a, a).identical
+
+
+@pytest.mark.cuda
+def test_cuda_offsets_are_counted():
+    net = Noisy().cuda()
+    x = torch.ones(2, 4, device="cuda")
+    with rngtrace.record(level="module") as log:
+        net(x)
+    cuda = [d for d in log.draws if d.generator == "default:cuda:0"]
+    assert [d.module for d in cuda] == ["inner.1", ""]
+    for d in cuda:
+        seed_b, off_b = map(int, d.state_before.split(":"))
+        seed_a, off_a = map(int, d.state_after.split(":"))
+        assert seed_a == seed_b and d.numel == off_a - off_b > 0 and d.numel % 4 == 0
