@@ -10,9 +10,9 @@ import torch
 from torch import nn
 
 import rngtrace
-from rngtrace import StableInitError, stable_init
+from rngtrace import StableInitError, _stable_streams, stable_init
 from rngtrace import stable as stable_mod
-from rngtrace._stable import keyed_generator
+from rngtrace._stable_streams import keyed_generator
 
 CPU = torch.device("cpu")
 
@@ -83,6 +83,21 @@ def test_values_come_from_the_stream_of_seed_key_and_ordinal():
     # pos: trunc_normal_(std=0.02) within [-2, 2] never resamples: one draw, ordinal 0
     pos = torch.empty(1, 4, 16).normal_(0, 0.02, generator=keyed_generator(0, "pos", 0, CPU))
     assert torch.equal(m.pos, pos)
+
+
+def test_cpu_streams_use_the_whole_mt19937_state(monkeypatch):
+    # The layout check passes on this torch: streams are not limited to 32-bit seeds.
+    assert _stable_streams._cpu_template() is not None
+    a = keyed_generator(0, "w", 0, CPU)
+    assert torch.equal(torch.rand(4, generator=a), torch.rand(4, generator=keyed_generator(
+        0, "w", 0, CPU)))
+    # Without it (another state layout), manual_seed with a 64-bit hash is the fallback.
+    monkeypatch.setattr(_stable_streams, "_cpu_template", lambda: None)
+    m1, m2 = stable_init(story_models.TinyViT, seed=0), stable_init(story_models.TinyViT, 0)
+    assert torch.equal(m1.embed.weight, m2.embed.weight)
+    g = torch.Generator().manual_seed(keyed_generator(0, "embed.weight", 0, CPU).initial_seed())
+    w = nn.init.kaiming_uniform_(torch.empty(16, 8), a=math.sqrt(5), generator=g)
+    assert torch.equal(m1.embed.weight, w)
 
 
 def test_every_draw_uses_a_keyed_generator():
@@ -258,12 +273,19 @@ class _Temporaries(nn.Module):
         self.o = nn.Parameter(torch.empty(8, 8))
         nn.init.orthogonal_(self.o)
         self.u = nn.Parameter(nn.init.orthogonal_(torch.empty(4, 4)))  # drawn unregistered
+        self.s = nn.Parameter(torch.randn(1, 4, 8) * 0.02)  # timm's pos_embed
+        self.c = nn.Parameter(torch.empty(5))
+        with torch.no_grad():
+            self.c.copy_(torch.rand(5) - 0.5)
 
 
 def test_temporary_draws_belong_to_the_weight_they_are_for():
     a = stable_init(lambda: _Temporaries(False), seed=2)
     b = stable_init(lambda: _Temporaries(True), seed=2)
-    assert torch.equal(a.t, b.t) and torch.equal(a.o, b.o) and torch.equal(a.u, b.u)
+    for name in ("t", "o", "u", "s", "c"):
+        assert torch.equal(getattr(a, name), getattr(b, name)), name
+    g = keyed_generator(2, "s", 0, CPU)  # keyed by the parameter it becomes
+    assert torch.equal(a.s, torch.randn(1, 4, 8, generator=g) * 0.02)
     with rngtrace.record() as log:
         stable_init(lambda: _Temporaries(False), seed=2)
     # 4096 values at P(|x| > 2) = 4.6%: t is resampled (into temporaries of its shape,

@@ -14,25 +14,23 @@ that the two builds of :func:`~rngtrace.stable_init` name it alike:
 A draw into a tensor that is neither (the random matrix of ``orthogonal_``, the
 resamples of ``trunc_normal_``) belongs to the innermost function on the stack whose
 first argument is a tensor with a destination: ``orthogonal_(tensor)`` and
-``_no_grad_trunc_normal_(tensor, ...)`` lend it their ``tensor``; if none has one, the
-innermost such tensor gets a fresh destination (``orthogonal_(torch.empty(...))``). The
-search stops at the first frame whose first argument is a module.
+``_no_grad_trunc_normal_(tensor, ...)`` lend it their ``tensor``. The search stops at
+the first frame whose first argument is a module.
 
 After the first build, :func:`plan` turns destinations into keys: the state_dict key of
 the tensor in the final model (first key, so a tied weight has one), else the name it
 was registered under with ``~serial`` (a tensor the model dropped), else
-``module.path:tmpN`` for temporaries. :func:`keyed_generator` derives the stream of one
-draw from ``(seed, key, ordinal)``.
+``module.path:tmpN`` for temporaries. A tensor computed from a fresh one by any op
+(``torch.randn(...) * 0.02``) shares its destination, and a fresh tensor copied into a
+parameter (``w.copy_(torch.randn(...))``) takes the parameter's key.
+``_stable_streams`` derives the stream of one draw from ``(seed, key, ordinal)``.
 """
 
 from __future__ import annotations
 
-import functools
-import hashlib
-import struct
 import threading
 import weakref
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from types import FrameType
 from typing import Any
@@ -110,7 +108,7 @@ class Book:
         self._ordinal: dict[int, int] = {}
         self.parent: dict[int, tuple[int, str]] = {}  # child -> (parent, name), latest
         self.regs: dict[Reg, Any] = {}  # -> weakref to the registered tensor
-        self.fresh: dict[Fresh, Any] = {}  # -> weakref to the storage drawn into
+        self.fresh: dict[Fresh, list[Any]] = {}  # -> weakrefs to its storages
         self.claims: dict[Fresh, Reg] = {}  # fresh tensor -> its first registration
         self._serials: dict[tuple[int, str], int] = {}
         self._fresh_next: dict[int, int] = {}
@@ -181,11 +179,16 @@ class Book:
         if storage is None:
             return
         prev = self.lookup(tensor)
-        if isinstance(prev, Fresh) and prev not in self.claims:
-            self.claims[prev] = reg
-            if self.expect is not None:
-                self._check_claim(prev, reg)
+        if isinstance(prev, Fresh):
+            self._claim(prev, reg)
         self._storage[id(storage)] = (weakref.ref(storage), reg)
+
+    def _claim(self, fresh: Fresh, reg: Reg) -> None:
+        if fresh in self.claims:
+            return
+        self.claims[fresh] = reg
+        if self.expect is not None:
+            self._check_claim(fresh, reg)
 
     def _check_claim(self, fresh: Fresh, reg: Reg) -> None:
         exp = self.expect
@@ -208,27 +211,22 @@ class Book:
             return hit[1]
         return None
 
-    def from_frames(self, frame: FrameType | None) -> tuple[Ident | None, Any]:
+    def from_frames(self, frame: FrameType | None) -> Ident | None:
         """The destination lent by the innermost function whose first argument is a
-        tensor with one (see the module docstring), searching up to the first module
-        frame. Else None, and the innermost such tensor without one (it becomes the
-        draw's fresh destination: ``orthogonal_(torch.empty(...))``), if any."""
+        tensor with one (see the module docstring); None at the first module frame."""
         f = frame
-        unknown = None
         while f is not None and f is not self.stop:
             code = f.f_code
             if code.co_argcount:
                 obj = f.f_locals.get(code.co_varnames[0])
                 if isinstance(obj, nn.Module):
-                    break
+                    return None
                 if isinstance(obj, torch.Tensor):
                     ident = self.lookup(obj)
                     if ident is not None:
-                        return ident, None
-                    if unknown is None:
-                        unknown = obj
+                        return ident
             f = f.f_back
-        return None, unknown
+        return None
 
     def new_fresh(self, module: int) -> Fresh:
         n = self._fresh_next.get(module, 0)
@@ -241,7 +239,27 @@ class Book:
             return
         ref = weakref.ref(storage)
         self._storage[id(storage)] = (ref, ident)
-        self.fresh[ident] = ref
+        self.fresh.setdefault(ident, []).append(ref)
+
+    def propagate(self, args: tuple, out: Any) -> None:
+        """A tensor computed from a fresh one (``torch.randn(...) * 0.02``) takes its
+        destination, so that the parameter it becomes names the draw."""
+        src = None
+        for a in args:
+            if isinstance(a, torch.Tensor):
+                ident = self.lookup(a)
+                if isinstance(ident, Fresh):
+                    src = ident
+                    break
+        if src is None:
+            return
+        for t in out if isinstance(out, tuple | list) else (out,):
+            if isinstance(t, torch.Tensor):
+                ident = self.lookup(t)
+                if ident is None:
+                    self.bind(t, src)
+                elif isinstance(ident, Reg):  # param.copy_(torch.randn(...) * 0.02)
+                    self._claim(src, ident)
 
 
 def _tensors(model: nn.Module) -> Iterator[tuple[str, torch.Tensor]]:
@@ -293,11 +311,13 @@ def plan(book: Book, model: nn.Module) -> Plan:
             owner = path_of(reg.owner)
             k = f"{owner}.{reg.name}~{reg.serial}" if owner else f"{reg.name}~{reg.serial}"
         keys[reg] = k
-    for fresh, sref in book.fresh.items():
-        s = sref()
-        k = by_storage.get(id(s)) if s is not None else None
-        if k is None and fresh in book.claims:
-            k = keys[book.claims[fresh]]
+    for fresh, refs in book.fresh.items():
+        k = keys[book.claims[fresh]] if fresh in book.claims else None
+        for ref in refs if k is None else ():  # put in place without a registration hook
+            s = ref()
+            k = by_storage.get(id(s)) if s is not None else None
+            if k is not None:
+                break
         if k is None:
             k = temp_key(path_of(fresh.module) if fresh.module >= 0 else None, fresh.serial)
         keys[fresh] = k
@@ -308,125 +328,3 @@ def plan(book: Book, model: nn.Module) -> Plan:
 
 def summary(model: nn.Module) -> list[tuple[str, tuple[int, ...], str]]:
     return [(k, tuple(v.shape), str(v.dtype)) for k, v in model.state_dict().items()]
-
-
-# -- streams ------------------------------------------------------------------------------
-_DOMAIN = b"rngtrace.stable_init.v1\x00"
-_MT_OFFSET, _MT_WORDS, _CPU_STATE = 24, 624, 5056
-_CHECK_SEED = 20260101
-
-
-def _init_genrand(seed: int) -> list[int]:
-    """mt19937's own seeding (init_genrand), to check where torch keeps the state."""
-    s = [seed & 0xFFFFFFFF]
-    for j in range(1, _MT_WORDS):
-        s.append((1812433253 * (s[-1] ^ (s[-1] >> 30)) + j) & 0xFFFFFFFF)
-    return s
-
-
-@functools.cache
-def _cpu_template() -> bytes | None:
-    """A freshly seeded CPU state, if its layout is the one this module writes:
-    (seed u64, left i32, seeded i32, next u64, state u64[624], ...). None otherwise, and
-    CPU streams then fall back to ``manual_seed`` (whose seeds have 32 effective bits)."""
-    g = torch.Generator()
-    g.manual_seed(_CHECK_SEED)
-    raw = bytes(g.get_state().tolist())  # bytes(storage) reads byte by byte: 200x slower
-    if len(raw) != _CPU_STATE:
-        return None
-    head = struct.unpack_from("<QiiQ", raw, 0)
-    words = list(struct.unpack_from(f"<{_MT_WORDS}Q", raw, _MT_OFFSET))
-    if head != (_CHECK_SEED, 1, 1, 0) or words != _init_genrand(_CHECK_SEED):
-        return None
-    return raw
-
-
-def keyed_generator(seed: int, key: str, ordinal: int, device: torch.device) -> torch.Generator:
-    """The generator of draw ``ordinal`` into ``key``: a function of its arguments only.
-
-    CPU: the whole mt19937 state (624 words) comes from SHAKE-256, so streams do not
-    collide the way 32-bit seeds would. Other devices: ``manual_seed`` with 64 bits
-    (Philox takes them all).
-    """
-    material = _DOMAIN + f"{seed}\x00{ordinal}\x00{key}".encode()
-    g = torch.Generator(device=device)
-    template = _cpu_template() if device.type == "cpu" else None
-    if template is None:
-        g.manual_seed(int.from_bytes(hashlib.blake2b(material, digest_size=8).digest(),
-                                     "little"))
-        return g
-    digest = hashlib.shake_256(material).digest(8 + 4 * _MT_WORDS)
-    buf = bytearray(template)
-    struct.pack_into("<Q", buf, 0, int.from_bytes(digest[:8], "little"))
-    struct.pack_into(f"<{_MT_WORDS}Q", buf, _MT_OFFSET,
-                     *struct.unpack_from(f"<{_MT_WORDS}I", digest, 8))
-    g.set_state(torch.frombuffer(buf, dtype=torch.uint8))
-    return g
-
-
-_SIBLINGS: dict[Any, Any] = {}
-
-
-def with_generator(func: Any) -> Any:
-    """The overload of ``func``'s packet that takes the same arguments plus a keyword
-    ``generator`` (``aten::randn`` -> ``aten::randn.generator``), or None."""
-    try:
-        return _SIBLINGS[func]
-    except KeyError:
-        pass
-    found = None
-    want = [(a.name, str(a.type)) for a in func._schema.arguments]
-    packet = func.overloadpacket
-    for name in packet.overloads():
-        o = getattr(packet, name)
-        args = o._schema.arguments
-        gens = [a for a in args if "Generator" in str(a.type)]
-        if len(gens) == 1 and gens[0].kwarg_only and \
-                [(a.name, str(a.type)) for a in args if a is not gens[0]] == want:
-            found = o
-            break
-    _SIBLINGS[func] = found
-    return found
-
-
-def _arg(args: tuple, kwargs: dict, pos: int, name: str, default: Any) -> Any:
-    if pos < len(args):
-        return args[pos]
-    return kwargs.get(name, default)
-
-
-_FACTORY_KW = ("dtype", "layout", "device", "pin_memory")
-
-
-def _fill_inplace(pos: int, name: str, default: float) -> Callable[[tuple, dict], Any]:
-    def fill(args: tuple, kwargs: dict) -> Any:
-        return args[0].fill_(_arg(args, kwargs, pos, name, default))
-    return fill
-
-
-def _zeros(args: tuple, kwargs: dict) -> Any:
-    return torch.zeros(args[0], **{k: kwargs[k] for k in _FACTORY_KW if k in kwargs})
-
-
-def _zeros_like(args: tuple, kwargs: dict) -> Any:
-    kw = {k: kwargs[k] for k in (*_FACTORY_KW, "memory_format") if k in kwargs}
-    return torch.zeros_like(args[0], **kw)
-
-
-def _fills() -> dict[Any, Callable[[tuple, dict], Any]]:
-    """Cheap stand-ins for the draws that fill big tensors, used by the first build,
-    whose values nobody keeps. Each writes a value inside the distribution's support
-    (uniform's lower bound, normal's mean), so rejection loops such as
-    ``trunc_normal_``'s accept at once."""
-    a = torch.ops.aten
-    return {
-        a.uniform_.default: _fill_inplace(1, "from", 0.0),
-        a.normal_.default: _fill_inplace(1, "mean", 0.0),
-        a.randn.default: _zeros, a.randn.generator: _zeros,
-        a.rand.default: _zeros, a.rand.generator: _zeros,
-        a.randn_like.default: _zeros_like, a.randn_like.generator: _zeros_like,
-        a.rand_like.default: _zeros_like, a.rand_like.generator: _zeros_like,
-    }
-
-
-FILLS = _fills()

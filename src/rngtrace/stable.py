@@ -9,7 +9,9 @@ those of the model's own init code.
 How: a child gets its name from its parent only after its own ``__init__`` has drawn,
 so the factory is called twice. The first build learns the keys: it numbers modules in
 the order they are seen and names each draw's destination without looking at values
-(see ``_stable``); its draws are replaced by cheap fills (values nobody keeps). The
+(see ``_stable``); nobody keeps its values, so draws into registered tensors are
+skipped and other ``uniform_``/``normal_``/``rand``/``randn`` calls are filled with a
+constant (with a fallback to real draws when that upsets the factory). The
 second build runs the same code under a dispatch mode that passes each random op a
 generator seeded from the key (ops without a ``generator`` argument get their
 ``.generator`` overload, or run with the device's default generator temporarily set
@@ -27,7 +29,7 @@ import torch
 from torch import nn
 from torch.utils._python_dispatch import TorchDispatchMode
 
-from . import _frames, _ops, _stable
+from . import _frames, _ops, _stable, _stable_streams
 from ._generators import _default_generator
 from .errors import StableInitError
 from .recorder import _call_device, _result_tensor
@@ -52,12 +54,16 @@ class _Mode(TorchDispatchMode):
     def __init__(self, build: _Build) -> None:
         super().__init__()
         self.build = build
+        self.book = build.book
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         info = _ops.lookup(func)
-        if info is None:
-            return func(*args, **kwargs) if kwargs else func(*args)
-        return self.build.on_random(func, info, args, kwargs or {})
+        if info is not None:
+            return self.build.on_random(func, info, args, kwargs or {})
+        out = func(*args, **kwargs) if kwargs else func(*args)
+        if self.book.fresh:
+            self.book.propagate(args, out)
+        return out
 
 
 class _Build:
@@ -101,27 +107,24 @@ class _Build:
         dest = _result_tensor(info, args, kwargs, None)
         ident = self.book.lookup(dest) if dest is not None else None
         registered = isinstance(ident, _stable.Reg)
-        lender = None
         if ident is None:
-            ident, lender = self.book.from_frames(sys._getframe(1))
+            ident = self.book.from_frames(sys._getframe(1))
         new = ident is None
         if ident is None:
             ident = self.book.new_fresh(mo)
-            if lender is not None:  # the matrix of orthogonal_(torch.empty(...))
-                self.book.bind(lender, ident)
         if self.kind == "keyed":
             assert self.plan is not None
             key = self.plan.key(ident)
             n = self.counts.get(key, 0)
             self.counts[key] = n + 1
-            g = _stable.keyed_generator(self.seed, key, n, device)
+            g = _stable_streams.keyed_generator(self.seed, key, n, device)
             out = _call_with(func, info, args, kwargs, g, device)
-        elif self.kind == "fill" and func in _stable.FILLS:
+        elif self.kind == "fill" and func in _stable_streams.FILLS:
             # A registered tensor keeps whatever it holds: its first-build values are
             # thrown away, and not writing them spares touching every page of the
             # model. Other tensors (temporaries, resamples) get a value inside the
             # support, so that value-dependent loops end.
-            out = dest if registered and info.inplace else _stable.FILLS[func](args, kwargs)
+            out = dest if registered and info.inplace else _stable_streams.FILLS[func](args, kwargs)
             self._guard(ident, _result_tensor(info, args, kwargs, out))
         else:  # drawn for real on the default generator, restored after the build
             out = func(*args, **kwargs)
@@ -138,8 +141,8 @@ class _Build:
         handle = gen._cdata if hasattr(gen, "_cdata") else id(gen)
         if handle not in self.explicit:
             self.explicit[handle] = (gen, gen.get_state())
-        if self.kind == "fill" and func in _stable.FILLS:
-            return _stable.FILLS[func](args, kwargs)
+        if self.kind == "fill" and func in _stable_streams.FILLS:
+            return _stable_streams.FILLS[func](args, kwargs)
         return func(*args, **kwargs)
 
     def _guard(self, ident: _stable.Ident, t: Any) -> None:
@@ -169,7 +172,7 @@ def _call_with(func: Any, info: _ops.OpInfo, args: tuple, kwargs: dict,
         else:
             kwargs = {**kwargs, func._schema.arguments[pos].name: g}
         return func(*args, **kwargs)
-    sibling = _stable.with_generator(func)
+    sibling = _stable_streams.with_generator(func)
     if sibling is not None:
         return sibling(*args, **kwargs, generator=g)
     # No generator argument anywhere (dropout, RNN, attention kernels): lend the keyed
