@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import json
+import os
 import pickle
 import signal
 import subprocess
@@ -354,3 +355,31 @@ def test_file_window_memory_stays_flat(tmp_path):
     # kept in memory, 2000 draws take about 1.2 MB (about 590 bytes each, measured);
     # streamed, the peak is that of one draw in flight (about 40 KB measured)
     assert peak < 200_000, peak
+
+
+def test_a_draw_that_cannot_be_encoded_leaves_the_stream_consistent(tmp_path):
+    from rngtrace.logfile import FileSink
+
+    path = tmp_path / "s.jsonl"
+    sink = FileSink(path)
+    log = _log()
+    sink.start(log)
+    sink.draw(log.draws[0])
+    with pytest.raises(TypeError):  # the recorder turns this into an "error" event
+        # draw 1's fields but for an argument JSON cannot hold
+        sink.draw(dataclasses.replace(log.draws[1], args={"x": object()}))
+    for d in log.draws[1:]:
+        sink.draw(d)  # encoded against draw 0, as if the failed one never happened
+    for e in log.events:
+        sink.event(e)
+    sink.finish(log, {})
+    back = rngtrace.load(path)
+    assert back.draws == log.draws and back.events == log.events
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs /dev/full")
+def test_a_full_disk_warns_and_never_breaks_the_program():
+    with pytest.warns(RuntimeWarning, match="cannot write /dev/full"), \
+            rngtrace.record(path="/dev/full") as log:
+        x = torch.rand(3)  # the program goes on
+    assert x.shape == (3,) and log.meta["draws"] == 1

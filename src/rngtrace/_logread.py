@@ -15,6 +15,7 @@ from .errors import LogFormatError
 from .log import Draw, Event, GeneratorInfo, Log
 from .logfile import (
     _DRAW,
+    _FIRST,
     _REQ,
     FORMAT_VERSION,
     MARKER,
@@ -33,6 +34,9 @@ _EXPECTED: dict[Callable[[Any], bool], str] = {
     _args: "an object of numbers and strings",
 }
 _ABSENT: Any = object()
+_CHECKS = {key: check for key, _, check, _ in _DRAW}
+_ATTRS = [(key, attr) for key, attr, _, _ in _DRAW]
+_REQUIRED = [key for key, _, _, first in _DRAW if first is _REQ]
 _SNIFF = ((b"\x80", "a pickle"), (b"PK\x03\x04", "a zip archive (torch.save?)"),
           (b"\x1f\x8b", "gzip-compressed"))
 
@@ -43,6 +47,7 @@ class Reader:
         self.line = 0
         self._strs: dict[str, str] = {}
         self._shapes: dict[tuple[int, ...], tuple[int, ...]] = {}
+        self._prev = dict(_FIRST)
         self._last_state: dict[str, str | None] = {}
         self._last_code: dict[str | None, str | None] = {}
 
@@ -183,25 +188,40 @@ class Reader:
             self.fail(f"{what} field {key!r} is {_show(v)}, expected {_EXPECTED[check]}")
         return v
 
-    def _intern(self, v: Any) -> Any:
-        return v if v is None else self._strs.setdefault(v, v)
-
     def _draw(self, rec: dict[str, Any], chain: int | None) -> Draw:
         """A draw record (``chain``: the index expected) or a patch (None)."""
         what = "draw" if chain is not None else "patch"
-        vals = {attr: self._check(rec, key, check, what, default)
-                for key, attr, check, default in _DRAW}
-        if chain is not None and vals["index"] != chain:
-            self.fail(f"draw {vals['index']} out of order (expected draw {chain})")
-        for attr in ("op", "module", "module_type", "target", "phase", "dtype", "device",
-                     "generator", "site", "code", "api", "model"):
-            vals[attr] = self._intern(vals[attr])
-        shape = tuple(vals["shape"])
-        vals["shape"] = self._shapes.setdefault(shape, shape)
+        index = self._check(rec, "i", _int, what)
+        if chain is not None and index != chain:
+            self.fail(f"draw {index} out of order (expected draw {chain})")
+        vals = dict(self._prev if chain is not None else _FIRST)
+        if "a" not in rec:
+            vals["a"] = dict(vals["a"])  # each draw its own (mutable) dict
+        for key, v in rec.items():
+            check = _CHECKS.get(key)
+            if check is None:  # "t", "i", the three special keys, unknown additions
+                continue
+            if not check(v):
+                self.fail(f"{what} field {key!r} is {_show(v)}, expected {_EXPECTED[check]}")
+            if type(v) is str:
+                v = self._strs.setdefault(v, v)
+            elif key == "sh":
+                v = tuple(v)
+                v = self._shapes.setdefault(v, v)
+            vals[key] = v
+        for key in _REQUIRED:
+            if vals[key] is _REQ:
+                self.fail(f"{what} record has no {key!r} field")
+        if chain is not None:
+            self._prev = vals
+        vals = {attr: vals[key] for key, attr in _ATTRS}
+        vals["index"] = index
+        vals["numel"] = self._check(rec, "n", _int, what, None)
         if vals["numel"] is None:
-            vals["numel"] = math.prod(shape)
-        if vals["args"] is None:
-            vals["args"] = {}
+            vals["numel"] = math.prod(vals["shape"])
+        vals["state_before"] = self._check(rec, "sb", _ostr, what, None)
+        code = self._check(rec, "cd", _ostr, what, None)
+        vals["code"] = code if code is None else self._strs.setdefault(code, code)
         if chain is not None:
             g = vals["generator"]
             if "sb" not in rec:

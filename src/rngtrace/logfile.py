@@ -73,12 +73,13 @@ def _args(v: Any) -> bool:
     return type(v) is dict and all(type(x) in (bool, int, float, str) for x in v.values())
 
 
-# Draw fields: (key in the file, Draw attribute, check, value when the key is absent).
-# "n" absent means prod(shape); "sb" absent means the previous "sa" of the same generator
-# in the file; "cd" absent means the code last written for the same site (patch records
-# are self-contained: they always carry "sb" and "cd").
+# Draw fields: (key in the file, Draw attribute, check, value before the first draw).
+# In a draw record an absent key means "as in the previous draw record" (the value in
+# this table for the first one; _REQ: the first draw must give it). Three keys differ:
+# "n" absent means prod(shape); "sb" absent means the previous "sa" of the same
+# generator; "cd" absent means the code last written for the same site. Patch records
+# stand alone: absent keys take this table's values, "sb" and "cd" are always written.
 _DRAW: tuple[tuple[str, str, Callable[[Any], bool], Any], ...] = (
-    ("i", "index", _int, _REQ),
     ("o", "op", _str, _REQ),
     ("m", "module", _ostr, None),
     ("mt", "module_type", _ostr, None),
@@ -88,25 +89,33 @@ _DRAW: tuple[tuple[str, str, Callable[[Any], bool], Any], ...] = (
     ("sh", "shape", _shape, _REQ),
     ("dt", "dtype", _str, "float32"),
     ("dv", "device", _str, "cpu"),
-    ("n", "numel", _int, None),
-    ("a", "args", _args, None),
+    ("a", "args", _args, {}),
     ("g", "generator", _str, "default:cpu"),
-    ("sb", "state_before", _ostr, None),
     ("sa", "state_after", _ostr, None),
     ("c", "consumed", _bool, True),
     ("s", "site", _ostr, None),
-    ("cd", "code", _ostr, None),
     ("api", "api", _ostr, None),
     ("md", "model", _ostr, None),
     ("x", "discarded", _bool, False),
 )
-_SPECIAL = frozenset(("n", "a", "sb", "cd"))
+_FIRST = {key: first for key, _, _, first in _DRAW}
+
+
+def _same(a: Any, b: Any) -> bool:
+    """Equal, and written the same (1 is not 1.0 or True, -0.0 is not 0.0)."""
+    if type(a) is not type(b) or a != b:
+        return False
+    if type(a) is dict:
+        return all(type(x) is type(b[k]) and (type(x) is not float or str(x) == str(b[k]))
+                   for k, x in a.items())
+    return True
 
 
 class _Writer:
     """Turns records into lines; remembers what lets later draw lines stay short."""
 
     def __init__(self) -> None:
+        self._prev = dict(_FIRST)
         self._last_state: dict[str, str | None] = {}
         self._last_code: dict[str | None, str | None] = {}
 
@@ -121,27 +130,30 @@ class _Writer:
         return line
 
     def draw(self, d: Draw, patch: bool = False) -> bytes:
-        r: dict[str, Any] = {"t": "p" if patch else "d"}
-        for key, attr, _, default in _DRAW:
-            if key not in _SPECIAL:
-                v = getattr(d, attr)
-                if v != default or default is _REQ:
-                    r[key] = list(v) if key == "sh" else v
+        r: dict[str, Any] = {"t": "p" if patch else "d", "i": d.index}
+        prev = _FIRST if patch else self._prev
+        changed = []
+        for key, attr, _, _ in _DRAW:
+            v = getattr(d, attr)
+            p = prev[key]
+            if v is not p and not _same(v, p):
+                r[key] = list(v) if key == "sh" else v
+                changed.append((key, v))
         if d.numel != math.prod(d.shape):
             r["n"] = d.numel
-        if d.args:
-            r["a"] = d.args
         code = d.code if d.code is None or len(d.code) <= _MAX_CODE else d.code[:_MAX_CODE]
-        if patch:
-            r["sb"], r["cd"] = d.state_before, code
-        else:
-            if self._last_state.get(d.generator, 0) != d.state_before:
-                r["sb"] = d.state_before
+        new_code = self._last_code.get(d.site) != code
+        if patch or self._last_state.get(d.generator, 0) != d.state_before:
+            r["sb"] = d.state_before
+        if patch or new_code:
+            r["cd"] = code
+        line = _dump(r)
+        if not patch:  # only once the line exists: a draw that fails to encode changes nothing
+            prev.update(changed)
             self._last_state[d.generator] = d.state_after
-            if self._last_code.get(d.site) != code:
-                r["cd"] = code
+            if new_code:
                 self._last_code[d.site] = code
-        return _dump(r)
+        return line
 
     def event(self, e: Event) -> bytes:
         r: dict[str, Any] = {"t": "e", "k": e.kind, "g": e.generator, "b": e.before}
@@ -171,9 +183,12 @@ class _Writer:
         return lines
 
 
+# ensure_ascii keeps every line plain ASCII, whatever the source code contained
+_encode = json.JSONEncoder(separators=(",", ":"), ensure_ascii=True).encode
+
+
 def _dump(r: dict[str, Any]) -> bytes:
-    # ensure_ascii keeps every line plain ASCII, whatever the source code contained
-    return (json.dumps(r, separators=(",", ":")) + "\n").encode("ascii")
+    return (_encode(r) + "\n").encode("ascii")
 
 
 def _gens(gens: dict[str, GeneratorInfo]) -> dict[str, Any]:
@@ -241,10 +256,11 @@ class FileSink:
         self._lock = threading.Lock()
         self._draws = 0
 
-    def _write(self, line: bytes) -> None:
-        with self._lock:
+    def _write(self, make: Callable[..., bytes], *args: Any) -> None:
+        with self._lock:  # encoding included: the writer's memory of past lines is shared
             if self._f is None:
                 return
+            line = make(*args)
             try:
                 self._f.write(line)
             except OSError as e:  # never break the user's program over its log
@@ -263,20 +279,19 @@ class FileSink:
                 name = f"default:cuda:{i}"
                 gens[name] = GeneratorInfo(name, f"cuda:{i}",
                                            torch.cuda.default_generators[i].initial_seed())
-        self._write(self._w.header(log, gens))
+        self._write(self._w.header, log, gens)
 
     def draw(self, draw: Draw) -> None:
         self._draws += 1
-        self._write(self._w.draw(draw))
+        self._write(self._w.draw, draw)
 
     def event(self, event: Event) -> None:
-        self._write(self._w.event(event))
+        self._write(self._w.event, event)
 
     def finish(self, log: Log, patches: dict[int, Draw]) -> None:
         for d in patches.values():
-            self._write(self._w.draw(d, patch=True))
-        for line in self._w.end(log):
-            self._write(line)
+            self._write(self._w.draw, d, True)
+        self._write(lambda: b"".join(self._w.end(log)))
         with self._lock:
             if self._f is not None:
                 self._f.close()
