@@ -383,3 +383,26 @@ def test_a_full_disk_warns_and_never_breaks_the_program():
             rngtrace.record(path="/dev/full") as log:
         x = torch.rand(3)  # the program goes on
     assert x.shape == (3,) and log.meta["draws"] == 1
+
+
+class _RandomItems(torch.utils.data.Dataset):
+    def __len__(self) -> int:
+        return 4
+
+    def __getitem__(self, i: int) -> torch.Tensor:
+        return torch.rand(2)  # drawn in a worker process
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+def test_forked_dataloader_workers_do_not_write_into_the_file(tmp_path):
+    path = tmp_path / "workers.jsonl"
+    loader = torch.utils.data.DataLoader(_RandomItems(), batch_size=2, num_workers=2,
+                                         multiprocessing_context="fork")
+    with rngtrace.record(path=path) as log:
+        batches = list(loader)
+    assert len(batches) == 2
+    back = rngtrace.load(path)  # the workers inherit the mode and the file, yet write nothing
+    # the parent drew once: random_ for the workers' base seed; the workers' 4 rand calls
+    # happen in other processes, on their own copies of the generator
+    assert [d.op for d in back.draws] == ["aten::random_"] and log.meta["draws"] == 1
+    assert back.complete and back.events == []

@@ -255,10 +255,13 @@ class FileSink:
         self._w = _Writer()
         self._lock = threading.Lock()
         self._draws = 0
+        # forked children (DataLoader workers) inherit the recording mode and this file;
+        # only the process that opened it writes, or their lines would interleave
+        self._pid = os.getpid()
 
     def _write(self, make: Callable[..., bytes], *args: Any) -> None:
         with self._lock:  # encoding included: the writer's memory of past lines is shared
-            if self._f is None:
+            if self._f is None or os.getpid() != self._pid:
                 return
             line = make(*args)
             try:
@@ -282,7 +285,8 @@ class FileSink:
         self._write(self._w.header, log, gens)
 
     def draw(self, draw: Draw) -> None:
-        self._draws += 1
+        if os.getpid() == self._pid:
+            self._draws += 1
         self._write(self._w.draw, draw)
 
     def event(self, event: Event) -> None:
