@@ -294,6 +294,24 @@ def test_temporary_draws_belong_to_the_weight_they_are_for():
     assert sum(d.shape == (8, 8) for d in log.draws) == 1
 
 
+class _Encoder(nn.Module):
+    def __init__(self, extra: bool) -> None:
+        super().__init__()
+        if extra:
+            self.pre = nn.Linear(16, 16)
+        # The layer built here is a prototype: the encoder deep-copies it, so its draws
+        # are keyed by where it was built ("<TransformerEncoderLayer:0>..."), not by order.
+        layer = nn.TransformerEncoderLayer(16, 2, 32)
+        self.enc = nn.TransformerEncoder(layer, 2, enable_nested_tensor=False)
+
+
+def test_modules_never_attached_are_keyed_by_their_builder():
+    a = stable_init(lambda: _Encoder(False), seed=4).state_dict()
+    b = stable_init(lambda: _Encoder(True), seed=4).state_dict()
+    assert len(a) == 24  # 2 layers x (in_proj 2, out_proj 2, linear1 2, linear2 2, norms 4)
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
 # -- generators the model passes ------------------------------------------------------------------
 class _WithGenerator(nn.Module):
     def __init__(self, g: torch.Generator | None) -> None:

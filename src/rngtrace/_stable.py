@@ -38,6 +38,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from . import _frames
 from .errors import StableInitError
 
 
@@ -107,6 +108,8 @@ class Book:
         self.modules: list[nn.Module] = []
         self._ordinal: dict[int, int] = {}
         self.parent: dict[int, tuple[int, str]] = {}  # child -> (parent, name), latest
+        self.builder: list[tuple[int, int]] = []  # (builder or -1, number of its kind)
+        self._built: dict[tuple[int, str], int] = {}
         self.regs: dict[Reg, Any] = {}  # -> weakref to the registered tensor
         self.fresh: dict[Fresh, list[Any]] = {}  # -> weakrefs to its storages
         self.claims: dict[Fresh, Reg] = {}  # fresh tensor -> its first registration
@@ -119,12 +122,21 @@ class Book:
     # -- modules -----------------------------------------------------------------------
     def sight(self, m: nn.Module) -> int:
         o = self._ordinal.get(id(m))
-        if o is None:
-            o = len(self.modules)
-            self._ordinal[id(m)] = o
-            self.modules.append(m)
-            if self.expect is not None:
-                self._check_sight(o, m)
+        if o is not None:
+            return o
+        # The module whose __init__ built this one names it if the model never takes
+        # it in (a prototype that nn.TransformerEncoder deep-copies).
+        b = _builder(_frames.describe_stack(0).building, m)
+        bo = self.sight(b) if b is not None else -1
+        o = len(self.modules)
+        self._ordinal[id(m)] = o
+        self.modules.append(m)
+        kind = type(m).__qualname__
+        n = self._built.get((bo, kind), 0)
+        self._built[(bo, kind)] = n + 1
+        self.builder.append((bo, n))
+        if self.expect is not None:
+            self._check_sight(o, m)
         return o
 
     def ordinal(self, m: nn.Module) -> int | None:
@@ -262,6 +274,15 @@ class Book:
                     self._claim(src, ident)
 
 
+def _builder(building: tuple[nn.Module, ...], m: nn.Module) -> nn.Module | None:
+    """The innermost module being built around ``m`` (outside ``m``'s own __init__)."""
+    for i, x in enumerate(building):
+        if x is m:
+            building = building[i + 1:]
+            break
+    return next((x for x in building if x is not m), None)
+
+
 def _tensors(model: nn.Module) -> Iterator[tuple[str, torch.Tensor]]:
     yield from model.named_parameters()
     yield from model.named_buffers()
@@ -276,18 +297,21 @@ def plan(book: Book, model: nn.Module) -> Plan:
             paths.setdefault(o, path)
 
     def path_of(o: int) -> str:
+        """The model's path; else the names it was registered under; else, for a module
+        never attached, ``<Type:n>`` (the n-th of its type built by its builder)."""
         parts: list[str] = []
         seen: set[int] = set()
-        while o not in paths:
-            if o in seen or o not in book.parent:  # never attached to the model
-                parts.append(f"<{type(book.modules[o]).__qualname__}#{o}>")
-                break
+        while o >= 0 and o not in paths and o not in seen:
             seen.add(o)
-            o, name = book.parent[o]
-            parts.append(name)
-        else:
-            if paths[o]:
-                parts.append(paths[o])
+            if o in book.parent:
+                o, name = book.parent[o]
+                parts.append(name)
+            else:
+                bo, n = book.builder[o]
+                parts.append(f"<{type(book.modules[o]).__qualname__}:{n}>")
+                o = bo
+        if paths.get(o):
+            parts.append(paths[o])
         return ".".join(reversed(parts))
 
     by_tensor: dict[int, str] = {}
