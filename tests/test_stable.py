@@ -312,6 +312,24 @@ def test_modules_never_attached_are_keyed_by_their_builder():
     assert all(torch.equal(a[k], b[k]) for k in a)
 
 
+def test_parametrized_modules():
+    """spectral_norm draws its u and v into new buffers, and changes the module's class
+    after it was built (the builds compare classes as first seen)."""
+    def build(extra: bool):
+        def factory() -> nn.Module:
+            m = nn.Module()
+            if extra:
+                m.pre = nn.Linear(3, 3)
+            m.sn = nn.utils.parametrizations.spectral_norm(nn.Linear(8, 8))
+            m.wn = nn.utils.parametrizations.weight_norm(nn.Linear(8, 8))
+            return m
+        return factory
+    a = stable_init(build(False), seed=0).state_dict()
+    b = stable_init(build(True), seed=0).state_dict()
+    assert "sn.parametrizations.weight.0._u" in a
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
 # -- generators the model passes ------------------------------------------------------------------
 class _WithGenerator(nn.Module):
     def __init__(self, g: torch.Generator | None) -> None:

@@ -108,6 +108,7 @@ class Book:
         self.modules: list[nn.Module] = []
         self._ordinal: dict[int, int] = {}
         self.parent: dict[int, tuple[int, str]] = {}  # child -> (parent, name), latest
+        self.kinds: list[str] = []  # type name when first seen
         self.builder: list[tuple[int, int]] = []  # (builder or -1, number of its kind)
         self._built: dict[tuple[int, str], int] = {}
         self.regs: dict[Reg, Any] = {}  # -> weakref to the registered tensor
@@ -131,7 +132,8 @@ class Book:
         o = len(self.modules)
         self._ordinal[id(m)] = o
         self.modules.append(m)
-        kind = type(m).__qualname__
+        kind = type(m).__qualname__  # when seen: parametrizations change it later
+        self.kinds.append(kind)
         n = self._built.get((bo, kind), 0)
         self._built[(bo, kind)] = n + 1
         self.builder.append((bo, n))
@@ -308,7 +310,7 @@ def plan(book: Book, model: nn.Module) -> Plan:
                 parts.append(name)
             else:
                 bo, n = book.builder[o]
-                parts.append(f"<{type(book.modules[o]).__qualname__}:{n}>")
+                parts.append(f"<{book.kinds[o]}:{n}>")
                 o = bo
         if paths.get(o):
             parts.append(paths[o])
@@ -346,8 +348,7 @@ def plan(book: Book, model: nn.Module) -> Plan:
             k = temp_key(path_of(fresh.module) if fresh.module >= 0 else None, fresh.serial)
         keys[fresh] = k
     all_paths = [path_of(o) for o in range(len(book.modules))]
-    types = [type(m).__qualname__ for m in book.modules]
-    return Plan(keys, all_paths, types, summary(model))
+    return Plan(keys, all_paths, list(book.kinds), summary(model))
 
 
 def summary(model: nn.Module) -> list[tuple[str, tuple[int, ...], str]]:
