@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from torch.utils._python_dispatch import TorchDispatchMode
@@ -20,12 +21,15 @@ class RecordingMode(TorchDispatchMode):
         super().__init__()
         self.recorder = recorder
         self.active = True
+        # A forked child (a DataLoader worker) inherits the mode stack; its draws are the
+        # child's business, and its copy of the recorder is thrown away.
+        self.pid = os.getpid()
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         try:
             info = _ops._CACHE[func]
         except KeyError:
             info = _ops.classify(func)
-        if info is None or not self.active:
+        if info is None or not self.active or os.getpid() != self.pid:
             return func(*args, **kwargs) if kwargs else func(*args)
         return self.recorder.on_random(func, info, args, kwargs or {})

@@ -107,6 +107,10 @@ class GeneratorInfo:
     state: str | None = None  # state when first seen
 
 
+def _count(n: int, noun: str) -> str:
+    return f"{n:,} {noun}{'' if n == 1 else 's'}"
+
+
 def module_label(path: str | None) -> str:
     return "-" if path is None else (path or "(root)")
 
@@ -189,9 +193,9 @@ class Log:
         """A per-module table: draws, values drawn, phases and generators."""
         models = {d.model for d in self.draws if d.model is not None}
         head = (
-            f"rngtrace log: {len(self.draws):,} draws, {self.values:,} values, "
-            f"{len(self.generators)} generator{'s' if len(self.generators) != 1 else ''}, "
-            f"{len(self.events)} event{'s' if len(self.events) != 1 else ''}"
+            f"rngtrace log: {_count(len(self.draws), 'draw')}, "
+            f"{_count(self.values, 'value')}, {_count(len(self.generators), 'generator')}, "
+            f"{_count(len(self.events), 'event')}"
             + ("" if self.complete else "  [INCOMPLETE]")
         )
         rows = [("module", "type", "draws", "values", "phases", "generators")]

@@ -9,7 +9,7 @@ import platform
 import sys
 import threading
 import warnings
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 import torch
 from torch.nn.modules.module import register_module_forward_pre_hook
@@ -394,5 +394,6 @@ def record(
     if level == "module":
         from ._light import ModuleRecorder  # the light mode (issue 7)
 
-        return ModuleRecorder(steps=steps, sink=sink)
+        # The light recorder has the same window interface (``with ... as log``).
+        return cast(Recorder, ModuleRecorder(steps=steps, sink=sink))
     return Recorder(steps=steps, sink=sink)
