@@ -48,10 +48,10 @@ class BareMode(TorchDispatchMode):
 
 
 class Bench:
-    def __init__(self, quick: bool, device: str) -> None:
+    def __init__(self, quick: bool, device: str, clock: str = "auto") -> None:
         self.quick = quick
         self.device = device
-        self.now = harness.clock(device)
+        self.clock, self.now = harness.clock(device, clock)
         self.rows: list[Row] = []
         self.tmp = tempfile.mkdtemp(prefix="rngtrace-bench-")
 
@@ -111,20 +111,28 @@ class Bench:
         return out
 
     def step(self) -> None:
-        cfg = QUICK if self.quick else SMALL_STEP
+        self._step_bench("2a", "small transformer", QUICK if self.quick else SMALL_STEP,
+                         full=True)
+        if not self.quick:  # more work per module call: the light mode's realistic cost
+            self._step_bench("2b", "medium transformer", StepConfig(), full=False)
+
+    def _step_bench(self, label: str, what: str, cfg: StepConfig, full: bool) -> None:
         tr = Trainer(cfg, self.device)
-        k, rounds = (1, 1) if self.quick else (10, 12)
+        k, rounds = (1, 1) if self.quick else (10, 12 if full else 6)
         for _ in range(3):
             tr.step()
+        calls = _module_calls(tr)
         closes: dict[str, list[float]] = {}
+        logs: dict[str, Any] = {}
 
         def window(name: str, make: Callable[[], Any], kk: int = k) -> Callable[[], list]:
             def run() -> list[float]:
-                with make():
+                with make() as log:
                     tr.step()  # the first step of a window is not the steady state
                     out = self._steps(tr, kk)
                     t = self.now()
                 closes.setdefault(name, []).append(self.now() - t)
+                logs[name] = log
                 return out
             return run
 
@@ -139,19 +147,31 @@ class Bench:
             "record(level='module')": window("module", lambda: rngtrace.record(level="module")),
             "DebugMode": window("DebugMode", DebugMode, max(1, k // 2)),
         }
+        if not full:
+            for name in ("record(path=...)", "DebugMode"):
+                del cases[name]
         s = alternate(cases, rounds, self.say)
-        bench = f"2. training step, small transformer ({_params(tr.model) / 1e3:.0f}k params)"
+        per_step = len(logs["record()"].draws) / (k + 1)
+        bench = (f"{label}. training step, {what} ({_params(tr.model) / 1e3:.0f}k params, "
+                 f"{calls} module calls, {per_step:g} draws per step)")
         med = {name: median(v) for name, v in s.items()}
         refs = {"bare TorchDispatchMode": ("plain", ""), "record()": ("bare", "<= 1.15"),
                 "record(path=...)": ("bare", ""), "record(level='module')": ("plain", "<= 1.05"),
                 "DebugMode": ("bare", "")}
         self.add(bench, "plain", med["plain"], "s", samples=len(s["plain"]))
         for name, (ref, target) in refs.items():
+            if name not in med:
+                continue
             base = med["plain"] if ref == "plain" else med["bare TorchDispatchMode"]
-            self.add(bench, name, med[name], "s", med[name] / base, ref, target,
+            note = ""
+            if name == "record(level='module')":
+                us = (med[name] - med["plain"]) / calls * 1e6
+                note = f"{us:.1f} us per module call"
+            self.add(bench, name, med[name], "s", med[name] / base, ref, target, note=note,
                      samples=len(s[name]))
-        self.add(bench, "record(): closing the window", median(closes["record()"]), "s",
-                 note=f"after {k + 1} steps", samples=len(closes["record()"]))
+        if full:
+            self.add(bench, "record(): closing the window", median(closes["record()"]), "s",
+                     note=f"after {k + 1} steps", samples=len(closes["record()"]))
 
     # -- 3. after the window ------------------------------------------------------------
     def after(self) -> None:
@@ -246,6 +266,22 @@ class Bench:
                  samples=1 if self.quick else 3)
 
 
+def _module_calls(tr: Trainer) -> int:
+    """Module calls in one training step (forward hooks fire once per call)."""
+    n = 0
+
+    def count(module: Any, args: Any) -> None:
+        nonlocal n
+        n += 1
+
+    h = torch.nn.modules.module.register_module_forward_pre_hook(count)
+    try:
+        tr.step()
+    finally:
+        h.remove()
+    return n
+
+
 def _params(model: torch.nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
@@ -257,6 +293,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--threads", type=int, default=1,
                    help="torch intra-op threads (default 1: stable ratios on a shared "
                         "machine; 0 keeps torch's default)")
+    p.add_argument("--clock", choices=("auto", "wall", "cpu"), default="auto",
+                   help="cpu: process CPU time; auto (default): cpu for a one-thread CPU "
+                        "run, wall otherwise")
     p.add_argument("--only", default=",".join(BENCHES),
                    help=f"comma-separated subset of {','.join(BENCHES)}")
     p.add_argument("--json", default=None,
@@ -274,8 +313,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.threads > 0:
         torch.set_num_threads(args.threads)
     torch.manual_seed(0)
-    bench = Bench(args.quick, args.device)
-    info = harness.machine(args.device)
+    bench = Bench(args.quick, args.device, args.clock)
+    info = harness.machine(args.device, bench.clock)
     print(f"rngtrace benchmarks{' (--quick: figures mean nothing)' if args.quick else ''}: "
           f"{harness.describe(info)}", flush=True)
     t0 = time.perf_counter()

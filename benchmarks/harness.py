@@ -23,14 +23,25 @@ import torch
 START, END = "<!-- bench:start -->", "<!-- bench:end -->"
 
 
-def clock(device: str) -> Callable[[], float]:
-    """``time.perf_counter``, after waiting for the device's queued work."""
+def clock(device: str, kind: str = "auto") -> tuple[str, Callable[[], float]]:
+    """The clock the benchmarks read, and its name.
+
+    ``"wall"``: ``time.perf_counter`` (after waiting for a GPU's queued work).
+    ``"cpu"``: ``time.process_time``, the CPU time of this process; on a CPU run with one
+    torch thread it equals the wall time of an idle machine, and it does not count the
+    time other programs hold the cores, so a shared machine gives stable ratios.
+    ``"auto"``: ``"cpu"`` for a CPU run with one torch thread, else ``"wall"``.
+    """
+    if kind == "auto":
+        kind = "cpu" if device == "cpu" and torch.get_num_threads() == 1 else "wall"
+    if kind == "cpu":
+        return "cpu (process_time)", time.process_time
     if device.startswith("cuda"):
         def tick() -> float:
             torch.cuda.synchronize()
             return time.perf_counter()
-        return tick
-    return time.perf_counter
+        return "wall (perf_counter, CUDA synchronised)", tick
+    return "wall (perf_counter)", time.perf_counter
 
 
 def alternate(cases: dict[str, Callable[[], list[float]]], rounds: int,
@@ -49,7 +60,7 @@ def median(xs: list[float]) -> float:
     return statistics.median(xs) if xs else float("nan")
 
 
-def machine(device: str) -> dict[str, Any]:
+def machine(device: str, clock_name: str) -> dict[str, Any]:
     """Where the figures come from."""
     cpu = platform.processor() or platform.machine()
     try:
@@ -67,6 +78,7 @@ def machine(device: str) -> dict[str, Any]:
         "python": platform.python_version(),
         "platform": platform.platform(),
         "device": device,
+        "clock": clock_name,
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
     }
     if device.startswith("cuda"):
@@ -80,7 +92,7 @@ def describe(m: dict[str, Any]) -> str:
     if "gpu" in m:
         where = f"{m['gpu']} ({where})"
     return (f"{where}; torch {m['torch']}, Python {m['python']}, device {m['device']}, "
-            f"{m['date'][:10]}")
+            f"clock {m['clock']}, {m['date'][:10]}")
 
 
 @dataclass

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import pathlib
 import subprocess
 import sys
 
@@ -17,8 +18,8 @@ BENCH = os.path.join(ROOT, "benchmarks", "bench.py")
 @pytest.mark.slow
 def test_quick_run_reports_every_benchmark(tmp_path):
     out = tmp_path / "results.json"
-    readme = os.path.join(ROOT, "README.md")
-    before = open(readme, encoding="utf-8").read() if os.path.exists(readme) else None
+    readme = pathlib.Path(ROOT, "README.md")
+    before = readme.read_text(encoding="utf-8") if readme.exists() else None
     proc = subprocess.run([sys.executable, BENCH, "--quick", "--json", str(out)],
                           capture_output=True, text=True, timeout=300, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -35,7 +36,7 @@ def test_quick_run_reports_every_benchmark(tmp_path):
             assert r["ratio"] > 0 and r["ref"] in ("plain", "bare")
     assert result["table"] in proc.stdout
     # a quick run never rewrites the README's table
-    after = open(readme, encoding="utf-8").read() if os.path.exists(readme) else None
+    after = readme.read_text(encoding="utf-8") if readme.exists() else None
     assert after == before
 
 

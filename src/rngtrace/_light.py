@@ -66,10 +66,12 @@ from ._reseed import ReseedWatch, describe_call
 from .errors import RecordError
 from .log import Draw, Event, GeneratorInfo, Log
 
-# torch.nn leaf modules whose forward never draws. Their calls (exact type, no hooks of
-# their own, which could draw) are not read: more than half the calls of a transformer.
+# torch.nn modules whose own forward code never draws: leaves, and Sequential whose code
+# only calls its children (which are read). Their calls (exact type, no hooks of their
+# own, which could draw) are not read: more than half the calls of a transformer.
 _PURE = frozenset(getattr(nn, name) for name in (
-    "Linear", "Bilinear", "Identity", "Embedding", "EmbeddingBag", "Flatten", "Unflatten",
+    "Sequential", "Linear", "Bilinear", "Identity", "Embedding", "EmbeddingBag", "Flatten",
+    "Unflatten",
     "Conv1d", "Conv2d", "Conv3d", "ConvTranspose1d", "ConvTranspose2d", "ConvTranspose3d",
     "LayerNorm", "GroupNorm", "RMSNorm", "LocalResponseNorm", "BatchNorm1d", "BatchNorm2d",
     "BatchNorm3d", "InstanceNorm1d", "InstanceNorm2d", "InstanceNorm3d",
@@ -79,6 +81,11 @@ _PURE = frozenset(getattr(nn, name) for name in (
     "AdaptiveAvgPool1d", "AdaptiveAvgPool2d", "AdaptiveAvgPool3d", "AdaptiveMaxPool1d",
     "AdaptiveMaxPool2d", "AdaptiveMaxPool3d", "Upsample", "PixelShuffle", "ZeroPad2d",
     "CrossEntropyLoss", "NLLLoss", "MSELoss", "L1Loss", "BCELoss", "BCEWithLogitsLoss",
+) if hasattr(nn, name))
+
+# Dropout draws only in training mode (ATen returns the input when not training).
+_DROPOUT = frozenset(getattr(nn, name) for name in (
+    "Dropout", "Dropout1d", "Dropout2d", "Dropout3d", "AlphaDropout", "FeatureAlphaDropout",
 ) if hasattr(nn, name))
 
 _BACKWARDS = "CUDA generator state moved backwards or was reseeded (not by a call the " \
@@ -301,8 +308,9 @@ class ModuleRecorder:
         try:
             self._called[id(module)] = module
             stack = self._stack
-            if stack and type(module) in _PURE and not (module._forward_pre_hooks
-                                                        or module._forward_hooks):
+            kind = type(module)
+            if stack and (kind in _PURE or (kind in _DROPOUT and not module.training)) \
+                    and not (module._forward_pre_hooks or module._forward_hooks):
                 return
             if not stack:
                 self._check_cuda()
@@ -317,7 +325,8 @@ class ModuleRecorder:
             return
         try:
             stack = self._stack
-            if not stack or (stack[-1] is not module and type(module) in _PURE):
+            if not stack or (stack[-1] is not module and (type(module) in _PURE
+                                                          or type(module) in _DROPOUT)):
                 return  # a call not read at entry (see _PURE)
             self._boundary()
             if stack[-1] is module:
