@@ -181,6 +181,35 @@ def test_other_threads_are_ignored():
     assert where(log) == [(None, None, 0)]
 
 
+class DropoutData(torch.utils.data.Dataset):
+    """Calls a Dropout module in ``__getitem__``, i.e. inside the worker process."""
+
+    def __init__(self) -> None:
+        self.drop = nn.Dropout(0.5)
+
+    def __len__(self) -> int:
+        return 4
+
+    def __getitem__(self, i: int) -> torch.Tensor:
+        self.drop(torch.ones(3))
+        # what the worker's inherited copy of the window recorded (it must stay idle)
+        from rngtrace import recorder
+
+        active = recorder._active
+        return torch.tensor(-1 if active is None else active._count)
+
+
+def test_dataloader_workers_are_not_recorded(tmp_path):
+    path = tmp_path / "workers.rngtrace.jsonl"
+    loader = torch.utils.data.DataLoader(DropoutData(), batch_size=2, num_workers=1)
+    with rngtrace.record(level="module", path=path):
+        batches = list(loader)
+    assert [b.tolist() for b in batches] == [[0, 0], [0, 0]]
+    # The workers' Dropout calls (4 items) are theirs; the parent sees only iter()'s
+    # random_ for the workers' base seed: 1 outside record, and an intact file.
+    assert where(rngtrace.load(path)) == [(None, None, 0)]
+
+
 def test_save_load_and_show(tmp_path):
     model = story_models.TinyViT()
     path = tmp_path / "light.rngtrace.jsonl"

@@ -34,8 +34,9 @@ program, looked at again at each top-level module call); draws from explicit
 friends are recorded as ``"reseed"`` events, as in the op recorder; consumption since the
 previous module boundary is then merged into the reseed and not charged. A CUDA state that
 moves backwards without a reseed the window saw is a ``"gap"`` event. Module calls from
-other threads are ignored (their consumption is charged to whatever the recording thread
-is running). Under ``torch.compile`` the hooks see only the modules dynamo leaves alone.
+other threads and processes (DataLoader workers inherit the hooks) are ignored; the
+consumption of another thread is charged to whatever the recording thread is running.
+Under ``torch.compile`` the hooks see only the modules dynamo leaves alone.
 
 Example::
 
@@ -50,6 +51,7 @@ Example::
 from __future__ import annotations
 
 import ctypes
+import os
 import threading
 import warnings
 from dataclasses import dataclass
@@ -217,6 +219,7 @@ class ModuleRecorder:
         self._count = 0
         self._steps = 0
         self._thread = 0
+        self._pid = 0
         self._state = "new"  # new -> recording -> stopped
         self._warned = False
 
@@ -230,6 +233,7 @@ class ModuleRecorder:
             _rec._active = cast(Any, self)
         try:
             self._thread = threading.get_ident()
+            self._pid = os.getpid()  # a forked child (DataLoader worker) inherits the hooks
             self.log.meta = _rec.header()
             self._add_gen("default:cpu", "cpu", torch.default_generator, cuda=False)
             self._check_cuda()
@@ -303,7 +307,7 @@ class ModuleRecorder:
 
     # -- hooks (the hot path: two per module call) -------------------------------------
     def _pre(self, module: nn.Module, args: Any) -> None:
-        if threading.get_ident() != self._thread:
+        if threading.get_ident() != self._thread or os.getpid() != self._pid:
             return
         try:
             self._called[id(module)] = module
@@ -321,7 +325,7 @@ class ModuleRecorder:
             self._internal_error(e)
 
     def _post(self, module: nn.Module, args: Any, output: Any) -> None:
-        if threading.get_ident() != self._thread:
+        if threading.get_ident() != self._thread or os.getpid() != self._pid:
             return
         try:
             stack = self._stack
@@ -404,7 +408,8 @@ class ModuleRecorder:
 
     # -- other callbacks -----------------------------------------------------------------
     def _on_step(self, optimizer: Any, args: Any, kwargs: Any) -> None:
-        if threading.get_ident() != self._thread or self._state != "recording":
+        if threading.get_ident() != self._thread or os.getpid() != self._pid \
+                or self._state != "recording":
             return
         self._boundary()  # what the step and the code before it consumed is this step's
         for group in optimizer.param_groups:
@@ -419,7 +424,7 @@ class ModuleRecorder:
         self._paths.changed()
 
     def _on_reseed(self, label: str, scope: str, args: tuple, kwargs: dict) -> None:
-        if self._state != "recording":
+        if self._state != "recording" or os.getpid() != self._pid:
             return
         try:
             site, _ = _frames.user_site(1)
