@@ -7,6 +7,7 @@
 ['0.weight', '0.bias']
 """
 
+from .diff import Diff, Hunk, diff
 from .errors import LogFormatError, RecordError, RngtraceError, StableInitError
 from .graph import to_dot
 from .log import Draw, Event, GeneratorInfo, Log, ModuleStats
@@ -15,9 +16,11 @@ from .recorder import __version__, record
 from .stable import stable_init
 
 __all__ = [
+    "Diff",
     "Draw",
     "Event",
     "GeneratorInfo",
+    "Hunk",
     "Log",
     "LogFormatError",
     "ModuleStats",
@@ -25,6 +28,7 @@ __all__ = [
     "RngtraceError",
     "StableInitError",
     "__version__",
+    "diff",
     "load",
     "record",
     "stable_init",

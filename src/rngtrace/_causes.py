@@ -1,0 +1,467 @@
+"""Why the streams part: walk each aligned stream and name the causes.
+
+Each stream is walked in order. While the two runs agree (``equal``), a structural
+piece (inserted, removed, changed) is a cause; the ``shifted`` draws after it are what
+it shifts. A shift that starts with no structural piece before it is explained by what
+the logs recorded at that point: a reseed or gap event, another seed at the start of the
+stream, a call that consumed the stream differently. While the runs already disagree,
+a structural piece made by the same call as its shifted neighbours is a consequence (a
+rejection loop such as ``trunc_normal_`` drew another number of times), never a cause.
+Afterwards, removed and inserted draws of the same module with the same structure are
+merged into one "reordered" (same stream) or "generator" (other stream) cause, and
+causes made by the same line of code are grouped.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from ._align import Piece, StreamPair, structure_key
+from .diff import Cause
+from .log import Draw, Event, Log, module_label
+
+
+@dataclass(slots=True)
+class StreamView:
+    pair: StreamPair
+    a: Sequence[Draw]
+    b: Sequence[Draw]
+    pieces: list[Piece]
+
+    @property
+    def name(self) -> str:
+        return self.pair.a_name if self.pair.a_name is not None else str(self.pair.b_name)
+
+
+@dataclass(eq=False)
+class _Cand:
+    """A cause while it is being worked out (mutable; becomes a :class:`Cause`)."""
+
+    kind: str
+    stream: StreamView
+    pieces: list[Piece]
+    run: str
+    draws: list[Draw]  # the draws the cause is about (one side; A's for pairs)
+    b_draws: list[Draw] = field(default_factory=list)  # B's side of a changed pair
+    consequence: bool = False
+    while_shifted: bool = False
+    detail: str = ""
+    events: list[tuple[str, Event]] = field(default_factory=list)
+    partner: _Cand | None = None  # the other half of a move
+    jumped: list[str] = field(default_factory=list)  # modules a moved module jumped over
+    merged_into: _Cand | None = None
+    members: list[_Cand] = field(default_factory=list)
+
+    @property
+    def first(self) -> Draw | None:
+        return self.draws[0] if self.draws else (self.b_draws[0] if self.b_draws else None)
+
+
+def explain(a: Log, b: Log, streams: list[StreamView],
+            labels: tuple[str, str]) -> list[_Cand]:
+    """The causes, first first, consequences last; sets ``Piece.cause`` on every piece."""
+    first_shift = {st.name: _first_change(st) for st in streams}
+    cands: list[_Cand] = []
+    for st in streams:
+        cands += _walk(a, b, st, first_shift)
+    _find_moves(cands)
+    groups = _group(cands)
+    groups.sort(key=lambda c: (c.consequence, min(p.hunk for m in c.members
+                                                  for p in m.pieces)))
+    return groups
+
+
+def _first_change(st: StreamView) -> tuple[int, int] | None:
+    """Log indices (A, B) where this stream first differs, None if it never does."""
+    for p in st.pieces:
+        if p.kind != "equal":
+            return (_index(st.a, p.a0), _index(st.b, p.b0))
+    return None
+
+
+def _index(draws: Sequence[Draw], pos: int) -> int:
+    if pos < len(draws):
+        return draws[pos].index
+    return draws[-1].index + 1 if draws else 1 << 62
+
+
+def _walk(a: Log, b: Log, st: StreamView,
+          first_shift: dict[str, tuple[int, int] | None]) -> list[_Cand]:
+    out: list[_Cand] = []
+    sync: bool | None = None  # None: at the start, or right after a structural piece
+    cur: _Cand | None = None  # what explains the current shifted region
+    prev_equal: Piece | None = None
+    for n, p in enumerate(st.pieces):
+        if p.kind == "equal":
+            sync, cur, prev_equal = True, None, p
+            continue
+        if p.kind == "shifted":
+            if cur is None:
+                cur = _transition(a, b, st, p, prev_equal if sync else None, first_shift)
+                out.append(cur)
+            cur.pieces.append(p)
+            p.cause = cur
+            sync = False
+            continue
+        side_a = list(st.a[p.a0:p.a1])
+        side_b = list(st.b[p.b0:p.b1])
+        if sync is False and _same_call(st, n):
+            c = _Cand("count", st, [p], "both", side_a or side_b, side_b if side_a else [],
+                      consequence=True)
+            out.append(c)
+            p.cause = c
+            continue
+        run = {"inserted": "b", "removed": "a"}.get(p.kind, "both")
+        for module_draws_a, module_draws_b in _by_module(p.kind, side_a, side_b):
+            c = _Cand(p.kind, st, [p], run, module_draws_a or module_draws_b,
+                      module_draws_b if module_draws_a else [],
+                      while_shifted=sync is False)
+            out.append(c)
+            if p.cause is None:
+                p.cause = c
+        if sync is not False:
+            cur = p.cause
+            sync = None
+    return out
+
+
+def _by_module(kind: str, side_a: list[Draw], side_b: list[Draw]
+               ) -> list[tuple[list[Draw], list[Draw]]]:
+    """Split a structural piece into runs of one module (paired pieces stay whole)."""
+    if kind == "changed":
+        return [(side_a, side_b)]
+    draws = side_a or side_b
+    runs: list[list[Draw]] = []
+    for d in draws:
+        if runs and (runs[-1][0].model, runs[-1][0].module) == (d.model, d.module):
+            runs[-1].append(d)
+        else:
+            runs.append([d])
+    return [(r, []) if side_a else ([], r) for r in runs]
+
+
+def _same_call(st: StreamView, n: int) -> bool:
+    """A structural piece whose draws all come from the call that made a neighbour."""
+    p = st.pieces[n]
+    calls: set[tuple] = set()
+    for m in (n - 1, n + 1):
+        if 0 <= m < len(st.pieces) and st.pieces[m].kind == "shifted":
+            q = st.pieces[m]
+            i = q.a1 - 1 if m < n else q.a0
+            j = q.b1 - 1 if m < n else q.b0
+            calls |= {_call(st.a[i]), _call(st.b[j])}
+    if not calls:
+        return False
+    draws = [*st.a[p.a0:p.a1], *st.b[p.b0:p.b1]]
+    return all(_call(d) in calls for d in draws)
+
+
+def _call(d: Draw) -> tuple:
+    return (d.site, d.code, d.api, d.model, d.module)
+
+
+def _transition(a: Log, b: Log, st: StreamView, p: Piece, prev: Piece | None,
+                first_shift: dict[str, tuple[int, int] | None]) -> _Cand:
+    """Why a stream that agreed (or just started) is shifted from piece ``p`` on."""
+    da, db = st.a[p.a0], st.b[p.b0]
+    lo_a = st.a[prev.a1 - 1].index if prev is not None else -1
+    lo_b = st.b[prev.b1 - 1].index if prev is not None else -1
+    events = [("a", e) for e in _events(a, st.pair.a_name, lo_a, da.index)]
+    events += [("b", e) for e in _events(b, st.pair.b_name, lo_b, db.index)]
+    if events:
+        runs = {r for r, _ in events}
+        c = _Cand("state", st, [], "both" if len(runs) == 2 else runs.pop(), [da], [db],
+                  events=events)
+        return c
+    if prev is not None:
+        pa, pb = st.a[prev.a1 - 1], st.b[prev.b1 - 1]
+        if pa.state_after != pb.state_after:
+            return _Cand("consumption", st, [], "both", [pa], [pb])
+        return _Cand("unknown", st, [], "both", [da], [db])
+    ga, gb = a.generators.get(st.pair.a_name or ""), b.generators.get(st.pair.b_name or "")
+    seed_a = ga.initial_seed if ga is not None else None
+    seed_b = gb.initial_seed if gb is not None else None
+    state_a = ga.state if ga is not None else None
+    state_b = gb.state if gb is not None else None
+    c = _Cand("seed", st, [], "both", [da], [db])
+    if seed_a == seed_b and state_a == state_b:
+        c.kind = "unknown"
+    elif st.name.startswith("generator:"):
+        # A generator created after another stream had already shifted was most likely
+        # seeded from it (a DataLoader seeds its sampler from the default generator).
+        for name, where in first_shift.items():
+            if name != st.name and where is not None and where[0] < da.index \
+                    and where[1] < db.index:
+                c.consequence = True
+                c.detail = name
+                break
+    return c
+
+
+def _events(log: Log, gen: str | None, lo: int, hi: int) -> list[Event]:
+    return [e for e in log.events
+            if e.generator == gen and e.kind in ("reseed", "gap") and lo < e.before <= hi
+            and not e.detail.endswith("(state unchanged)")]
+
+
+def _find_moves(cands: list[_Cand]) -> None:
+    """Pair removed and inserted runs of the same module with the same draws."""
+    removed: dict[tuple, list[_Cand]] = {}
+    for c in cands:
+        if c.kind == "removed":
+            removed.setdefault(_signature(c.draws), []).append(c)
+    for c in cands:
+        if c.kind != "inserted":
+            continue
+        match = removed.get(_signature(c.draws))
+        if not match:
+            continue
+        r = match.pop(0)
+        same = r.stream is c.stream
+        r.kind = "reordered" if same else "generator"
+        r.run, r.partner, r.b_draws = "both", c, c.draws
+        r.pieces += c.pieces
+        for p in c.pieces:
+            if p.cause is c:
+                p.cause = r
+        c.merged_into = r
+        if same:
+            r.jumped = _between(r.stream, c.pieces[0], r.pieces[0])
+        r.while_shifted = r.while_shifted and c.while_shifted
+
+
+def _signature(draws: list[Draw]) -> tuple:
+    return tuple(sorted(Counter(structure_key(d) for d in draws).items(), key=repr))
+
+
+def _between(st: StreamView, p: Piece, q: Piece) -> list[str]:
+    """Modules of the paired draws between two pieces of a stream (what a move jumped)."""
+    i, j = st.pieces.index(p), st.pieces.index(q)
+    out: list[str] = []
+    for r in st.pieces[min(i, j) + 1:max(i, j)]:
+        if r.kind in ("equal", "shifted", "changed"):
+            for d in st.a[r.a0:r.a1]:
+                name = module_label(d.module)
+                if name not in out:
+                    out.append(name)
+    return out
+
+
+def _group(cands: list[_Cand]) -> list[_Cand]:
+    """Merge causes made by the same line of code (the same module in every block)."""
+    groups: dict[tuple, _Cand] = {}
+    out: list[_Cand] = []
+    for c in cands:
+        if c.merged_into is not None:
+            continue
+        f = c.first
+        key: tuple = (id(c),)
+        if c.kind in ("inserted", "removed", "reordered", "changed", "generator", "count") \
+                and f is not None:
+            key = (c.kind, c.run, c.stream.name, f.code, f.module_type, f.op, c.consequence)
+        g = groups.get(key)
+        if g is None:
+            groups[key] = c
+            c.members = [c]
+            out.append(c)
+        else:
+            g.members.append(c)
+            for p in c.pieces:
+                if p.cause is c:
+                    p.cause = g
+    return out
+
+
+# -- from candidates to causes ---------------------------------------------------------------
+# causes that explain a shift by a moment rather than by draws of their own
+_TRANSITIONS = ("seed", "state", "unknown", "consumption")
+# causes that have a module, a parameter and a line of code of their own
+_LOCATED = ("inserted", "removed", "reordered", "changed", "generator", "count",
+            "consumption")
+
+
+def build(groups: list[_Cand], a: Log, b: Log, labels: tuple[str, str]) -> list[Cause]:
+    """Turn grouped candidates into :class:`Cause` records, with what each shifts."""
+    known_a, known_b = _Known(a), _Known(b)
+    out = []
+    for g in groups:
+        pieces = [p for m in g.members for p in m.pieces]
+        shifted = [p for p in pieces if p.kind == "shifted"]
+        st = g.stream
+        sh_draws = [d for p in shifted for d in st.a[p.a0:p.a1]]
+        targets = dict.fromkeys(d.target for d in sh_draws
+                                if d.target is not None and not d.discarded)
+        own = [d for m in g.members for d in m.draws]
+        modules: list[str] = []
+        for m in g.members:
+            f = m.first
+            if f is not None and module_label(f.module) not in modules:
+                modules.append(module_label(f.module))
+        f = g.first
+        transition = g.kind in _TRANSITIONS
+        structural = [p for p in pieces if p.kind != "shifted"] or pieces
+        p0 = min(structural, key=lambda p: p.hunk)
+        a_index: int | None = _index(st.a, p0.a0) if st.a else None
+        b_index: int | None = _index(st.b, p0.b0) if st.b else None
+        if transition and g.draws:
+            a_index, b_index = g.draws[0].index, g.b_draws[0].index if g.b_draws else None
+        ga = a.generators.get(st.pair.a_name or "")
+        gb = b.generators.get(st.pair.b_name or "")
+        seeds = (ga.initial_seed if ga else None, gb.initial_seed if gb else None)
+        summary, detail = _describe(g, modules, own, known_a, known_b, labels, seeds)
+        site = f.site if f is not None else None
+        code = f.code if f is not None else None
+        where = f if f is not None and g.kind in _LOCATED else None
+        if g.kind == "state":
+            site, code = g.events[0][1].site, g.events[0][1].detail
+        elif transition and g.kind != "consumption":
+            site = code = None
+        out.append(Cause(
+            kind=g.kind, summary=summary, run=g.run, generator=st.name,
+            module=where.module if where is not None else None,
+            module_type=where.module_type if where is not None else None,
+            target=where.target if where is not None else None,
+            modules=tuple(modules) if where is not None else (), site=site, code=code,
+            a_index=a_index, b_index=b_index,
+            draws=0 if transition else len(own),
+            values=0 if transition else sum(d.numel for d in own if d.consumed),
+            shifted_draws=len(sh_draws),
+            shifted_values=sum(d.numel for d in sh_draws if d.consumed),
+            shifted_targets=tuple(targets), consequence=g.consequence, detail=detail,
+            hunks=tuple(sorted({p.hunk for p in pieces})),
+        ))
+    return out
+
+
+class _Known:
+    """Which modules (or their descendants) and targets a log has, for a few queries."""
+
+    def __init__(self, log: Log) -> None:
+        self._log = log
+        self._paths: set[tuple[str | None, str]] | None = None
+        self._targets: set | None = None
+
+    def module(self, model: str | None, path: str) -> bool:
+        if self._paths is None:
+            paths = {(d.model, d.module) for d in self._log.draws if d.module is not None}
+            paths.update(self._log.called or ())
+            level = paths
+            while level:  # add the ancestors, one level at a time (levels shrink fast)
+                level = {(m, p.rpartition(".")[0]) for m, p in level if p} - paths
+                paths |= level
+            self._paths = paths
+        return (model, path) in self._paths
+
+    def target(self, model: str | None, target: str) -> bool:
+        if self._targets is None:
+            self._targets = {(d.model, d.target) for d in self._log.draws
+                             if d.target is not None}
+            self._targets.update(self._log.with_grad or ())
+        return (model, target) in self._targets
+
+
+def _names(modules: list[str]) -> str:
+    if len(modules) <= 3:
+        return ", ".join(modules)
+    return f"{', '.join(modules[:3])} and {len(modules) - 3} more"
+
+
+def _count(members: int, draws: int) -> str:
+    if members > 1 and draws % members == 0:
+        return f"{draws // members} draw{'s' if draws // members != 1 else ''} each"
+    return f"{draws} draw{'s' if draws != 1 else ''}"
+
+
+def _describe(g: _Cand, modules: list[str], own: list[Draw], known_a: _Known,
+              known_b: _Known, labels: tuple[str, str],
+              seeds: tuple[int | None, int | None]) -> tuple[str, str]:
+    la, lb = labels
+    f = g.first
+    kind_of = f"({f.module_type})" if f is not None and f.module_type else ""
+    n = len(g.members)
+    if g.kind in ("inserted", "removed"):
+        here, there = (lb, la) if g.kind == "inserted" else (la, lb)
+        other = known_a if g.kind == "inserted" else known_b
+        verb = g.kind
+        if f is None or f.module is None:
+            what = f"{verb} in {here}: a draw outside any module ({f.api if f else '?'})"
+        elif not other.module(f.model, f.module):
+            what = f"module {verb} in {here}: {_names(modules)} {kind_of}".rstrip()
+        elif f.target is not None and not other.target(f.model, f.target):
+            params = [m.first.target for m in g.members if m.first is not None]
+            what = (f"parameter {verb} in {here}: {_names([str(t) for t in params])} "
+                    f"(in {f.module_type} {module_label(f.module)})")
+        else:
+            what = f"draws {verb} in {here}: in {_names(modules)} {kind_of}".rstrip()
+        return f"{what}, {_count(n, len(own))} (not in {there})", ""
+    if g.kind == "reordered":
+        pairs = []
+        for m in g.members:
+            mf = m.first
+            moved = module_label(mf.module) if mf is not None else "?"
+            jumped = [j for j in m.jumped if j != moved]
+            pairs.append(f"{moved} and {_names(jumped)}" if jumped else moved)
+        text = f"definitions reordered: {pairs[0]} draw in the other order"
+        if len(pairs) > 1:
+            text += f"; also {_names(pairs[1:])}"
+        return text + " (same draws, other order)", ""
+    if g.kind == "generator":
+        ga = g.stream.name
+        gb = g.partner.stream.name if g.partner is not None else "?"
+        return (f"different generator: {_names(modules)} draws from {ga} in {la}, "
+                f"from {gb} in {lb}", "")
+    if g.kind == "changed":
+        fb = g.b_draws[0] if g.b_draws else None
+        if f is None or fb is None:
+            return "changed", ""
+        if (f.module, f.target) != (fb.module, fb.target):
+            return (f"renamed: {module_label(f.module)} in {la} is "
+                    f"{module_label(fb.module)} in {lb} (same draws, same values)", "")
+        what = f.target or module_label(f.module)
+        if tuple(f.shape) != tuple(fb.shape):
+            return (f"shape changed: {what} draws {tuple(f.shape)} in {la}, "
+                    f"{tuple(fb.shape)} in {lb}", "")
+        if f.args != fb.args:
+            return f"arguments changed: {what} draws with {f.args} in {la}, {fb.args} in {lb}", ""
+        return f"changed: {what} ({f.dtype} in {la}, {fb.dtype} in {lb})", ""
+    if g.kind == "count":
+        kind = g.pieces[0].kind
+        call = f"{f.api} at {f.site}" if f is not None else "a call"
+        if kind == "changed":
+            what = "drew another shape"
+        else:
+            what = (f"drew {len(own)} more time{'s' if len(own) != 1 else ''} in "
+                    f"{lb if kind == 'inserted' else la}")
+        return (f"{call} {what}: a data-dependent loop (rejection sampling) in an already "
+                f"shifted stream; a consequence, not a cause", "")
+    if g.kind == "seed":
+        st = g.stream
+        if g.consequence:
+            return (f"{st.name} starts from another seed: it was seeded after {g.detail} "
+                    f"had shifted (a DataLoader seeds its sampler from the default "
+                    f"generator); a consequence, not a cause", "")
+        sa, sb = seeds
+        if sa != sb:
+            return f"different seed on {st.name}: {sa} in {la}, {sb} in {lb}", ""
+        return (f"{st.name} starts from another state with the same seed ({sa}): "
+                f"something drew or set the state before the window opened", "")
+    if g.kind == "state":
+        parts = []
+        for run, e in g.events:
+            who = la if run == "a" else lb
+            if e.kind == "reseed":
+                parts.append(f"{who} calls {e.detail} on {e.generator} before draw {e.before}"
+                             + (f" at {e.site}" if e.site else ""))
+            else:
+                parts.append(f"the state of {e.generator} changed in {who} before draw "
+                             f"{e.before} with no traced draw")
+        return "state changed inside one run: " + "; ".join(parts), ""
+    if g.kind == "consumption":
+        fb = g.b_draws[0] if g.b_draws else f
+        return (f"the same call consumed {g.stream.name} differently: {f.op if f else '?'} "
+                f"in {module_label(f.module) if f else '?'} (draw {f.index if f else '?'} "
+                f"of {la}, {fb.index if fb else '?'} of {lb}) left other states", "")
+    return (f"{g.stream.name} moved with nothing recorded to explain it (before draw "
+            f"{f.index if f else '?'} of {la})", "")
