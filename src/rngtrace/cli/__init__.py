@@ -20,6 +20,8 @@ OK, DIFFERENT, ERROR = 0, 1, 2
 VERBS: dict[str, str] = {
     "run": "run",
     "show": "show",
+    "diff": "diff",
+    "compare": "compare",
     "dot": "dot",
 }
 

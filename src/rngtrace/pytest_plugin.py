@@ -1,0 +1,123 @@
+"""A pytest guard for random streams: the ``rng_snapshot`` fixture.
+
+Installed with rngtrace (a ``pytest11`` entry point), so any test can ask for it::
+
+    def test_init_stream(rng_snapshot):
+        with rng_snapshot():
+            torch.manual_seed(0)
+            model = build_model()
+
+The block is recorded with :func:`rngtrace.record` and compared with a snapshot stored
+next to the test, in ``__rng_snapshots__/<test file>/<test name>.rngtrace.jsonl``. When
+the stream changed (a module added, definitions reordered, another seed ...) the test
+fails with the :func:`rngtrace.diff` report, cause first. ``pytest
+--rng-snapshot-update`` writes missing snapshots and rewrites those that differ; without
+it a missing snapshot is a failure, so that CI never accepts a stream silently.
+
+Several snapshots in one test are told apart by name (``rng_snapshot("train")``) or,
+unnamed, by order (the second unnamed block is ``<test name>.2``).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+if TYPE_CHECKING:
+    from .log import Log
+
+SNAPSHOT_DIR = "__rng_snapshots__"
+_WRITTEN = pytest.StashKey[list]()
+_UNSAFE = re.compile(r"[^A-Za-z0-9_.\-\[\]]+")
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("rngtrace")
+    group.addoption("--rng-snapshot-update", action="store_true", default=False,
+                    help="rngtrace: write missing rng_snapshot files and rewrite those "
+                         "whose random stream changed")
+
+
+class RngSnapshot:
+    """What the ``rng_snapshot`` fixture gives: call it to get a recording window."""
+
+    def __init__(self, request: pytest.FixtureRequest) -> None:
+        self._request = request
+        self._update = bool(request.config.getoption("rng_snapshot_update"))
+        self._unnamed = 0
+        self.written: list[str] = []
+
+    def path(self, name: str | None = None) -> str:
+        """Where the snapshot of the block named ``name`` lives."""
+        node = self._request.node
+        test_file = str(node.path)
+        stem = os.path.splitext(os.path.basename(test_file))[0]
+        base = _UNSAFE.sub("_", node.name)
+        if name is not None:
+            base += "." + _UNSAFE.sub("_", name)
+        return os.path.join(os.path.dirname(test_file), SNAPSHOT_DIR, stem,
+                            base + ".rngtrace.jsonl")
+
+    @contextmanager
+    def __call__(self, name: str | None = None, *, steps: int | None = None
+                 ) -> Iterator[Log]:
+        """Record the block; at its end, compare with the snapshot (or write it)."""
+        import rngtrace
+
+        if name is None:
+            self._unnamed += 1
+            if self._unnamed > 1:
+                name = str(self._unnamed)
+        path = self.path(name)
+        with rngtrace.record(steps) as log:
+            yield log
+        self._check(log, path)
+
+    def _check(self, log: Log, path: str) -> None:
+        import rngtrace
+
+        rel = os.path.relpath(path, str(self._request.config.rootpath))
+        if not os.path.exists(path):
+            if self._update:
+                self._write(log, path)
+                return
+            pytest.fail(f"rng_snapshot: no snapshot {rel} yet; run pytest with "
+                        f"--rng-snapshot-update to write it", pytrace=False)
+        old = rngtrace.load(path)
+        d = rngtrace.diff(old, log, labels=("snapshot", "this run"))
+        if d.identical:
+            return
+        if self._update:
+            self._write(log, path)
+            return
+        pytest.fail(f"rng_snapshot: the random stream differs from {rel}\n\n{d.report()}\n\n"
+                    f"(if the change is intended: pytest --rng-snapshot-update)",
+                    pytrace=False)
+
+    def _write(self, log: Log, path: str) -> None:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        log.save(path)
+        self.written.append(path)
+        self._request.config.stash.setdefault(_WRITTEN, []).append(path)
+
+
+@pytest.fixture
+def rng_snapshot(request: pytest.FixtureRequest) -> Any:
+    """Record a block and compare its random draws with a stored snapshot.
+
+    ``with rng_snapshot(): ...`` (or ``rng_snapshot("name", steps=N)``) records the
+    block; see :mod:`rngtrace.pytest_plugin`.
+    """
+    return RngSnapshot(request)
+
+
+def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: Any) -> None:
+    written = config.stash.get(_WRITTEN, [])
+    if written:
+        terminalreporter.write_line(f"rngtrace: {len(written)} rng_snapshot file"
+                                    f"{'s' if len(written) != 1 else ''} written")
