@@ -16,6 +16,7 @@ import argparse
 import gc
 import json
 import os
+import statistics
 import sys
 import tempfile
 import time
@@ -58,8 +59,14 @@ class Bench:
     def say(self, text: str) -> None:
         print(f"  {text}", file=sys.stderr, flush=True)
 
-    def add(self, *args: Any, **kwargs: Any) -> Row:
+    def add(self, *args: Any, raw: list[float] | None = None, **kwargs: Any) -> Row:
+        """A row; ``raw`` (the samples) gives its count and quartiles in the JSON."""
         row = Row(*args, **kwargs)
+        if raw:
+            row.samples = len(raw)
+            if len(raw) >= 4:
+                q = statistics.quantiles(raw, n=4)
+                row.extra.update(p25=q[0], p75=q[2])
         self.rows.append(row)
         return row
 
@@ -93,13 +100,12 @@ class Bench:
         draws = len(recorded()[1].draws)  # also the warm-up of both
         s = alternate({"plain": lambda: [self.timed(build)],
                        "record()": lambda: [self.timed(recorded)]},
-                      1 if self.quick else 3, self.say)
+                      1 if self.quick else 5, self.say)
         bench = f"1. build GPT-2-small-sized model ({n / 1e6:.1f}M params, {draws} draws)"
         p = median(s["plain"])
-        self.add(bench, "plain", p, "s", samples=len(s["plain"]))
+        self.add(bench, "plain", p, "s", raw=s["plain"])
         r = median(s["record()"])
-        self.add(bench, "record()", r, "s", r / p, "plain", "<= 1.03",
-                 samples=len(s["record()"]))
+        self.add(bench, "record()", r, "s", r / p, "plain", "<= 1.03", raw=s["record()"])
 
     # -- 2. training step ----------------------------------------------------------------
     def _steps(self, tr: Trainer, k: int) -> list[float]:
@@ -141,6 +147,7 @@ class Bench:
         path = os.path.join(self.tmp, "step.rngtrace.jsonl")
         cases = {
             "plain": lambda: self._steps(tr, k),
+            "plain again": lambda: self._steps(tr, k),
             "bare TorchDispatchMode": window("bare", BareMode),
             "record()": window("record()", rngtrace.record),
             "record(path=...)": window("record(path=...)", lambda: rngtrace.record(path=path)),
@@ -148,30 +155,31 @@ class Bench:
             "DebugMode": window("DebugMode", DebugMode, max(1, k // 2)),
         }
         if not full:
-            for name in ("record(path=...)", "DebugMode"):
+            for name in ("plain again", "record(path=...)", "DebugMode"):
                 del cases[name]
         s = alternate(cases, rounds, self.say)
         per_step = len(logs["record()"].draws) / (k + 1)
         bench = (f"{label}. training step, {what} ({_params(tr.model) / 1e3:.0f}k params, "
                  f"{calls} module calls, {per_step:g} draws per step)")
         med = {name: median(v) for name, v in s.items()}
-        refs = {"bare TorchDispatchMode": ("plain", ""), "record()": ("bare", "<= 1.15"),
+        refs = {"plain again": ("plain", ""),
+                "bare TorchDispatchMode": ("plain", ""), "record()": ("bare", "<= 1.15"),
                 "record(path=...)": ("bare", ""), "record(level='module')": ("plain", "<= 1.05"),
                 "DebugMode": ("bare", "")}
-        self.add(bench, "plain", med["plain"], "s", samples=len(s["plain"]))
+        self.add(bench, "plain", med["plain"], "s", raw=s["plain"])
         for name, (ref, target) in refs.items():
             if name not in med:
                 continue
             base = med["plain"] if ref == "plain" else med["bare TorchDispatchMode"]
-            note = ""
+            note = "control: the noise floor" if name == "plain again" else ""
             if name == "record(level='module')":
                 us = (med[name] - med["plain"]) / calls * 1e6
                 note = f"{us:.1f} us per module call"
             self.add(bench, name, med[name], "s", med[name] / base, ref, target, note=note,
-                     samples=len(s[name]))
+                     raw=s[name])
         if full:
             self.add(bench, "record(): closing the window", median(closes["record()"]), "s",
-                     note=f"after {k + 1} steps", samples=len(closes["record()"]))
+                     note=f"after {k + 1} steps", raw=closes["record()"])
 
     # -- 3. after the window ------------------------------------------------------------
     def after(self) -> None:
@@ -191,16 +199,20 @@ class Bench:
 
         s = alternate({
             "plain": lambda: self._steps(tr, k),
+            "plain again": lambda: self._steps(tr, k),
             "record(steps=2)": past(lambda: rngtrace.record(steps=2)),
             "record(level='module', steps=2)": past(
                 lambda: rngtrace.record(level="module", steps=2)),
         }, rounds, self.say)
         bench = "3. training step after the window (steps 3+)"
         p = median(s["plain"])
-        self.add(bench, "plain", p, "s", samples=len(s["plain"]))
+        self.add(bench, "plain", p, "s", raw=s["plain"])
+        self.add(bench, "plain again", median(s["plain again"]), "s",
+                 median(s["plain again"]) / p, "plain", note="control: the noise floor",
+                 raw=s["plain again"])
         for name in ("record(steps=2)", "record(level='module', steps=2)"):
             self.add(bench, name, median(s[name]), "s", median(s[name]) / p, "plain",
-                     "<= 1.01", samples=len(s[name]))
+                     "<= 1.01", raw=s[name])
 
     # -- 4. diff -------------------------------------------------------------------------
     def diff(self) -> None:

@@ -1,8 +1,8 @@
 """Timing helpers for ``bench.py``: alternation, medians, the machine, the table.
 
-Every comparison runs its cases in turn, round after round (A B C A B C ...), in one
-process, so that all cases see the same machine load, thermal state and allocator; a
-case returns the samples of one round (seconds). Medians, not means: a shared machine
+Every comparison runs its cases in turn, round after round (A B C, C B A, A B C ...),
+in one process, so that all cases see the same machine load, thermal state and
+allocator; a case returns the samples of one round (seconds). Medians, not means: a shared machine
 has long-tailed pauses.
 """
 
@@ -46,11 +46,13 @@ def clock(device: str, kind: str = "auto") -> tuple[str, Callable[[], float]]:
 
 def alternate(cases: dict[str, Callable[[], list[float]]], rounds: int,
               progress: Callable[[str], None] | None = None) -> dict[str, list[float]]:
-    """Run each case once per round, in the order given; all samples per case."""
+    """Run each case once per round, in the order given and reversed every other round
+    (A B C, C B A, A B C ...: no case always runs after the same one, e.g. after a
+    window closes); all samples per case."""
     samples: dict[str, list[float]] = {k: [] for k in cases}
     for r in range(rounds):
-        for name, run in cases.items():
-            samples[name].extend(run())
+        for name in list(cases) if r % 2 == 0 else reversed(list(cases)):
+            samples[name].extend(cases[name]())
         if progress is not None:
             progress(f"round {r + 1}/{rounds}")
     return samples
