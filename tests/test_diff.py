@@ -1,0 +1,337 @@
+"""rngtrace.diff: alignment, causes, consequences, unused consumers, the report.
+
+The story's variants are recorded once per module (model built, then one training step,
+so that forward and backward usage is known). In the original TinyViT the default
+generator draws 25 times: 21 at init (embed 2, pos 1, per block qkv 2 + proj 2 + mlp 4
+= 8, twice, head 2), then the DataLoader's 2 ``random_`` and 2 dropout masks in the one
+step; the dataset's generator (seed 1234) draws 2, the sampler's generator 1.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+
+import pytest
+import story_models
+import torch
+from torch import nn
+
+import rngtrace
+from rngtrace import Draw, GeneratorInfo, Log
+from rngtrace._align import _myers, match
+from rngtrace.diff import unused_consumers
+
+STORY_SITE = "story_models.py"
+
+
+def _record(variant: str = "original", seed: int = 0, reseed: bool = False) -> Log:
+    torch.manual_seed(seed)
+    with rngtrace.record() as log:
+        model = story_models.TinyViT(variant=variant)
+        if reseed:
+            torch.manual_seed(seed)  # the unexplained state change, inside one run
+        story_models.train(model, steps=1)
+    return log
+
+
+@pytest.fixture(scope="module")
+def story() -> dict[str, Log]:
+    logs = {v: _record(v) for v in story_models.VARIANTS}
+    logs["again"] = _record("original")
+    logs["seed1"] = _record("original", seed=1)
+    logs["reseed"] = _record("original", reseed=True)
+    return logs
+
+
+def _line_of(text: str) -> int:
+    with open(__file__) as f:
+        return next(n for n, line in enumerate(f, 1) if text in line)
+
+
+def _stream(d: rngtrace.Diff, name: str) -> dict[str, int]:
+    return next(s.counts for s in d.streams if s.name == name)
+
+
+def test_same_program_twice_is_identical(story):
+    d = rngtrace.diff(story["original"], story["again"])
+    assert d.identical
+    assert d.first_divergence is None and d.cause is None and d.causes == ()
+    assert {h.kind for h in d.hunks} == {"equal"}
+    assert _stream(d, "default:cpu") == {"equal": 25}
+    assert d.affected_targets == ()
+    assert d.report().startswith("rngtrace diff: A and B drew the same values in the same "
+                                 "places (28 draws, 3 generators).")
+
+
+def test_unused_linear_is_an_inserted_module(story):
+    d = rngtrace.diff(story["original"], story["unused_linear"])
+    c = d.cause
+    assert c is d.causes[0]
+    assert (c.kind, c.run, c.module, c.module_type) == ("inserted", "b",
+                                                        "blocks.0.attn.linear", "Linear")
+    assert c.modules == ("blocks.0.attn.linear", "blocks.1.attn.linear")  # same line twice
+    assert c.site.endswith(f"{STORY_SITE}:27") and c.code == "self.linear = nn.Linear(dim, dim)"
+    assert (c.a_index, c.b_index) == (7, 7)  # after embed 2, pos 1, qkv 2, proj 2
+    assert (c.draws, c.values) == (4, 2 * (16 * 16 + 16))
+    # every later default draw of A is shifted: 25 - 7 = 18; their parameters: mlp of
+    # block 0 (4), qkv and proj of block 1 (4), mlp of block 1 (4), head (2)
+    assert c.shifted_draws == 18 and len(c.shifted_targets) == 14
+    first = d.first_divergence
+    assert (first.kind, first.module, first.target) == ("inserted", "blocks.0.attn.linear",
+                                                        "blocks.0.attn.linear.weight")
+    assert (first.a_index, first.a_stop, first.b_index, first.b_stop) == (7, 7, 7, 9)
+    assert len(first.draws) == 2 and first.a_draws == ()
+    assert [h.kind for h in d.hunks if h.generator == "default:cpu"] == [
+        "equal", "inserted", "shifted", "inserted", "shifted"]
+    assert _stream(d, "default:cpu") == {"equal": 7, "shifted": 18, "inserted": 4}
+    # the sampler's generator is seeded from the shifted default stream: a consequence
+    later = [x for x in d.causes if x.consequence]
+    assert [(x.kind, x.generator) for x in later] == [("seed", "generator:2")]
+    assert "never called" in {u.reason for u in d.unused_b}
+    assert [u.module for u in d.unused_b] == ["blocks.0.attn.linear", "blocks.1.attn.linear"]
+    assert d.unused_a == ()
+    text = d.report()
+    assert text.splitlines()[2].startswith("Cause: module inserted in B: blocks.0.attn.linear")
+    assert "B never calls blocks.0.attn.linear, blocks.1.attn.linear" in text
+
+
+def test_only_the_default_stream_changed_leaves_the_explicit_generator_equal(story):
+    d = rngtrace.diff(story["original"], story["unused_linear"])
+    assert _stream(d, "generator:1") == {"equal": 2}  # the dataset's generator
+    assert all(h.kind == "equal" for h in d.hunks if h.generator == "generator:1")
+
+
+def test_default_stream_change_in_a_small_program():
+    def run(extra: bool) -> Log:
+        torch.manual_seed(0)
+        g = torch.Generator().manual_seed(5)
+        with rngtrace.record() as log:
+            if extra:
+                torch.rand(3)  # e.g. a logging hook
+            for _ in range(3):
+                torch.rand(2)
+                torch.randn(2, generator=g)
+        return log
+
+    d = rngtrace.diff(run(False), run(True))
+    assert _stream(d, "generator:1") == {"equal": 3}
+    assert _stream(d, "default:cpu") == {"shifted": 3, "inserted": 1}
+    assert d.cause.kind == "inserted" and d.cause.module is None
+    assert d.cause.summary.startswith("inserted in B: a draw outside any module (torch.rand)")
+
+
+def test_unused_gamma_is_an_inserted_parameter(story):
+    d = rngtrace.diff(story["original"], story["unused_gamma"])
+    c = d.cause
+    assert (c.kind, c.module, c.target) == ("inserted", "blocks.0.attn", "blocks.0.attn.gamma")
+    assert c.summary.startswith("parameter inserted in B: blocks.0.attn.gamma, "
+                                "blocks.1.attn.gamma")
+    assert c.code.startswith("self.gamma = nn.Parameter(torch.randn(")
+    assert c.shifted_draws == 18  # as for the linear: 25 - 7
+    assert [(u.module, u.reason, u.targets) for u in d.unused_b] == [
+        ("blocks.0.attn", "no gradient", ("blocks.0.attn.gamma",)),
+        ("blocks.1.attn", "no gradient", ("blocks.1.attn.gamma",))]
+    assert "B never uses blocks.0.attn.gamma, blocks.1.attn.gamma" in d.report()
+
+
+def test_reordered_definitions(story):
+    d = rngtrace.diff(story["original"], story["reordered"])
+    c = d.cause
+    assert (c.kind, c.run, c.module) == ("reordered", "both", "blocks.0.attn.qkv")
+    assert c.modules == ("blocks.0.attn.qkv", "blocks.1.attn.qkv")
+    assert "blocks.0.attn.qkv and blocks.0.attn.proj draw in the other order" in c.summary
+    # per block: qkv's 2 draws moved, proj's 2 shifted; then the streams agree again
+    assert c.shifted_draws == 4
+    assert _stream(d, "default:cpu") == {"equal": 17, "shifted": 4, "inserted": 4,
+                                         "removed": 4}
+    assert d.affected_targets == tuple(f"blocks.{b}.attn.{m}.{p}" for b in (0, 1)
+                                       for m in ("qkv", "proj") for p in ("weight", "bias"))
+    assert _stream(d, "generator:2") == {"equal": 1}  # the sampler's seed did not move
+    assert [x for x in d.causes if x.consequence] == []
+    assert "after it the streams agree again" in d.report()
+
+
+def test_another_seed(story):
+    d = rngtrace.diff(story["original"], story["seed1"])
+    c = d.cause
+    assert (c.kind, c.generator, c.module) == ("seed", "default:cpu", None)
+    assert c.summary == "different seed on default:cpu: 0 in A, 1 in B"
+    assert (c.a_index, c.b_index) == (0, 0)
+    assert c.shifted_draws == 25 and len(c.shifted_targets) == 21  # everything on it
+    assert _stream(d, "generator:1") == {"equal": 2}
+
+
+def test_reseed_inside_one_run(story):
+    d = rngtrace.diff(story["original"], story["reseed"])
+    c = d.cause
+    assert (c.kind, c.run, c.generator) == ("state", "b", "default:cpu")
+    assert c.site.endswith(f"test_diff.py:{_line_of('# the unexplained state change')}")
+    assert c.code == "torch.manual_seed(0)"
+    assert "B calls torch.manual_seed(0) on default:cpu before draw 21" in c.summary
+    # init (21 draws) agrees; the DataLoader's 2 random_ and the 2 dropout masks shift
+    assert _stream(d, "default:cpu") == {"equal": 21, "shifted": 4}
+    assert c.shifted_draws == 4 and c.shifted_targets == ()
+
+
+class _Trunc(nn.Module):
+    """A rejection sampler (trunc_normal_ with a narrow window) after an optional module."""
+
+    def __init__(self, extra: bool) -> None:
+        super().__init__()
+        self.a = nn.Linear(4, 4)
+        if extra:
+            self.extra = nn.Linear(4, 4)
+        self.t = nn.Parameter(torch.empty(8))
+        nn.init.trunc_normal_(self.t, std=1.0, a=-1.0, b=1.0)  # redraws out-of-window values
+        self.c = nn.Linear(4, 4)
+
+
+def test_rejection_sampling_count_change_is_a_consequence_not_a_cause():
+    logs = []
+    for extra in (False, True):
+        torch.manual_seed(1)
+        with rngtrace.record() as log:
+            _Trunc(extra)
+        logs.append(log)
+    # with seed 1 the shifted trunc_normal_ redraws once more in B: 2 + 2 + 1 more
+    assert (len(logs[0]), len(logs[1])) == (5, 8)
+    d = rngtrace.diff(*logs)
+    assert [(c.kind, c.consequence) for c in d.causes] == [("inserted", False),
+                                                           ("count", True)]
+    assert d.cause.module == "extra"
+    count = d.causes[1]
+    assert count.summary.startswith("torch.nn.init.trunc_normal_ at ")
+    assert "drew 1 more time in B" in count.summary and "not a cause" in count.summary
+    text = d.report()
+    assert "Also:" not in text  # the count change is never presented as a cause
+    assert text.index("Consequences (not causes):") > text.index("Cause: module inserted")
+
+
+def test_a_different_generator():
+    class M(nn.Module):
+        def __init__(self, g: torch.Generator | None) -> None:
+            super().__init__()
+            self.w = nn.Parameter(torch.empty(4))
+            nn.init.normal_(self.w, generator=g)
+            self.c = nn.Linear(2, 2)
+
+    logs = []
+    for explicit in (False, True):
+        torch.manual_seed(0)
+        g = torch.Generator().manual_seed(3) if explicit else None
+        with rngtrace.record() as log:
+            M(g)
+        logs.append(log)
+    d = rngtrace.diff(*logs)
+    assert (d.cause.kind, d.cause.target) == ("generator", "w")
+    assert d.cause.summary == "different generator: (root) draws from default:cpu in A, " \
+                              "from generator:1 in B"
+    assert d.cause.shifted_draws == 2  # c.weight and c.bias on the default stream
+
+
+def test_shape_changed():
+    def run(width: int) -> Log:
+        torch.manual_seed(0)
+        with rngtrace.record() as log:
+            nn.ModuleDict({"a": nn.Linear(4, width), "b": nn.Linear(4, 4)})
+        return log
+
+    d = rngtrace.diff(run(4), run(5))
+    assert (d.cause.kind, d.cause.target) == ("changed", "a.weight")
+    assert d.cause.summary == "shape changed: a.weight draws (4, 4) in A, (5, 4) in B"
+    assert [h.kind for h in d.hunks] == ["changed", "shifted"]
+
+
+def test_explicit_generators_are_paired_by_state_not_by_number():
+    def run(extra: bool) -> Log:
+        torch.manual_seed(0)
+        with rngtrace.record() as log:
+            if extra:  # a new generator, used first: it takes the name generator:1
+                torch.randn(2, generator=torch.Generator().manual_seed(99))
+            torch.randn(3, generator=torch.Generator().manual_seed(1234))
+        return log
+
+    d = rngtrace.diff(run(False), run(True))
+    pairs = {(s.a_name, s.b_name): s.counts for s in d.streams}
+    assert pairs == {("generator:1", "generator:2"): {"equal": 1},
+                     (None, "generator:1"): {"inserted": 1}}
+    assert d.cause.kind == "inserted"
+
+
+def test_to_dict_is_json():
+    def run(names: tuple[str, ...]) -> Log:
+        torch.manual_seed(0)
+        with rngtrace.record() as log:
+            nn.ModuleDict({n: nn.Linear(2, 2) for n in names})
+        return log
+
+    d = rngtrace.diff(run(("a", "c")), run(("a", "b", "c")), labels=("old", "new"))
+    data = json.loads(json.dumps(d.to_dict()))
+    assert data["identical"] is False and data["labels"] == ["old", "new"]
+    assert data["first_divergence"]["kind"] == "inserted"
+    assert data["first_divergence"]["module"] == "b"
+    assert [h["kind"] for h in data["hunks"]] == ["equal", "inserted", "shifted"]
+    assert data["causes"][0]["summary"] == "module inserted in new: b (Linear), 2 draws " \
+                                           "(not in old)"
+    assert data["affected_targets"] == ["b.weight", "b.bias", "c.weight", "c.bias"]
+
+
+def _draw(i: int, module: str | None, target: str | None, state: str = "s",
+          shape: tuple[int, ...] = (2,)) -> Draw:
+    return Draw(i, "aten::uniform_", module, "Linear", target, "init", 0, shape, "float32",
+                "cpu", 2, {"from": -1.0, "to": 1.0}, "default:cpu", f"{state}{i}",
+                f"{state}{i + 1}", True, "net.py:3", "", None, "Net")
+
+
+def test_unused_consumers_only_where_use_was_seen():
+    draws = [_draw(0, "fc", "fc.weight"), _draw(1, "extra", "extra.weight"),
+             _draw(2, "fc", "fc.scale")]
+    assert unused_consumers(Log(draws=draws)) == []  # no forward, no backward seen
+    log = Log(draws=draws, called=[("Net", ""), ("Net", "fc")],
+              with_grad=[("Net", "fc.weight")])
+    got = [(u.module, u.reason, u.targets, u.draws) for u in unused_consumers(log)]
+    assert got == [("fc", "no gradient", ("fc.scale",), 1),
+                   ("extra", "never called", ("extra.weight",), 1)]
+
+
+def test_scales_to_long_logs_with_few_differences():
+    n = 20_000  # 20,000 distinct draws, 3 inserted ones: 7 hunks, found without blowup
+    gen = {"default:cpu": GeneratorInfo("default:cpu", "cpu", 0, "s0")}
+    a = Log(draws=[_draw(i, f"l{i}", f"l{i}.w") for i in range(n)], generators=gen)
+    extra = {100, 9_000, 19_999}
+    b_draws: list[Draw] = []
+    for i in range(n):
+        if i in extra:
+            b_draws.append(_draw(len(b_draws), f"x{i}", f"x{i}.w", state="t"))
+        b_draws.append(_draw(len(b_draws), f"l{i}", f"l{i}.w", state="t"))
+    d = rngtrace.diff(a, Log(draws=b_draws, generators=gen))
+    assert [h.kind for h in d.hunks] == ["shifted", "inserted", "shifted", "inserted",
+                                         "shifted", "inserted", "shifted"]
+    assert sum(len(h) for h in d.hunks if h.kind == "inserted") == 3
+
+
+def _lcs(a: list[int], b: list[int]) -> int:
+    row = [0] * (len(b) + 1)
+    for x in a:
+        prev = 0
+        for j, y in enumerate(b):
+            prev, row[j + 1] = row[j + 1], prev + 1 if x == y else max(row[j + 1], row[j])
+    return row[-1]
+
+
+def test_matcher_is_exact_where_myers_runs_and_always_valid():
+    import random
+
+    rnd = random.Random(7)
+    for _ in range(500):
+        a = [rnd.randrange(4) for _ in range(rnd.randrange(12))]
+        b = [rnd.randrange(4) for _ in range(rnd.randrange(12))]
+        runs = _myers(a, 0, len(a), b, 0, len(b), 64)
+        pairs = [(i + k, j + k) for i, j, n in runs for k in range(n)]
+        assert len(pairs) == _lcs(a, b)
+        for max_d in (0, 2, 64):  # 0 and 2 force the anchor and greedy fallbacks
+            pairs = [(i + k, j + k) for i, j, n in match(a, b, max_d) for k in range(n)]
+            assert all(a[i] == b[j] for i, j in pairs)
+            assert all(p < q for (p, _), (q, _) in itertools.pairwise(pairs))
+            assert all(p < q for (_, p), (_, q) in itertools.pairwise(pairs))
