@@ -15,7 +15,8 @@ import torch
 
 import rngtrace
 
-OUT = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "out")
+OUT = os.environ.get("RNGTRACE_DEMO_OUT") or os.path.join(
+    os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "out")
 
 
 def run(variant: str) -> tuple[list[float], rngtrace.Log]:

@@ -1,0 +1,32 @@
+"""The demo that `make demo` runs tells the whole story, end to end."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def test_seed_story_demo(tmp_path):
+    env = dict(os.environ, PYTHONPATH=os.path.join(ROOT, "src"),
+               RNGTRACE_DEMO_OUT=str(tmp_path / "out"))
+    out = subprocess.run(
+        [sys.executable, os.path.join(ROOT, "examples", "seed_story.py")],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300,
+    )
+    assert out.returncode == 0, out.stderr
+    text = out.stdout
+    # 1. the copies differ from the first step
+    lines = text.splitlines()
+    first = [ln.split("first losses")[1] for ln in lines if "first losses" in ln]
+    assert len(first) == 4 and first[0] != first[1] and first[2] == first[3]
+    # 3. the diff names the inserted module, its line, and that it is never used
+    assert "Cause: module inserted in tidy: blocks.0.attn.linear, blocks.1.attn.linear" in text
+    assert "self.linear = nn.Linear(dim, dim)" in text
+    assert "tidy: blocks.0.attn.linear (Linear), never called" in text
+    # 4. the remedy keeps every shared parameter
+    assert "29 of 29 shared parameters are bit-identical" in text
+    # 5. logs were written where the demo says
+    assert (tmp_path / "out" / "tidy.rngtrace.jsonl").exists()
