@@ -1,0 +1,156 @@
+"""``rngtrace diff`` and ``rngtrace compare`` on the command line, run for real."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import subprocess
+import sys
+
+import pytest
+import torch
+from torch import nn
+
+import rngtrace
+from rngtrace.cli import main
+
+SCRIPT = """\
+import torch
+from torch import nn
+
+
+class Net(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.a = nn.Linear(4, 4)
+        self.b = nn.Linear(4, 2)
+
+
+torch.manual_seed(0)
+Net()
+print("built")
+"""
+
+
+def _rngtrace(*args: str, cwd: str | os.PathLike[str] | None = None
+              ) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "rngtrace", *args], cwd=cwd,
+                          capture_output=True, text=True, timeout=300, check=False)
+
+
+def _log(path: os.PathLike[str], extra: bool) -> str:
+    torch.manual_seed(0)
+    with rngtrace.record() as log:
+        nn.ModuleDict({"a": nn.Linear(2, 2), **({"x": nn.Linear(2, 2)} if extra else {}),
+                       "b": nn.Linear(2, 2)})
+    log.save(path)
+    return str(path)
+
+
+def test_diff_verb_exit_codes_and_json(tmp_path, capsys):
+    a = _log(tmp_path / "a.jsonl", extra=False)
+    a2 = _log(tmp_path / "a2.jsonl", extra=False)
+    b = _log(tmp_path / "b.jsonl", extra=True)
+    other = _rngtrace("diff", a, b)  # once for real, in a subprocess
+    assert other.returncode == 1, other.stderr
+    assert "Cause: module inserted in b.jsonl: x (Linear), 2 draws (not in a.jsonl)" \
+        in other.stdout
+    assert main(["diff", a, a2]) == 0
+    assert capsys.readouterr().out.startswith(
+        "rngtrace diff: a.jsonl and a2.jsonl drew the same values")
+    assert main(["diff", "--json", a, b]) == 1
+    data = json.loads(capsys.readouterr().out)
+    assert data["causes"][0]["kind"] == "inserted" and data["causes"][0]["module"] == "x"
+
+
+def test_diff_verb_bad_input_is_one_line_exit_2(tmp_path, capsys):
+    junk = tmp_path / "junk.jsonl"
+    junk.write_text("not a log\n")
+    assert main(["diff", str(junk), str(junk)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("rngtrace: error: ")
+    assert main(["diff", str(tmp_path / "missing.jsonl")]) == 2  # one file only
+
+
+def _git(repo: os.PathLike[str], *args: str) -> str:
+    return subprocess.run(["git", *args], cwd=repo, capture_output=True, text=True,
+                          check=True).stdout
+
+
+@pytest.fixture
+def repo(tmp_path):
+    """A repository with two commits: the second adds an unused module; then local edits."""
+    r = tmp_path / "repo"
+    r.mkdir()
+    _git(r, "init", "-q")
+    _git(r, "config", "user.email", "t@example.com")
+    _git(r, "config", "user.name", "t")
+    (r / "train.py").write_text(SCRIPT)
+    _git(r, "add", "train.py")
+    _git(r, "commit", "-qm", "one")
+    (r / "train.py").write_text(SCRIPT.replace(
+        "        self.b = nn.Linear(4, 2)\n",
+        "        self.extra = nn.Linear(4, 4)\n        self.b = nn.Linear(4, 2)\n"))
+    _git(r, "commit", "-qam", "two: an extra layer")
+    # the user's own uncommitted work, staged and not, which compare must not touch
+    (r / "train.py").write_text(SCRIPT + "# work in progress\n")
+    (r / "notes.txt").write_text("staged\n")
+    _git(r, "add", "notes.txt")
+    return r
+
+
+def _state(repo: os.PathLike[str]) -> tuple[str, str, str, str]:
+    with open(os.path.join(repo, ".git", "index"), "rb") as f:
+        index = hashlib.sha256(f.read()).hexdigest()
+    with open(os.path.join(repo, "train.py")) as f:
+        script = f.read()
+    return (_git(repo, "status", "--porcelain"), index, script,
+            _git(repo, "worktree", "list"))
+
+
+def test_compare_two_revisions_in_temporary_worktrees(repo):
+    before = _state(repo)
+    r = _rngtrace("compare", "HEAD~1", "HEAD", "--", "train.py", cwd=repo)
+    assert r.returncode == 1, r.stderr
+    assert "Cause: module inserted in HEAD: extra (Linear), 2 draws (not in HEAD~1)" \
+        in r.stdout
+    assert "  at train.py:9: self.extra = nn.Linear(4, 4)" in r.stdout
+    # progress while the runs go, with the program's own output relayed
+    assert "[1/2 HEAD~1] built" in r.stderr and "[2/2 HEAD] built" in r.stderr
+    assert "rngtrace compare: [2/2 HEAD] finished in " in r.stderr
+    worktrees = re.findall(r"running train\.py in (\S+)", r.stderr)
+    assert len(worktrees) == 2 and not any(os.path.exists(w) for w in worktrees)
+    assert _state(repo) == before  # working tree, index and worktree list untouched
+    assert sorted(os.listdir(repo)) == [".git", "notes.txt", "train.py"]
+
+
+def test_compare_two_directories_keeps_logs_with_o(tmp_path, capsys, monkeypatch):
+    for name in ("old", "new"):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "train.py").write_text(SCRIPT)
+    monkeypatch.chdir(tmp_path)
+    assert main(["compare", "old", "new", "-o", "logs", "train.py"]) == 0
+    out = capsys.readouterr()
+    assert out.out.startswith("rngtrace diff: old and new drew the same values in the same "
+                              "places (4 draws, 1 generator).")
+    assert sorted(os.listdir(tmp_path / "logs")) == ["a.rngtrace.jsonl", "b.rngtrace.jsonl"]
+    assert len(rngtrace.load(tmp_path / "logs" / "a.rngtrace.jsonl").draws) == 4
+
+
+def test_compare_errors_are_one_line_exit_2(repo, tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(repo)
+    assert main(["compare", "HEAD", "no-such-rev", "train.py"]) == 2
+    assert main(["compare", "HEAD~1", "HEAD"]) == 2  # no program
+    monkeypatch.chdir(tmp_path)  # not a repository, and no such directories
+    assert main(["compare", "HEAD~1", "HEAD", "train.py"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [
+        "rngtrace: error: compare: 'no-such-rev' is neither a revision of this repository "
+        "nor a directory",
+        "rngtrace: error: rngtrace compare: which program? (see 'rngtrace compare --help')",
+        err[2],
+    ]
+    assert err[2].startswith("rngtrace: error: compare: not inside a git repository")
+    assert _git(repo, "worktree", "list").count("\n") == 1
