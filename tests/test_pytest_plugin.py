@@ -1,0 +1,92 @@
+"""The ``rng_snapshot`` fixture, driven through pytest's own ``pytester``."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+pytest_plugins = ["pytester"]
+
+TEST = """\
+import torch
+from torch import nn
+
+
+class Net(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.a = nn.Linear(4, 4)
+        EXTRA
+        self.b = nn.Linear(4, 2)
+
+
+def test_init(rng_snapshot):
+    torch.manual_seed(0)
+    with rng_snapshot():
+        Net()
+"""
+SNAPSHOT = os.path.join("__rng_snapshots__", "test_model", "test_init.rngtrace.jsonl")
+
+
+def _write(pytester: pytest.Pytester, extra: bool) -> None:
+    line = "self.extra = nn.Linear(4, 4)" if extra else "pass"
+    pytester.makepyfile(test_model=TEST.replace("EXTRA", line))
+
+
+def test_snapshot_missing_written_passing_failing_updated(pytester):
+    _write(pytester, extra=False)
+    r = pytester.runpytest()  # no snapshot yet: a failure, nothing written
+    r.assert_outcomes(failed=1)
+    r.stdout.fnmatch_lines(["*rng_snapshot: no snapshot __rng_snapshots__*test_init."
+                            "rngtrace.jsonl yet; run pytest with --rng-snapshot-update*"])
+    assert not (pytester.path / SNAPSHOT).exists()
+
+    r = pytester.runpytest("--rng-snapshot-update")
+    r.assert_outcomes(passed=1)
+    r.stdout.fnmatch_lines(["rngtrace: 1 rng_snapshot file written"])
+    first = (pytester.path / SNAPSHOT).read_bytes()
+
+    pytester.runpytest().assert_outcomes(passed=1)  # the same stream: passes
+
+    _write(pytester, extra=True)  # an extra layer moves everything built after it
+    r = pytester.runpytest()
+    r.assert_outcomes(failed=1)
+    r.stdout.fnmatch_lines([
+        "*rng_snapshot: the random stream differs from __rng_snapshots__*",
+        "rngtrace diff: snapshot and this run draw different random numbers.",
+        "Cause: module inserted in this run: extra (Linear), 2 draws (not in snapshot)",
+        "*(if the change is intended: pytest --rng-snapshot-update)",
+    ])
+    assert (pytester.path / SNAPSHOT).read_bytes() == first  # never rewritten unasked
+
+    r = pytester.runpytest("--rng-snapshot-update")
+    r.assert_outcomes(passed=1)
+    assert (pytester.path / SNAPSHOT).read_bytes() != first
+    pytester.runpytest().assert_outcomes(passed=1)
+
+
+def test_unchanged_snapshot_is_not_rewritten_and_names_tell_blocks_apart(pytester):
+    pytester.makepyfile(test_two="""
+        import torch
+
+        def test_blocks(rng_snapshot):
+            torch.manual_seed(0)
+            with rng_snapshot():
+                torch.rand(2)
+            with rng_snapshot():
+                torch.rand(3)
+            with rng_snapshot("named") as log:
+                torch.randn(4)
+            assert len(log.draws) == 1
+    """)
+    pytester.runpytest("--rng-snapshot-update").assert_outcomes(passed=1)
+    where = pytester.path / "__rng_snapshots__" / "test_two"
+    assert sorted(os.listdir(where)) == ["test_blocks.2.rngtrace.jsonl",
+                                         "test_blocks.named.rngtrace.jsonl",
+                                         "test_blocks.rngtrace.jsonl"]
+    stamps = {n: (where / n).stat().st_mtime_ns for n in os.listdir(where)}
+    r = pytester.runpytest("--rng-snapshot-update")
+    r.assert_outcomes(passed=1)
+    assert "rng_snapshot file" not in r.stdout.str()  # identical: nothing written
+    assert {n: (where / n).stat().st_mtime_ns for n in os.listdir(where)} == stamps
