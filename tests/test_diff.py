@@ -335,3 +335,15 @@ def test_matcher_is_exact_where_myers_runs_and_always_valid():
             assert all(a[i] == b[j] for i, j in pairs)
             assert all(p < q for (p, _), (q, _) in itertools.pairwise(pairs))
             assert all(p < q for (_, p), (_, q) in itertools.pairwise(pairs))
+
+
+def test_show_lists_unused_consumers(story, tmp_path, capsys):
+    from rngtrace.cli import main
+
+    story["unused_linear"].save(tmp_path / "b.jsonl")
+    assert main(["show", str(tmp_path / "b.jsonl"), "--by-module"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    at = out.index("Unused consumers (drew at init, never used in the window):")
+    assert [line.split(" at ")[0] for line in out[at + 1:at + 3]] == [
+        "  blocks.0.attn.linear (Linear), never called: 2 draws, 272 values",
+        "  blocks.1.attn.linear (Linear), never called: 2 draws, 272 values"]

@@ -75,6 +75,7 @@ def render(log: Log, args: argparse.Namespace) -> Iterator[str]:
     yield from table(shown)
     if filters:
         yield f"(only draws matching {' '.join(filters)})"
+    yield from unused(log)
     if args.by_module or not draws:
         return
     yield ""
@@ -82,6 +83,18 @@ def render(log: Log, args: argparse.Namespace) -> Iterator[str]:
     yield from listing(draws[:limit], log.events)
     if len(draws) > limit:
         yield f"... {len(draws) - limit:,} more draws (--limit 0 lists them all)"
+
+
+def unused(log: Log) -> Iterator[str]:
+    """Modules and parameters that drew at init but were never used (the diff's section)."""
+    from ..diff import unused_consumers
+    from ..report import unused_lines
+
+    found = unused_consumers(log)
+    if found:
+        yield ""
+        yield "Unused consumers (drew at init, never used in the window):"
+        yield from unused_lines(found)
 
 
 def describe(log: Log, path: str) -> Iterator[str]:
