@@ -173,6 +173,12 @@ def _hashable(items: Sequence[Any]) -> list[Hashable]:
         set(items[:1])
         return list(items)
     except TypeError:
+        pass
+    try:  # the usual alignment key: (fields, args dict)
+        out: list[Hashable] = [(fields, tuple(args.items())) for fields, args in items]
+        set(out)
+        return out
+    except (TypeError, ValueError, AttributeError):
         return [_freeze(x) for x in items]
 
 
