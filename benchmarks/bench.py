@@ -100,7 +100,7 @@ class Bench:
         draws = len(recorded()[1].draws)  # also the warm-up of both
         s = alternate({"plain": lambda: [self.timed(build)],
                        "record()": lambda: [self.timed(recorded)]},
-                      1 if self.quick else 5, self.say)
+                      1 if self.quick else 7, self.say)
         bench = f"1. build GPT-2-small-sized model ({n / 1e6:.1f}M params, {draws} draws)"
         p = median(s["plain"])
         self.add(bench, "plain", p, "s", raw=s["plain"])
