@@ -347,3 +347,46 @@ def test_show_lists_unused_consumers(story, tmp_path, capsys):
     assert [line.split(" at ")[0] for line in out[at + 1:at + 3]] == [
         "  blocks.0.attn.linear (Linear), never called: 2 draws, 272 values",
         "  blocks.1.attn.linear (Linear), never called: 2 draws, 272 values"]
+
+
+class _Drop(nn.Module):
+    def __init__(self, extra: bool) -> None:
+        super().__init__()
+        self.a = nn.Linear(4, 4)
+        if extra:
+            self.x = nn.Linear(4, 4)
+        self.drop = nn.Dropout(0.5)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.drop(self.a(x))
+
+
+def test_module_level_logs_say_where_the_state_moved():
+    def run(extra: bool) -> Log:
+        torch.manual_seed(0)
+        with rngtrace.record(level="module") as log:
+            _Drop(extra)(torch.ones(2, 4))
+        return log
+
+    a, b = run(False), run(True)
+    # one "outside" record (the build) and one for the dropout's call, in each log
+    assert [(d.op, d.module) for d in b.draws] == [("module", None), ("module", "drop")]
+    d = rngtrace.diff(a, b)
+    assert [(c.kind, c.a_index) for c in d.causes] == [("consumption", 0)]
+    assert d.cause.summary.startswith("the code outside modules ending at draw 0 consumed "
+                                      "default:cpu differently in A and B")
+    assert d.cause.shifted_draws == 1  # the dropout mask
+    assert [h.kind for h in d.hunks] == ["equal", "shifted"]
+
+
+def test_renamed_module_draws_the_same_values():
+    def run(name: str) -> Log:
+        torch.manual_seed(0)
+        with rngtrace.record() as log:
+            nn.ModuleDict({"a": nn.Linear(2, 2), name: nn.Linear(2, 2)})
+        return log
+
+    d = rngtrace.diff(run("b"), run("c"))
+    assert [h.kind for h in d.hunks] == ["equal", "changed"]
+    assert d.cause.summary == "renamed: b in A is c in B (same draws, same values)"
+    assert d.cause.shifted_draws == 0

@@ -96,6 +96,13 @@ def _walk(a: Log, b: Log, st: StreamView,
     for n, p in enumerate(st.pieces):
         if p.kind == "equal":
             sync, cur, prev_equal = True, None, p
+            la, lb = st.a[p.a1 - 1], st.b[p.b1 - 1]
+            if la.state_after != lb.state_after and la.consumed and lb.consumed:
+                # the same call from the same state left other states: whatever comes
+                # next on this stream is already shifted
+                cur = _Cand("consumption", st, [], "both", [la], [lb])
+                out.append(cur)
+                sync = False
             continue
         if p.kind == "shifted":
             if cur is None:
@@ -458,6 +465,13 @@ def _describe(g: _Cand, modules: list[str], own: list[Draw], known_a: _Known,
                 parts.append(f"the state of {e.generator} changed in {who} before draw "
                              f"{e.before} with no traced draw")
         return "state changed inside one run: " + "; ".join(parts), ""
+    if g.kind == "consumption" and f is not None and f.op == "module":
+        where = (f"the code outside modules ending at draw {f.index}" if f.module is None
+                 else f"the call of {module_label(f.module)} ({f.module_type}) at draw "
+                      f"{f.index}")
+        return (f"{where} consumed {g.stream.name} differently in {la} and {lb} (a "
+                f"module-level log sees that the state moved, not which draw moved it: "
+                f"record with level='op' to name it)", "")
     if g.kind == "consumption":
         fb = g.b_draws[0] if g.b_draws else f
         return (f"the same call consumed {g.stream.name} differently: {f.op if f else '?'} "
