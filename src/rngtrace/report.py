@@ -36,13 +36,15 @@ def render(d: Diff) -> str:
         if later:
             lines += ["", "Consequences (not causes):"]
             lines += [f"  {c.summary}" for c in later]
-        lines += ["", "Streams:"]
-        width = max(len(s.name) for s in d.streams)
-        for s in d.streams:
-            name = s.name if s.b_name in (None, s.a_name) else f"{s.a_name} ~ {s.b_name}"
+        legend = "" if (la, lb) == ("A", "B") else f" (A: {la}, B: {lb})"
+        lines += ["", f"Streams{legend}:"]
+        names = [s.name if s.b_name in (None, s.a_name) else f"{s.a_name} ~ {s.b_name}"
+                 for s in d.streams]
+        width = max(len(n) for n in names)
+        for s, name in zip(d.streams, names, strict=True):
             counts = ", ".join(f"{n:,} {k}" for k, n in s.counts.items())
-            lines.append(f"  {name.ljust(width)}  {la} {s.a_draws:,}, {lb} {s.b_draws:,} "
-                         f"draws: {counts}")
+            lines.append(f"  {name.ljust(width)}  A {s.a_draws:,}, B {s.b_draws:,} draws: "
+                         f"{counts}")
         if d.affected_targets:
             n = len(d.affected_targets)
             what = _plural(n, "parameter or buffer", "parameters or buffers")
@@ -55,10 +57,10 @@ def render(d: Diff) -> str:
     if d.notes:
         lines += [""] + [f"Note: {n}" for n in d.notes]
     if not d.identical:
-        lines += ["", f"Hunks ({la} draws, {lb} draws):"]
+        lines += ["", "Hunks (draw indices in A and B; @: where an insertion goes):"]
         shown = d.hunks[:MAX_HUNKS]
         for h in shown:
-            lines.append("  " + _hunk(h, la, lb))
+            lines.append("  " + _hunk(h))
         if len(d.hunks) > len(shown):
             lines.append(f"  ... {len(d.hunks) - len(shown):,} more hunks (--json has them all)")
     return "\n".join(lines)
@@ -132,7 +134,7 @@ def unused_lines(unused: Sequence[Unused], label: str | None = None) -> list[str
     return out
 
 
-def _hunk(h: Hunk, la: str, lb: str) -> str:
+def _hunk(h: Hunk) -> str:
     def span(start: int, stop: int, n: int) -> str:
         if n == 0:
             return f"@{start}"
@@ -142,8 +144,8 @@ def _hunk(h: Hunk, la: str, lb: str) -> str:
     first, last = module_label(draws[0].module), module_label(draws[-1].module)
     where = first if first == last else f"{first} .. {last}"
     gen = h.generator if h.b_generator == h.generator else f"{h.generator}~{h.b_generator}"
-    return (f"{h.kind:<8}  {la} {span(h.a_index, h.a_stop, len(h.a_draws)):<9} "
-            f"{lb} {span(h.b_index, h.b_stop, len(h.b_draws)):<9} {gen:<12} "
+    return (f"{h.kind:<8}  A {span(h.a_index, h.a_stop, len(h.a_draws)):<11} "
+            f"B {span(h.b_index, h.b_stop, len(h.b_draws)):<11} {gen:<12} "
             f"{_plural(len(h), 'draw'):>10}  {where}")
 
 
