@@ -107,6 +107,11 @@ class Hunk:
     def __len__(self) -> int:
         return max(len(self.a_draws), len(self.b_draws))
 
+    def __repr__(self) -> str:  # the draws stay out: a hunk can hold a million
+        return (f"<Hunk {self.kind} {self.generator} A {self.a_index}:{self.a_stop} "
+                f"B {self.b_index}:{self.b_stop}, {len(self)} draws, "
+                f"module={self.module!r}>")
+
     def to_dict(self) -> dict[str, Any]:
         """The hunk as data; draws are given by index (see :meth:`Diff.to_dict`)."""
         return {
@@ -294,6 +299,11 @@ class Diff:
 
     def __str__(self) -> str:
         return self.report()
+
+    def __repr__(self) -> str:
+        what = "identical" if self.identical else (
+            f"cause={self.cause.kind!r} in {self.cause.module!r}" if self.cause else "different")
+        return f"<rngtrace.Diff {what}, {len(self.hunks)} hunks, {len(self.causes)} causes>"
 
     def to_dict(self) -> dict[str, Any]:
         """The same as :meth:`report`, as JSON-serialisable data."""
