@@ -13,6 +13,7 @@ import linecache
 import os
 import sys
 import sysconfig
+from collections.abc import Container
 from dataclasses import dataclass
 from types import CodeType, FrameType
 
@@ -34,6 +35,7 @@ _PKG_MARKERS = (os.sep + "site-packages" + os.sep, os.sep + "dist-packages" + os
 @dataclass(frozen=True, slots=True)
 class _CodeFacts:
     internal: bool  # in torch, rngtrace or the standard library: never a user site
+    own: bool  # rngtrace's own code: its methods never run on a module
     has_self: bool  # a method: its first argument is called self
     call_impl: bool  # Module._call_impl / _wrapped_call_impl: a forward call
     apply: bool  # Module.apply: fn(child) runs below it
@@ -70,6 +72,7 @@ def _facts(code: CodeType, frame: FrameType) -> _CodeFacts:
     lowered = name.lower()
     facts = _CodeFacts(
         internal=internal,
+        own=filename.startswith(_OWN_DIR),
         # Only ``self``: a function taking the model as first argument (``train(model)``)
         # is not the model drawing. Init functions run by Module.apply are found through
         # the apply frame.
@@ -140,8 +143,14 @@ def _self_module(f: FrameType) -> nn.Module | None:
     return obj if isinstance(obj, nn.Module) else None
 
 
-def describe_stack(depth: int = 1) -> StackInfo:
-    """Walk the stack from ``depth`` frames above the caller, innermost first."""
+def describe_stack(depth: int = 1, known: Container[int] = ()) -> StackInfo:
+    """Walk the stack from ``depth`` frames above the caller, innermost first.
+
+    The walk stops early once the site, the module and the phase are found and the
+    module is in ``known`` (modules whose names are already resolved): the outer frames
+    would only tell which model it belongs to. In a training loop that is every draw
+    after a module's first.
+    """
     info = StackInfo()
     building = []
     f: FrameType | None = sys._getframe(depth + 1)
@@ -154,7 +163,10 @@ def describe_stack(depth: int = 1) -> StackInfo:
                     info.api = facts.api
             else:
                 info.site, info.code = site_of(code, f.f_lineno)
-        if facts.has_self or facts.apply:
+        if (facts.call_impl and info.phase is None and info.module is not None
+                and id(info.module) in known):
+            info.phase = "forward"  # the module's names are known: no need to read self
+        elif (facts.has_self or facts.apply) and not facts.own:
             mod = _self_module(f)
             if mod is not None:
                 if info.module is None:
@@ -178,6 +190,9 @@ def describe_stack(depth: int = 1) -> StackInfo:
                         info.phase = "init"
                 if code.co_name == "__init__":
                     building.append(mod)
+        if (info.site is not None and info.phase is not None and info.module is not None
+                and id(info.module) in known):
+            break
         f = f.f_back
     info.building = tuple(building)
     return info

@@ -86,6 +86,9 @@ class Names:
         self._storage_refs: dict[int, Any] = {}  # id(storage) -> weakref, to check ids
         self._waiting: dict[int, list[Pending]] = {}  # id(storage) -> drawn, unclaimed
         self._tops: dict[int, _TopMap] = {}
+        # id(module) -> names, for draws without a target; valid until the structure
+        # changes (cleared with _tops). Also tells the stack walk it may stop early.
+        self.known: dict[int, Resolved] = {}
         self._labels: dict[str, int] = {}
         self._top_order: list[nn.Module] = []
         self._handles: list[Any] = []
@@ -112,6 +115,7 @@ class Names:
             self._keep[id(child)] = child
             self._keep[id(parent)] = parent
         self._tops.clear()  # structure changed: cached paths may be stale
+        self.known.clear()
 
     def _on_tensor(self, owner: nn.Module, name: str, tensor: torch.Tensor | None) -> None:
         if tensor is None:
@@ -130,6 +134,7 @@ class Names:
                 if self._on_claim is not None:
                     self._on_claim(p)
         self._tops.clear()
+        self.known.clear()
 
     # -- during the window ------------------------------------------------------------
     def claim(self, tensor: torch.Tensor | None, pending: Pending, may_wait: bool) -> None:
@@ -205,9 +210,14 @@ class Names:
             # ``Parameter(torch.randn(...))``), on_claim reports it.
             return Resolved(None, None, None, None, False)
         if pending.target is not None:
-            module = pending.target.owner
+            return self._resolve(pending.target.owner, pending, final=False)
         assert module is not None
-        return self._resolve(module, pending, final=False)
+        hit = self.known.get(id(module))
+        if hit is None:
+            hit = self._resolve(module, pending, final=False)
+            if hit is not None:
+                self.known[id(module)] = hit
+        return hit
 
     # -- at the end ------------------------------------------------------------------
     def finish(self, pending: Pending) -> Resolved:
@@ -343,6 +353,7 @@ class Names:
         self._storage_refs.clear()
         self._waiting.clear()
         self._tops.clear()
+        self.known.clear()
         self._top_order.clear()
         self._roots.clear()
         self._root_ids.clear()

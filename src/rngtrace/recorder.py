@@ -214,7 +214,7 @@ class Recorder:
         consumed = before[0] != after[0] if slot.generator is not None else (
             slot.device != "meta")
         result = _result_tensor(info, args, kwargs, out)
-        stack = _frames.describe_stack(2)
+        stack = _frames.describe_stack(2, self._names.known)
         if torch._C._current_autograd_node() is not None:
             phase = "backward"
         else:
