@@ -39,6 +39,7 @@ import torch
 from torch import nn
 
 from . import _frames
+from ._hooks import Hooks
 from .errors import StableInitError
 
 
@@ -117,7 +118,7 @@ class Book:
         self._serials: dict[tuple[int, str], int] = {}
         self._fresh_next: dict[int, int] = {}
         self._storage: dict[int, tuple[Any, Ident]] = {}  # id(storage) -> (weakref, ident)
-        self._handles: list[Any] = []
+        self._hooks = Hooks()
         self.stop: FrameType | None = None  # the frame search ends here
 
     # -- modules -----------------------------------------------------------------------
@@ -159,17 +160,10 @@ class Book:
 
     # -- registration hooks -----------------------------------------------------------------
     def install(self) -> None:
-        reg = nn.modules.module
-        self._handles = [
-            reg.register_module_module_registration_hook(self._on_module),
-            reg.register_module_parameter_registration_hook(self._on_tensor),
-            reg.register_module_buffer_registration_hook(self._on_tensor),
-        ]
+        self._hooks.registration(self._on_module, self._on_tensor)
 
     def uninstall(self) -> None:
-        for h in self._handles:
-            h.remove()
-        self._handles = []
+        self._hooks.remove()
 
     def _on_module(self, parent: nn.Module, name: str, child: nn.Module | None) -> None:
         if child is None or threading.get_ident() != self.thread:

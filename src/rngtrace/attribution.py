@@ -29,6 +29,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from ._hooks import Hooks
+
 
 @dataclass(slots=True)
 class TargetRef:
@@ -91,23 +93,16 @@ class Names:
         self.known: dict[int, Resolved] = {}
         self._labels: dict[str, int] = {}
         self._top_order: list[nn.Module] = []
-        self._handles: list[Any] = []
+        self._hooks = Hooks()
         self._roots: list[nn.Module] = []
         self._root_ids: dict[int, nn.Module] = {}
 
     # -- hooks ---------------------------------------------------------------------
     def install(self) -> None:
-        reg = nn.modules.module
-        self._handles = [
-            reg.register_module_module_registration_hook(self._on_module),
-            reg.register_module_parameter_registration_hook(self._on_tensor),
-            reg.register_module_buffer_registration_hook(self._on_tensor),
-        ]
+        self._hooks.registration(self._on_module, self._on_tensor)
 
     def uninstall(self) -> None:
-        for h in self._handles:
-            h.remove()
-        self._handles = []
+        self._hooks.remove()
 
     def _on_module(self, parent: nn.Module, name: str, child: nn.Module | None) -> None:
         if child is not None:

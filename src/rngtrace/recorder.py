@@ -18,6 +18,7 @@ from torch.utils._python_dispatch import _get_current_dispatch_mode
 
 from . import _frames, _ops
 from ._generators import Generators, Slot
+from ._hooks import note_gradients
 from ._mode import RecordingMode
 from ._reseed import ReseedWatch, describe_call
 from .attribution import Names, Pending, Resolved
@@ -139,10 +140,7 @@ class Recorder:
         self._called[id(module)] = module
 
     def _on_step(self, optimizer: Any, args: Any, kwargs: Any) -> None:
-        for group in optimizer.param_groups:
-            for p in group["params"]:
-                if p.grad is not None:
-                    self._graded[id(p)] = p
+        note_gradients(optimizer, self._graded)
         self._steps += 1
         if self.steps_limit is not None and self._steps >= self.steps_limit:
             self._stop(complete=True)
