@@ -145,6 +145,18 @@ def test_run_restores_argv_and_path(tmp_path, capsys):
     assert sys.argv == argv and sys.path == path
 
 
+def test_run_passes_double_dash_to_the_program_as_python_does(tmp_path, capsys):
+    (tmp_path / "a.py").write_text("import sys\nprint(sys.argv[1:])\n")
+    # after the program, '--' is the program's (python keeps it in sys.argv)...
+    code, out, err = _run_here(tmp_path, capsys, "run", "a.py", "--", "x", "--y")
+    assert code == OK, err
+    assert out.strip() == "['--', 'x', '--y']"
+    # ...before it, it ends rngtrace's options
+    code, out, err = _run_here(tmp_path, capsys, "run", "-o", "o.jsonl", "--", "a.py", "x")
+    assert code == OK, err
+    assert out.strip() == "['x']" and (tmp_path / "o.jsonl").exists()
+
+
 def test_default_output_names():
     assert default_output("scripts/train.py", module=False) == "train.rngtrace.jsonl"
     assert default_output("app/", module=False) == "app.rngtrace.jsonl"

@@ -34,10 +34,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "at full speed)")
     parser.add_argument("-m", dest="module", action="store_true",
                         help="PROGRAM is a module name, run as 'python -m' would")
-    parser.add_argument("program", metavar="PROGRAM", nargs="?",
-                        help="a script (or, with -m, a module)")
-    parser.add_argument("args", nargs=argparse.REMAINDER, metavar="ARGS",
-                        help="the program's arguments")
+    # One REMAINDER for the program and its arguments: with two positionals argparse
+    # would swallow a '--' meant for the program (python keeps it in sys.argv).
+    parser.add_argument("command", nargs=argparse.REMAINDER, metavar="PROGRAM [ARGS ...]",
+                        help="a script (or, with -m, a module) and its own arguments")
 
 
 def default_output(program: str, module: bool) -> str:
@@ -52,15 +52,19 @@ def default_output(program: str, module: bool) -> str:
 def run(args: argparse.Namespace) -> int:
     import rngtrace
 
-    if args.program is None:
+    command = list(args.command)
+    if command[:1] == ["--"]:  # 'rngtrace run -o x -- train.py': the '--' is rngtrace's
+        command = command[1:]
+    if not command:
         raise UsageError("rngtrace run: which program? (see 'rngtrace run --help')")
+    program, program_args = command[0], command[1:]
     if args.steps is not None and args.steps < 1:
         raise UsageError(f"rngtrace run: --steps must be 1 or more, not {args.steps}")
-    runner, argv0, path0 = _runner(args.program, args.module)
-    output = args.output or default_output(args.program, args.module)
+    runner, argv0, path0 = _runner(program, args.module)
+    output = args.output or default_output(program, args.module)
     window = rngtrace.record(args.steps, path=output)  # a bad -o fails here: exit 2
     saved_argv, saved_path0 = sys.argv, sys.path[0] if sys.path else None
-    sys.argv = [argv0, *args.args]  # also what the log's header records
+    sys.argv = [argv0, *program_args]  # also what the log's header records
     sys.path[0:1] = [path0]
     code = 0
     try:
