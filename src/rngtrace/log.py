@@ -96,6 +96,12 @@ class Event:
     site: str | None = None
     detail: str = ""
 
+    def line(self) -> str:
+        """One readable line: ``event: reseed on default:cpu before draw 3 at ...``."""
+        return (f"event: {self.kind} on {self.generator} before draw {self.before}"
+                + (f" at {self.site}" if self.site else "")
+                + (f": {self.detail}" if self.detail else ""))
+
 
 @dataclass(frozen=True, slots=True)
 class GeneratorInfo:
@@ -189,16 +195,25 @@ class Log:
 
         save(self, path)
 
-    def summary(self) -> str:
-        """A per-module table: draws, values drawn, phases and generators."""
+    def headline(self) -> str:
+        """One line of totals: draws, values, generators, events."""
+        gens, events = _count(len(self.generators), "generator"), _count(len(self.events), "event")
+        if self.level == "module":
+            # A light log has one record per module call that moved a generator; how many
+            # values it drew is only known on CUDA (the Philox offset advance).
+            what = f"module level, {_count(len(self.draws), 'consuming call')}"
+        else:
+            what = f"{_count(len(self.draws), 'draw')}, {_count(self.values, 'value')}"
+        return (f"rngtrace log: {what}, {gens}, {events}"
+                + ("" if self.complete else "  [INCOMPLETE]"))
+
+    def summary_rows(self) -> list[tuple[str, str, str, str, str, str]]:
+        """The per-module table as text cells, header first (for :meth:`summary` and
+        ``rngtrace show``, which fits it to the terminal)."""
         models = {d.model for d in self.draws if d.model is not None}
-        head = (
-            f"rngtrace log: {_count(len(self.draws), 'draw')}, "
-            f"{_count(self.values, 'value')}, {_count(len(self.generators), 'generator')}, "
-            f"{_count(len(self.events), 'event')}"
-            + ("" if self.complete else "  [INCOMPLETE]")
-        )
-        rows = [("module", "type", "draws", "values", "phases", "generators")]
+        light = self.level == "module"
+        rows = [("module", "type", "calls" if light else "draws",
+                 "offset" if light else "values", "phases", "generators")]
         for s in self.module_stats():
             name = module_label(s.module)
             if len(models) > 1 and s.model is not None:
@@ -207,23 +222,29 @@ class Log:
                 name,
                 s.module_type or "",
                 f"{s.draws:,}",
-                f"{s.values:,}",
+                "-" if light and not s.values else f"{s.values:,}",
                 " ".join(f"{p}:{n}" for p, n in s.phases.items()),
                 " ".join(sorted(s.generators)),
             ))
-        lines = [head, ""] if self.draws else [head]
+        return rows
+
+    def summary(self) -> str:
+        """A per-module table: draws, values drawn, phases and generators, then events.
+
+        Modules are listed in the order they first drew; ``(root)`` is the model itself
+        and ``-`` the draws made outside any module.
+        """
+        lines = [self.headline()]
         if self.draws:
+            rows = self.summary_rows()
+            lines.append("")
             widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
             right = {2, 3}
             for r in rows:
                 cells = [c.rjust(w) if i in right else c.ljust(w)
                          for i, (c, w) in enumerate(zip(r, widths, strict=True))]
                 lines.append("  ".join(cells).rstrip())
-        for e in self.events:
-            lines.append(
-                f"event: {e.kind} on {e.generator} before draw {e.before}"
-                + (f" at {e.site}" if e.site else "") + (f": {e.detail}" if e.detail else "")
-            )
+        lines += [e.line() for e in self.events]
         return "\n".join(lines)
 
     def to_networkx(self, draws: bool = False) -> Any:

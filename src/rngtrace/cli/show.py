@@ -11,7 +11,7 @@ import warnings
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-from ..log import PHASES, Draw, Event, Log, module_label
+from ..log import PHASES, Draw, Event, Log
 from . import OK, UsageError
 
 HELP = "show a log: which module drew how many values, then each draw"
@@ -116,18 +116,10 @@ def describe(log: Log, path: str) -> Iterator[str]:
 
 def table(log: Log, max_events: int = 20) -> Iterator[str]:
     """:meth:`Log.summary` fitted to :data:`WIDTH` columns: totals, modules, events."""
-    yield log.summary().split("\n", 1)[0]
-    stats = log.module_stats()
-    if stats:
+    yield log.headline()
+    if log.draws:
         yield ""
-        several = len({s.model for s in stats if s.model is not None}) > 1
-        rows = [("module", "type", "draws", "values", "phases", "generators")]
-        for st in stats:
-            name = module_label(st.module)
-            rows.append((f"{st.model}:{name}" if several and st.model is not None else name,
-                         st.module_type or "", f"{st.draws:,}", f"{st.values:,}",
-                         " ".join(f"{p}:{n}" for p, n in st.phases.items()),
-                         " ".join(sorted(st.generators))))
+        rows = log.summary_rows()
         widths = _fit([max(len(r[i]) for r in rows) for i in range(6)],
                       {0: 20, 1: 8, 4: 10, 5: 11})
         for r in rows:
@@ -136,9 +128,7 @@ def table(log: Log, max_events: int = 20) -> Iterator[str]:
             yield "  ".join(c.rjust(w) if i in (2, 3) else c.ljust(w)
                             for i, (c, w) in enumerate(zip(cells, widths, strict=True))).rstrip()
     for e in log.events[:max_events]:
-        yield _clip(f"event: {e.kind} on {e.generator} before draw {e.before}"
-                    + (f" at {e.site}" if e.site else "") + (f": {e.detail}" if e.detail else ""),
-                    WIDTH)
+        yield _clip(e.line(), WIDTH)
     if len(log.events) > max_events:
         yield f"... {len(log.events) - max_events:,} more events"
 
