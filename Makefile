@@ -31,7 +31,7 @@ bench: $(STAMP) ## time recording against plain, a bare dispatch mode and DebugM
 	$(PY) benchmarks/bench.py
 
 lint: $(STAMP) ## ruff and mypy
-	$(VENV)/bin/ruff check src tests examples
+	$(VENV)/bin/ruff check src tests examples benchmarks
 	$(VENV)/bin/mypy
 
 clean: ## remove the environment and caches
