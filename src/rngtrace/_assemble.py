@@ -15,6 +15,7 @@ from typing import Any
 
 from . import _causes
 from ._align import align_stream, pair_generators
+from ._cause_records import build
 from .diff import HUNK_KINDS, Diff, Hunk, Stream, unused_consumers
 from .log import Draw, Log
 
@@ -37,7 +38,7 @@ def assemble(a: Log, b: Log, labels: tuple[str, str]) -> Diff:
     for n, (_, _, _, p) in enumerate(placed):
         p.hunk = n
     groups = _causes.explain(a, b, views, labels)
-    causes = _causes.build(groups, a, b, labels)
+    causes = build(groups, a, b, labels)
     index_of = {id(g): n for n, g in enumerate(groups)}
     hunks = []
     for ai, bi, v, p in placed:
