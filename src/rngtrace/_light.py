@@ -36,7 +36,8 @@ previous module boundary is then merged into the reseed and not charged. A CUDA 
 moves backwards without a reseed the window saw is a ``"gap"`` event. Module calls from
 other threads and processes (DataLoader workers inherit the hooks) are ignored; the
 consumption of another thread is charged to whatever the recording thread is running.
-Under ``torch.compile`` the hooks see only the modules dynamo leaves alone.
+Under ``torch.compile`` the hooks see only the modules dynamo leaves alone. Which module
+calls are not read, and how called modules are named, is in :mod:`rngtrace._light_modules`.
 
 Example::
 
@@ -64,31 +65,10 @@ from torch.optim.optimizer import register_optimizer_step_post_hook
 from . import _frames
 from . import recorder as _rec
 from ._generators import state_text
+from ._light_modules import _DROPOUT, _PURE, _Paths
 from ._reseed import ReseedWatch, describe_call
 from .errors import RecordError
 from .log import Draw, Event, GeneratorInfo, Log
-
-# torch.nn modules whose own forward code never draws: leaves, and Sequential whose code
-# only calls its children (which are read). Their calls (exact type, no hooks of their
-# own, which could draw) are not read: more than half the calls of a transformer.
-_PURE = frozenset(getattr(nn, name) for name in (
-    "Sequential", "Linear", "Bilinear", "Identity", "Embedding", "EmbeddingBag", "Flatten",
-    "Unflatten",
-    "Conv1d", "Conv2d", "Conv3d", "ConvTranspose1d", "ConvTranspose2d", "ConvTranspose3d",
-    "LayerNorm", "GroupNorm", "RMSNorm", "LocalResponseNorm", "BatchNorm1d", "BatchNorm2d",
-    "BatchNorm3d", "InstanceNorm1d", "InstanceNorm2d", "InstanceNorm3d",
-    "ReLU", "ReLU6", "GELU", "SiLU", "Mish", "Tanh", "Sigmoid", "Softmax", "LogSoftmax",
-    "LeakyReLU", "ELU", "SELU", "CELU", "Hardswish", "Hardsigmoid", "Hardtanh", "Softplus",
-    "MaxPool1d", "MaxPool2d", "MaxPool3d", "AvgPool1d", "AvgPool2d", "AvgPool3d",
-    "AdaptiveAvgPool1d", "AdaptiveAvgPool2d", "AdaptiveAvgPool3d", "AdaptiveMaxPool1d",
-    "AdaptiveMaxPool2d", "AdaptiveMaxPool3d", "Upsample", "PixelShuffle", "ZeroPad2d",
-    "CrossEntropyLoss", "NLLLoss", "MSELoss", "L1Loss", "BCELoss", "BCEWithLogitsLoss",
-) if hasattr(nn, name))
-
-# Dropout draws only in training mode (ATen returns the input when not training).
-_DROPOUT = frozenset(getattr(nn, name) for name in (
-    "Dropout", "Dropout1d", "Dropout2d", "Dropout3d", "AlphaDropout", "FeatureAlphaDropout",
-) if hasattr(nn, name))
 
 _BACKWARDS = "CUDA generator state moved backwards or was reseeded (not by a call the " \
              "window saw: a restored state, Generator.manual_seed)"
@@ -129,72 +109,6 @@ class _Use:
     before: str
     after: Any
     delta: int = 0
-
-
-class _Paths:
-    """state_dict paths of called modules, from the outermost module of each call."""
-
-    def __init__(self) -> None:
-        self.roots: list[nn.Module] = []  # in order first called; keeps ids valid
-        self._root_ids: set[int] = set()
-        self._built: set[int] = set()
-        self._where: dict[int, tuple[str, str]] = {}  # id(module) -> (model, path)
-
-    def note_root(self, module: nn.Module) -> None:
-        if id(module) not in self._root_ids and id(module) not in self._where:
-            self._root_ids.add(id(module))
-            self.roots.append(module)
-
-    def changed(self) -> None:
-        """A module was registered somewhere: paths may have moved."""
-        self._built.clear()
-        self._where.clear()
-
-    def _build(self, root: nn.Module) -> None:
-        self._built.add(id(root))
-        label = self._label(root)
-        for path, mod in root.named_modules(remove_duplicate=False):
-            self._where.setdefault(id(mod), (label, path))
-
-    def _label(self, root: nn.Module) -> str:
-        name = type(root).__name__
-        same = 0
-        for r in self.roots:
-            if r is root:
-                break
-            if type(r).__name__ == name:
-                same += 1
-        return name if same == 0 else f"{name}#{same + 1}"
-
-    def resolve(self, module: nn.Module, root: nn.Module | None) -> tuple[str | None, str]:
-        hit = self._where.get(id(module))
-        if hit is None:
-            extra = [root] if root is not None and id(root) not in self._root_ids else []
-            for r in self.roots + extra:
-                if id(r) not in self._built:
-                    self._build(r)
-                    hit = self._where.get(id(module))
-                    if hit is not None:
-                        break
-        if hit is None:  # not inside any model called (a module made inside forward)
-            return None, f"<{type(module).__name__}>"
-        return hit
-
-    def parameter_keys(self) -> dict[int, tuple[str, str, torch.Tensor]]:
-        """id(parameter) -> (model, first state_dict key, parameter), over all models."""
-        out: dict[int, tuple[str, str, torch.Tensor]] = {}
-        for root in self.roots:
-            label = self._label(root)
-            for path, mod in root.named_modules(remove_duplicate=False):
-                for name, p in mod._parameters.items():
-                    if p is not None and id(p) not in out:
-                        out[id(p)] = (label, f"{path}.{name}" if path else name, p)
-        return out
-
-    def clear(self) -> None:
-        self.roots.clear()
-        self._root_ids.clear()
-        self.changed()
 
 
 class ModuleRecorder:
