@@ -65,6 +65,7 @@ from torch.optim.optimizer import register_optimizer_step_post_hook
 from . import _frames
 from . import recorder as _rec
 from ._generators import state_text
+from ._hooks import Hooks, note_gradients
 from ._light_modules import _DROPOUT, _PURE, _Paths
 from ._reseed import ReseedWatch, describe_call
 from .errors import RecordError
@@ -129,7 +130,7 @@ class ModuleRecorder:
         self._graded: dict[int, torch.Tensor] = {}  # parameters seen with a gradient
         self._paths = _Paths()
         self._reseed = ReseedWatch(self._on_reseed)
-        self._handles: list[Any] = []
+        self._hooks = Hooks()
         self._count = 0
         self._steps = 0
         self._thread = 0
@@ -153,12 +154,11 @@ class ModuleRecorder:
             self._check_cuda()
             self._sink.start(self.log)
             reg = nn.modules.module
-            self._handles = [
-                reg.register_module_forward_pre_hook(self._pre),
-                reg.register_module_forward_hook(self._post, always_call=True),
-                reg.register_module_module_registration_hook(self._on_module),
-                register_optimizer_step_post_hook(self._on_step),
-            ]
+            for handle in (reg.register_module_forward_pre_hook(self._pre),
+                           reg.register_module_forward_hook(self._post, always_call=True),
+                           reg.register_module_module_registration_hook(self._on_module),
+                           register_optimizer_step_post_hook(self._on_step)):
+                self._hooks.add(handle)
             self._reseed.install()
         except BaseException:
             self._uninstall()
@@ -170,9 +170,7 @@ class ModuleRecorder:
         self._stop(complete=exc_type is None)
 
     def _uninstall(self) -> None:
-        for h in self._handles:
-            h.remove()
-        self._handles = []
+        self._hooks.remove()
         self._reseed.uninstall()
         with _rec._active_lock:
             if _rec._active is cast(Any, self):
@@ -326,10 +324,7 @@ class ModuleRecorder:
                 or self._state != "recording":
             return
         self._boundary()  # what the step and the code before it consumed is this step's
-        for group in optimizer.param_groups:
-            for p in group["params"]:
-                if p.grad is not None:
-                    self._graded[id(p)] = p
+        note_gradients(optimizer, self._graded)
         self._steps += 1
         if self.steps_limit is not None and self._steps >= self.steps_limit:
             self._stop(complete=True)
