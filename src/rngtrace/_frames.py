@@ -146,10 +146,11 @@ def _self_module(f: FrameType) -> nn.Module | None:
 def describe_stack(depth: int = 1, known: Container[int] = ()) -> StackInfo:
     """Walk the stack from ``depth`` frames above the caller, innermost first.
 
-    The walk stops early once the site, the module and the phase are found and the
-    module is in ``known`` (modules whose names are already resolved): the outer frames
-    would only tell which model it belongs to. In a training loop that is every draw
-    after a module's first.
+    The walk stops early once the site, the module and the phase are found and either
+    the module is in ``known`` (its names are already resolved: in a training loop, every
+    draw after a module's first) or a module's ``__init__`` is running (the names will
+    come from the registration hooks at the end): the outer frames would only tell which
+    model it belongs to.
     """
     info = StackInfo()
     building = []
@@ -191,7 +192,7 @@ def describe_stack(depth: int = 1, known: Container[int] = ()) -> StackInfo:
                 if code.co_name == "__init__":
                     building.append(mod)
         if (info.site is not None and info.phase is not None and info.module is not None
-                and id(info.module) in known):
+                and (building or id(info.module) in known)):
             break
         f = f.f_back
     info.building = tuple(building)
