@@ -143,10 +143,11 @@ def _self_module(f: FrameType) -> nn.Module | None:
     return obj if isinstance(obj, nn.Module) else None
 
 
-def describe_stack(depth: int = 1, known: Container[int] = ()) -> StackInfo:
+def describe_stack(depth: int = 1, known: Container[int] | None = None) -> StackInfo:
     """Walk the stack from ``depth`` frames above the caller, innermost first.
 
-    The walk stops early once the site, the module and the phase are found and either
+    Without ``known`` the whole stack is read. With it (the recorder's case) the walk
+    stops early once the site, the module and the phase are found and either
     the module is in ``known`` (its names are already resolved: in a training loop, every
     draw after a module's first) or a module's ``__init__`` is running (the names will
     come from the registration hooks at the end): the outer frames would only tell which
@@ -155,6 +156,7 @@ def describe_stack(depth: int = 1, known: Container[int] = ()) -> StackInfo:
     info = StackInfo()
     building = []
     f: FrameType | None = sys._getframe(depth + 1)
+    settled = False  # module and phase known and names cached: only the site is missing
     while f is not None:
         code = f.f_code
         facts = _FACTS.get(code) or _facts(code, f)
@@ -164,8 +166,10 @@ def describe_stack(depth: int = 1, known: Container[int] = ()) -> StackInfo:
                     info.api = facts.api
             else:
                 info.site, info.code = site_of(code, f.f_lineno)
-        if (facts.call_impl and info.phase is None and info.module is not None
-                and id(info.module) in known):
+        if settled:
+            pass
+        elif (facts.call_impl and info.phase is None and info.module is not None
+                and known is not None and id(info.module) in known):
             info.phase = "forward"  # the module's names are known: no need to read self
         elif (facts.has_self or facts.apply) and not facts.own:
             mod = _self_module(f)
@@ -191,9 +195,11 @@ def describe_stack(depth: int = 1, known: Container[int] = ()) -> StackInfo:
                         info.phase = "init"
                 if code.co_name == "__init__":
                     building.append(mod)
-        if (info.site is not None and info.phase is not None and info.module is not None
-                and (building or id(info.module) in known)):
-            break
+        if known is not None and info.phase is not None and info.module is not None and (
+                building or id(info.module) in known):
+            if info.site is not None:
+                break
+            settled = True
         f = f.f_back
     info.building = tuple(building)
     return info
