@@ -71,13 +71,7 @@ class Bench:
         return row
 
     def timed(self, fn: Callable[[], Any]) -> float:
-        gc.collect()
-        t = self.now()
-        out = fn()
-        elapsed = self.now() - t
-        del out
-        gc.collect()
-        return elapsed
+        return harness.timed(fn, self.now)
 
     # -- 1. construction ---------------------------------------------------------------
     def construct(self) -> None:

@@ -12,13 +12,13 @@ medians for the benchmark table.
 
 from __future__ import annotations
 
-import gc
 import math
 import statistics
 import time
 from dataclasses import dataclass
 
 import torch
+from harness import timed  # benchmarks/ is on sys.path: run as a script or from bench.py
 from torch import nn
 
 
@@ -114,16 +114,6 @@ class GPT2LMHead(PreTrained):
         self.lm_head.weight = self.transformer.wte.weight
 
 
-def _time(fn) -> float:
-    gc.collect()
-    t = time.perf_counter()
-    model = fn()
-    elapsed = time.perf_counter() - t
-    del model
-    gc.collect()
-    return elapsed
-
-
 def bench_stable_init(repeats: int = 3, config: GPT2Config | None = None) -> tuple[float, float]:
     """Median seconds of (plain construction, ``stable_init``) of :class:`GPT2LMHead`.
 
@@ -135,8 +125,8 @@ def bench_stable_init(repeats: int = 3, config: GPT2Config | None = None) -> tup
     c = config or GPT2Config()
     plain, stable = [], []
     for i in range(repeats + 1):
-        p = _time(lambda: GPT2LMHead(c))
-        s = _time(lambda: stable_init(lambda: GPT2LMHead(c), seed=0))
+        p = timed(lambda: GPT2LMHead(c), time.perf_counter)
+        s = timed(lambda: stable_init(lambda: GPT2LMHead(c), seed=0), time.perf_counter)
         if i:
             plain.append(p)
             stable.append(s)

@@ -9,6 +9,7 @@ has long-tailed pauses.
 from __future__ import annotations
 
 import datetime
+import gc
 import os
 import platform
 import re
@@ -56,6 +57,19 @@ def alternate(cases: dict[str, Callable[[], list[float]]], rounds: int,
         if progress is not None:
             progress(f"round {r + 1}/{rounds}")
     return samples
+
+
+def timed(fn: Callable[[], Any], now: Callable[[], float]) -> float:
+    """Seconds ``fn()`` takes on the clock ``now``; garbage collected before and after,
+    and its result dropped inside the timed region, so that neither run pays for the
+    other's garbage."""
+    gc.collect()
+    t = now()
+    out = fn()
+    elapsed = now() - t
+    del out
+    gc.collect()
+    return elapsed
 
 
 def median(xs: list[float]) -> float:
