@@ -48,14 +48,6 @@ def state_text(raw: bytes, device: str) -> str:
     return hashlib.blake2b(raw, digest_size=8).hexdigest()
 
 
-def philox(text: str | None) -> tuple[int, int] | None:
-    """Parse a CUDA state string back into ``(seed, offset)``; None for CPU digests."""
-    if text is None or ":" not in text:
-        return None
-    seed, _, offset = text.partition(":")
-    return int(seed), int(offset)
-
-
 def _default_generator(device: torch.device) -> Any:
     if device.type == "cpu":
         return torch.default_generator

@@ -18,7 +18,7 @@ from torch.utils._python_dispatch import _get_current_dispatch_mode
 
 from . import _frames, _ops
 from ._generators import Generators, Slot
-from ._hooks import note_gradients
+from ._hooks import Hooks, note_gradients
 from ._mode import RecordingMode
 from ._reseed import ReseedWatch, describe_call
 from .attribution import Names, Pending, Resolved
@@ -95,8 +95,7 @@ class Recorder:
         self._pending: dict[int, Pending] = {}  # draws whose names are known at the end
         self._count = 0
         self._steps = 0
-        self._step_handle: Any = None
-        self._forward_handle: Any = None
+        self._hooks = Hooks()  # optimizer steps, forward calls
         self._called: dict[int, Any] = {}  # modules called in forward, by id
         self._graded: dict[int, torch.Tensor] = {}  # parameters seen with a gradient
         self._thread = 0
@@ -119,8 +118,8 @@ class Recorder:
         self._gens.snapshot_defaults()
         self._names.install()
         self._reseed.install()
-        self._step_handle = register_optimizer_step_post_hook(self._on_step)
-        self._forward_handle = register_module_forward_pre_hook(self._on_forward)
+        self._hooks.add(register_optimizer_step_post_hook(self._on_step))
+        self._hooks.add(register_module_forward_pre_hook(self._on_forward))
         self._state = "recording"
         self._mode.__enter__()
         return self.log
@@ -153,8 +152,7 @@ class Recorder:
         self._mode.active = False
         if threading.get_ident() == self._thread and _get_current_dispatch_mode() is self._mode:
             self._pop()  # the rest of the run goes at full speed
-        self._step_handle.remove()
-        self._forward_handle.remove()
+        self._hooks.remove()
         self._reseed.uninstall()
         self._names.uninstall()
         try:
