@@ -61,6 +61,9 @@ class Resolved:
     discarded: bool
 
 
+OUTSIDE = Resolved(None, None, None, None, False)  # a draw made outside any module
+
+
 @dataclass(slots=True)
 class _TopMap:
     label: str
@@ -203,7 +206,7 @@ class Names:
         if pending.target is None and module is None:
             # Outside any module. If the tensor becomes a parameter later (a script-level
             # ``Parameter(torch.randn(...))``), on_claim reports it.
-            return Resolved(None, None, None, None, False)
+            return OUTSIDE
         if pending.target is not None:
             return self._resolve(pending.target.owner, pending, final=False)
         assert module is not None
@@ -227,7 +230,7 @@ class Names:
                         pending.target = ref
                         break
         if pending.module is None and pending.target is None:
-            return Resolved(None, None, None, None, False)
+            return OUTSIDE
         module = pending.target.owner if pending.target is not None else pending.module
         assert module is not None
         r = self._resolve(module, pending, final=True)

@@ -21,7 +21,7 @@ from ._generators import Generators, Slot
 from ._hooks import Hooks, note_gradients
 from ._mode import RecordingMode
 from ._reseed import ReseedWatch, describe_call
-from .attribution import Names, Pending, Resolved
+from .attribution import OUTSIDE, Names, Pending, Resolved
 from .errors import RecordError
 from .log import Draw, Event, Log
 
@@ -306,7 +306,7 @@ def _provisional(p: Pending) -> Resolved:
     """Best names before the model is complete, used if the run dies before the end."""
     m = p.target.owner if p.target is not None else p.module
     if m is None:
-        return Resolved(None, None, None, None, False)
+        return OUTSIDE
     kind = type(m).__name__
     target = f"<{kind}>.{p.target.name}" if p.target is not None else None
     return Resolved(None, f"<{kind}>", kind, target, False)
