@@ -156,7 +156,7 @@ class Recorder:
         self._reseed.uninstall()
         self._names.uninstall()
         try:
-            self._check_states(self._count)
+            self._sweep("gap")  # moved since the last draw: noticed as the window closes
             patches = {i: self._finalise(p) for i, p in sorted(self._pending.items())}
             self.log.generators = self._gens.infos()
             self.log.steps = self._steps
@@ -263,12 +263,17 @@ class Recorder:
     def _event(self, event: Event) -> None:
         self._sink.event(event)
 
-    def _check_states(self, before: int) -> None:
+    def _sweep(self, kind: str, site: str | None = None, detail: str = _GAP) -> bool:
+        """Compare every generator with the state the recorder last knew, record a
+        ``kind`` event for each that moved, and remember the new states."""
+        moved = False
         for slot in list(self._gens.slots.values()):
             raw, text = slot.read()
             if slot.last_raw is not None and raw != slot.last_raw:
-                self._event(Event("gap", slot.name, before, None, _GAP))
+                self._event(Event(kind, slot.name, self._count, site, detail))
+                moved = True
             slot.last_raw, slot.last_text = raw, text
+        return moved
 
     def _on_reseed(self, label: str, scope: str, args: tuple, kwargs: dict) -> None:
         if self._state != "recording":
@@ -276,15 +281,8 @@ class Recorder:
         try:
             site, _ = _frames.user_site(1)
             detail = describe_call(label, args, kwargs)
-            changed = False
             self._gens.snapshot_defaults()
-            for slot in list(self._gens.slots.values()):
-                raw, text = slot.read()
-                if raw != slot.last_raw:
-                    self._event(Event("reseed", slot.name, self._count, site, detail))
-                    slot.last_raw, slot.last_text = raw, text
-                    changed = True
-            if not changed:
+            if not self._sweep("reseed", site, detail):
                 name = "default:cpu"
                 if scope == "cuda" and torch.cuda.is_initialized():
                     name = f"default:cuda:{torch.cuda.current_device()}"
