@@ -1,12 +1,13 @@
 """The light mode, ``record(level="module")``: which module consumed, with no dispatch mode.
 
 The op-level recorder sees every random kernel, at the price of a dispatch mode on
-every op (about 2x a small model's step). The light mode sees only module calls: two
-global forward hooks (``register_module_forward_pre_hook`` and ``..._forward_hook``)
-read the default generators' states at each module call's entry and exit, and charge a
-change to the module whose *own* code ran in between, i.e. the innermost module open
-(a parent's entry-to-exit difference includes its children's, so it is never used).
-Nothing else is touched, so a whole training run can stay monitored.
+every op (about 2x a small model's step). The light mode sees only module calls: for
+the window, ``nn.Module.__call__`` is wrapped (:mod:`rngtrace._calls`; global forward
+hooks would send every module call down PyTorch's slow path), the default generators'
+states are read at each module call's entry and exit, and a change is charged to the
+module whose *own* code ran in between, i.e. the innermost module open (a parent's
+entry-to-exit difference includes its children's, so it is never used). Nothing else is
+touched, so a whole training run can stay monitored.
 
 What a module-level log holds (``Log.level == "module"``), one :class:`~rngtrace.Draw`
 per module call and generator that moved the state, written when the call returns
@@ -34,9 +35,10 @@ program, looked at again at each top-level module call); draws from explicit
 friends are recorded as ``"reseed"`` events, as in the op recorder; consumption since the
 previous module boundary is then merged into the reseed and not charged. A CUDA state that
 moves backwards without a reseed the window saw is a ``"gap"`` event. Module calls from
-other threads and processes (DataLoader workers inherit the hooks) are ignored; the
+other threads and processes (DataLoader workers inherit the wrapper) are ignored; the
 consumption of another thread is charged to whatever the recording thread is running.
-Under ``torch.compile`` the hooks see only the modules dynamo leaves alone. Which module
+A ``torch.compile``-d module is charged as a whole: the calls inside its graph are not
+Python calls any more. Which module
 calls are not read, and how called modules are named, is in :mod:`rngtrace._light_modules`.
 
 Example::
@@ -64,6 +66,7 @@ from torch.optim.optimizer import register_optimizer_step_post_hook
 
 from . import _frames
 from . import recorder as _rec
+from ._calls import CallPatch
 from ._generators import state_text
 from ._hooks import Hooks, note_gradients
 from ._light_modules import _DROPOUT, _PURE, _Paths
@@ -131,9 +134,10 @@ class ModuleRecorder:
         self._paths = _Paths()
         self._reseed = ReseedWatch(self._on_reseed)
         self._hooks = Hooks()
+        self._calls = CallPatch(self._wrap, on_fork=self._forked)
         self._count = 0
         self._steps = 0
-        self._thread = 0
+        self._thread = 0  # the recording thread; 0 outside the window, -1 in a forked child
         self._pid = 0
         self._state = "new"  # new -> recording -> stopped
         self._warned = False
@@ -148,17 +152,15 @@ class ModuleRecorder:
             _rec._active = cast(Any, self)
         try:
             self._thread = threading.get_ident()
-            self._pid = os.getpid()  # a forked child (DataLoader worker) inherits the hooks
+            self._pid = os.getpid()
             self.log.meta = _rec.header()
             self._add_gen("default:cpu", "cpu", torch.default_generator, cuda=False)
             self._check_cuda()
             self._sink.start(self.log)
-            reg = nn.modules.module
-            for handle in (reg.register_module_forward_pre_hook(self._pre),
-                           reg.register_module_forward_hook(self._post, always_call=True),
-                           reg.register_module_module_registration_hook(self._on_module),
-                           register_optimizer_step_post_hook(self._on_step)):
-                self._hooks.add(handle)
+            self._hooks.add(nn.modules.module.register_module_module_registration_hook(
+                self._on_module))
+            self._hooks.add(register_optimizer_step_post_hook(self._on_step))
+            self._calls.install()
             self._reseed.install()
         except BaseException:
             self._uninstall()
@@ -170,6 +172,8 @@ class ModuleRecorder:
         self._stop(complete=exc_type is None)
 
     def _uninstall(self) -> None:
+        self._thread = 0  # the module-call wrapper is a pass-through from now on
+        self._calls.uninstall()
         self._hooks.remove()
         self._reseed.uninstall()
         with _rec._active_lock:
@@ -217,44 +221,60 @@ class ModuleRecorder:
             self._add_gen(f"default:cuda:{i}", f"cuda:{i}", torch.cuda.default_generators[i],
                           cuda=True)
 
-    # -- hooks (the hot path: two per module call) -------------------------------------
-    def _pre(self, module: nn.Module, args: Any) -> None:
-        if threading.get_ident() != self._thread or os.getpid() != self._pid:
-            return
-        try:
-            self._called[id(module)] = module
-            stack = self._stack
+    # -- module calls (the hot path) -------------------------------------------------------
+    def _wrap(self, call: Any) -> Any:
+        """The ``nn.Module.__call__`` of the window (see :mod:`rngtrace._calls`)."""
+        rec, called, stack = self, self._called, self._stack
+        get_ident, compiling = threading.get_ident, torch.compiler.is_compiling
+        pure, dropout = _PURE, _DROPOUT
+
+        def __call__(module: nn.Module, *args: Any, **kwargs: Any) -> Any:
+            if compiling() or rec._thread != get_ident():  # dynamo: see _calls
+                return call(module, *args, **kwargs)
+            called[id(module)] = module
             kind = type(module)
-            if stack and (kind in _PURE or (kind in _DROPOUT and not module.training)) \
+            if stack and (kind in pure or (kind in dropout and not module.training)) \
                     and not (module._forward_pre_hooks or module._forward_hooks):
-                return
+                return call(module, *args, **kwargs)  # its own code cannot draw
+            depth = rec._enter(module)
+            try:
+                return call(module, *args, **kwargs)
+            finally:
+                rec._leave(module, depth)
+
+        return __call__
+
+    def _enter(self, module: nn.Module) -> int:
+        """A read module call starts: charge what ran since the last boundary; its depth."""
+        stack = self._stack
+        try:
             if not stack:
                 self._check_cuda()
                 self._paths.note_root(module)
-            self._boundary()
-            stack.append(module)
+            for g in self._gens:  # the boundary, inlined: this runs twice per call read
+                raw = g.read()
+                if raw != g.last:
+                    self._charge(g, raw)
         except Exception as e:  # never let a recorder bug break the user's program
             self._internal_error(e)
+            return -1
+        stack.append(module)
+        return len(stack) - 1
 
-    def _post(self, module: nn.Module, args: Any, output: Any) -> None:
-        if threading.get_ident() != self._thread or os.getpid() != self._pid:
-            return
+    def _leave(self, module: nn.Module, depth: int) -> None:
+        """The call entered at ``depth`` returns (or raises): charge and close it."""
+        if depth < 0 or self._thread != threading.get_ident():
+            return  # not entered, or the window closed meanwhile
+        stack = self._stack
         try:
-            stack = self._stack
-            if not stack or (stack[-1] is not module and (type(module) in _PURE
-                                                          or type(module) in _DROPOUT)):
-                return  # a call not read at entry (see _PURE)
-            self._boundary()
-            if stack[-1] is module:
-                self._close(len(stack) - 1)
+            for g in self._gens:
+                raw = g.read()
+                if raw != g.last:
+                    self._charge(g, raw)
+            while len(stack) > depth:
+                if self._uses:
+                    self._close(len(stack) - 1)
                 stack.pop()
-                return
-            for depth in range(len(stack) - 1, -1, -1):  # calls left without a post
-                if stack[depth] is module:
-                    while len(stack) > depth:
-                        self._close(len(stack) - 1)
-                        stack.pop()
-                    return
         except Exception as e:
             self._internal_error(e)
 
@@ -307,27 +327,26 @@ class ModuleRecorder:
     def _emit(self, g: _Gen, where: tuple[str | None, str] | None, module_type: str | None,
               phase: str, before: str, after: str, delta: int, site: str | None,
               code: str | None) -> None:
-        draw = Draw(
-            index=self._count, op="module",
-            module=where[1] if where is not None else None, module_type=module_type,
-            target=None, phase=phase, step=self._steps, shape=(), dtype="",
-            device=g.device, numel=delta, args={}, generator=g.name,
-            state_before=before, state_after=after, consumed=True, site=site, code=code,
-            api=None, model=where[0] if where is not None else None,
-        )
+        model, module = where if where is not None else (None, None)
+        # positional: a third cheaper than keywords, on the hot path (fields as in Draw)
+        draw = Draw(self._count, "module", module, module_type, None, phase, self._steps,
+                    (), "", g.device, delta, {}, g.name, before, after, True, site, code,
+                    None, model)
         self._count += 1
         self._sink.draw(draw)
 
     # -- other callbacks -----------------------------------------------------------------
     def _on_step(self, optimizer: Any, args: Any, kwargs: Any) -> None:
-        if threading.get_ident() != self._thread or os.getpid() != self._pid \
-                or self._state != "recording":
+        if threading.get_ident() != self._thread or self._state != "recording":
             return
         self._boundary()  # what the step and the code before it consumed is this step's
         note_gradients(optimizer, self._graded)
         self._steps += 1
         if self.steps_limit is not None and self._steps >= self.steps_limit:
             self._stop(complete=True)
+
+    def _forked(self) -> None:
+        self._thread = -1  # a DataLoader worker inherits the wrapper: not recorded
 
     def _on_module(self, parent: nn.Module, name: str, child: nn.Module | None) -> None:
         self._paths.changed()

@@ -12,11 +12,11 @@ import warnings
 from typing import Any, Protocol, cast
 
 import torch
-from torch.nn.modules.module import register_module_forward_pre_hook
 from torch.optim.optimizer import register_optimizer_step_post_hook
 from torch.utils._python_dispatch import _get_current_dispatch_mode
 
 from . import _frames, _ops
+from ._calls import CallPatch
 from ._generators import Generators, Slot
 from ._hooks import Hooks, note_gradients
 from ._mode import RecordingMode
@@ -95,7 +95,8 @@ class Recorder:
         self._pending: dict[int, Pending] = {}  # draws whose names are known at the end
         self._count = 0
         self._steps = 0
-        self._hooks = Hooks()  # optimizer steps, forward calls
+        self._hooks = Hooks()  # optimizer steps
+        self._calls = CallPatch(self._wrap)  # which modules are called
         self._called: dict[int, Any] = {}  # modules called in forward, by id
         self._graded: dict[int, torch.Tensor] = {}  # parameters seen with a gradient
         self._thread = 0
@@ -119,7 +120,7 @@ class Recorder:
         self._names.install()
         self._reseed.install()
         self._hooks.add(register_optimizer_step_post_hook(self._on_step))
-        self._hooks.add(register_module_forward_pre_hook(self._on_forward))
+        self._calls.install()
         self._state = "recording"
         self._mode.__enter__()
         return self.log
@@ -135,8 +136,17 @@ class Recorder:
         self._mode.__exit__(None, None, None)
         self._popped = True
 
-    def _on_forward(self, module: Any, args: Any) -> None:
-        self._called[id(module)] = module
+    def _wrap(self, call: Any) -> Any:
+        """The ``nn.Module.__call__`` of the window: notes the module, then calls it (a
+        global forward hook would cost 5 us per call, see :mod:`rngtrace._calls`)."""
+        rec, called, compiling = self, self._called, torch.compiler.is_compiling
+
+        def __call__(module: Any, *args: Any, **kwargs: Any) -> Any:
+            if not compiling() and rec._state == "recording":
+                called[id(module)] = module
+            return call(module, *args, **kwargs)
+
+        return __call__
 
     def _on_step(self, optimizer: Any, args: Any, kwargs: Any) -> None:
         note_gradients(optimizer, self._graded)
@@ -153,6 +163,7 @@ class Recorder:
         if threading.get_ident() == self._thread and _get_current_dispatch_mode() is self._mode:
             self._pop()  # the rest of the run goes at full speed
         self._hooks.remove()
+        self._calls.uninstall()
         self._reseed.uninstall()
         self._names.uninstall()
         try:
