@@ -36,8 +36,9 @@ class Hooks:
 
 
 def note_gradients(optimizer: torch.optim.Optimizer, into: dict[int, torch.Tensor]) -> None:
-    """Add the optimizer's parameters that hold a gradient to ``into`` (by id)."""
+    """Add the optimizer's parameters that hold a gradient to ``into`` (by id); those
+    already in it are not looked at again (this runs at every step of a window)."""
     for group in optimizer.param_groups:
         for p in group["params"]:
-            if p.grad is not None:
+            if id(p) not in into and p.grad is not None:
                 into[id(p)] = p

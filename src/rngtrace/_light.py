@@ -88,7 +88,7 @@ class _Gen:
     generator: Any
     cuda: bool
     last: Any = None
-    text: str | None = None  # display form of ``last``, computed when needed
+    memo: tuple[Any, str] | None = None  # one raw state and its display form
     first: str | None = None
     seed: int | None = None
 
@@ -100,9 +100,14 @@ class _Gen:
         return ctypes.string_at(s.data_ptr(), s.numel())
 
     def show(self, raw: Any) -> str:
-        if self.cuda:
-            return f"{raw[0]}:{raw[1]}"
-        return state_text(raw, self.device)
+        """The display form of a state read (a digest on CPU); consecutive records share
+        their states (one's after is the next one's before): each is shown once."""
+        memo = self.memo
+        if memo is not None and memo[0] is raw:
+            return memo[1]
+        text = f"{raw[0]}:{raw[1]}" if self.cuda else state_text(raw, self.device)
+        self.memo = (raw, text)
+        return text
 
 
 @dataclass(slots=True)
@@ -110,9 +115,17 @@ class _Use:
     """What one open module call consumed from one generator so far."""
 
     gen: _Gen
-    before: str
+    before: Any  # raw states, shown when the records are written
     after: Any
     delta: int = 0
+
+
+# When a module call returns, what it consumed is noted as one of these; they are turned
+# into Draws and handed to the sink together, at each optimizer step (or every _BATCH
+# records, before an event, at the window's end): the digests and the Draws are made in
+# one warm loop instead of one at a time between the model's kernels.
+_Note = tuple  # (index, gen, module, root, module_type, phase, step, use, site, code)
+_BATCH = 256
 
 
 class ModuleRecorder:
@@ -129,6 +142,7 @@ class ModuleRecorder:
         self._cuda_seen = 0
         self._stack: list[nn.Module] = []
         self._uses: dict[int, list[_Use]] = {}  # depth in _stack -> consumption so far
+        self._notes: list[_Note] = []  # consumption of calls returned, not yet written
         self._called: dict[int, nn.Module] = {}
         self._graded: dict[int, torch.Tensor] = {}  # parameters seen with a gradient
         self._paths = _Paths()
@@ -189,6 +203,7 @@ class ModuleRecorder:
             while self._stack:  # closed inside a module call: charge what is open
                 self._close(len(self._stack) - 1)
                 self._stack.pop()
+            self._write()
             self._usage()
             self.log.generators = {g.name: GeneratorInfo(g.name, g.device, g.seed, g.first)
                                    for g in self._gens}
@@ -198,6 +213,7 @@ class ModuleRecorder:
         finally:
             self._uninstall()
             self._uses.clear()
+            self._notes.clear()
             self._called.clear()
             self._graded.clear()
             self._paths.clear()
@@ -208,7 +224,7 @@ class ModuleRecorder:
     def _add_gen(self, name: str, device: str, generator: Any, cuda: bool) -> None:
         g = _Gen(name, device, generator, cuda)
         g.last = g.read()
-        g.text = g.first = g.show(g.last)
+        g.first = g.show(g.last)
         g.seed = generator.initial_seed()
         self._gens.append(g)
 
@@ -286,18 +302,18 @@ class ModuleRecorder:
                 self._charge(g, raw)
 
     def _charge(self, g: _Gen, raw: Any) -> None:
-        before, before_text = g.last, g.text or g.show(g.last)
-        g.last, g.text = raw, None
+        before, g.last = g.last, raw
         delta = 0
         if g.cuda:
             if raw[0] != before[0] or raw[1] < before[1]:
-                self._sink.event(Event("gap", g.name, self._count, None, _BACKWARDS))
+                self._event(Event("gap", g.name, self._count, None, _BACKWARDS))
                 return
             delta = raw[1] - before[1]
         depth = len(self._stack) - 1
-        if depth < 0:
-            g.text = g.show(raw)
-            self._emit(g, None, None, "other", before_text, g.text, delta, None, None)
+        if depth < 0:  # between module calls: an outside record of its own
+            self._notes.append((self._count, g, None, None, None, "other", self._steps,
+                                _Use(g, before, raw, delta), None, None))
+            self._count += 1
             return
         uses = self._uses.setdefault(depth, [])
         for u in uses:
@@ -305,41 +321,50 @@ class ModuleRecorder:
                 u.after = raw
                 u.delta += delta
                 return
-        uses.append(_Use(g, before_text, raw, delta))
+        uses.append(_Use(g, before, raw, delta))
 
     def _close(self, depth: int) -> None:
-        """The call at ``depth`` returns: write what it consumed."""
+        """The call at ``depth`` returns: note what it consumed (see ``_Note``)."""
         uses = self._uses.pop(depth, None)
         if not uses:
             return
         stack = self._stack
         module = stack[depth]
-        model, path = self._paths.resolve(module, stack[0])
         site, code = _frames.user_site(1)
         phase = "backward" if torch._C._current_autograd_node() is not None else "forward"
+        kind = type(module).__name__
         for u in uses:
-            after = u.gen.show(u.after)
-            if u.after == u.gen.last:
-                u.gen.text = after
-            self._emit(u.gen, (model, path), type(module).__name__, phase, u.before, after,
-                       u.delta, site, code)
+            self._notes.append((self._count, u.gen, module, stack[0], kind, phase,
+                                self._steps, u, site, code))
+            self._count += 1
+        if len(self._notes) >= _BATCH:
+            self._write()
 
-    def _emit(self, g: _Gen, where: tuple[str | None, str] | None, module_type: str | None,
-              phase: str, before: str, after: str, delta: int, site: str | None,
-              code: str | None) -> None:
-        model, module = where if where is not None else (None, None)
-        # positional: a third cheaper than keywords, on the hot path (fields as in Draw)
-        draw = Draw(self._count, "module", module, module_type, None, phase, self._steps,
-                    (), "", g.device, delta, {}, g.name, before, after, True, site, code,
-                    None, model)
-        self._count += 1
-        self._sink.draw(draw)
+    def _write(self) -> None:
+        """Hand the noted records to the sink, as Draws, in order."""
+        if not self._notes:
+            return
+        notes, self._notes = self._notes, []
+        resolve = self._paths.resolve
+        draws = []
+        for index, g, module, root, kind, phase, step, u, site, code in notes:
+            model, path = resolve(module, root) if module is not None else (None, None)
+            # positional: a third cheaper than keywords (fields in Draw's order)
+            draws.append(Draw(index, "module", path, kind, None, phase, step, (), "",
+                              g.device, u.delta, {}, g.name, g.show(u.before),
+                              g.show(u.after), True, site, code, None, model))
+        self._sink.draws(draws)
+
+    def _event(self, event: Event) -> None:
+        self._write()  # the records before it first: the sink keeps them in order
+        self._sink.event(event)
 
     # -- other callbacks -----------------------------------------------------------------
     def _on_step(self, optimizer: Any, args: Any, kwargs: Any) -> None:
         if threading.get_ident() != self._thread or self._state != "recording":
             return
         self._boundary()  # what the step and the code before it consumed is this step's
+        self._write()
         note_gradients(optimizer, self._graded)
         self._steps += 1
         if self.steps_limit is not None and self._steps >= self.steps_limit:
@@ -362,15 +387,15 @@ class ModuleRecorder:
             for g in self._gens:
                 raw = g.read()
                 if raw != g.last:
-                    g.last, g.text = raw, g.show(raw)
-                    self._sink.event(Event("reseed", g.name, self._count, site, detail))
+                    g.last = raw
+                    self._event(Event("reseed", g.name, self._count, site, detail))
                     changed = True
             if not changed:
                 name = "default:cpu"
                 if scope == "cuda" and self._cuda_seen:
                     name = f"default:cuda:{torch.cuda.current_device()}"
-                self._sink.event(Event("reseed", name, self._count, site,
-                                       detail + " (state unchanged)"))
+                self._event(Event("reseed", name, self._count, site,
+                                  detail + " (state unchanged)"))
         except Exception as e:
             self._internal_error(e)
 

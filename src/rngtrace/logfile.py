@@ -289,6 +289,12 @@ class FileSink:
             self._draws += 1
         self._write(self._w.draw, draw)
 
+    def draws(self, draws: list[Draw]) -> None:
+        """Several draws in one write (the light mode's records of one step)."""
+        if os.getpid() == self._pid:
+            self._draws += len(draws)
+        self._write(lambda: b"".join([self._w.draw(d) for d in draws]))
+
     def event(self, event: Event) -> None:
         self._write(self._w.event, event)
 

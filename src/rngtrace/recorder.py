@@ -39,6 +39,7 @@ class Sink(Protocol):
 
     def start(self, log: Log) -> None: ...
     def draw(self, draw: Draw) -> None: ...
+    def draws(self, draws: list[Draw]) -> None: ...  # several in order, written together
     def event(self, event: Event) -> None: ...
     def finish(self, log: Log, patches: dict[int, Draw]) -> None: ...
 
@@ -55,6 +56,9 @@ class MemorySink:
 
     def draw(self, draw: Draw) -> None:
         self._draws.append(draw)
+
+    def draws(self, draws: list[Draw]) -> None:
+        self._draws.extend(draws)
 
     def event(self, event: Event) -> None:
         self._events.append(event)
