@@ -171,9 +171,34 @@ class Bench:
                 note = f"{us:.1f} us per module call"
             self.add(bench, name, med[name], "s", med[name] / base, ref, target, note=note,
                      raw=s[name])
+        paused, resumed = self._paired_light(tr, 3 if self.quick else (120 if full else 40))
+        pm, rm = median(paused), median(resumed)
+        self.add(bench, "record(level='module'), steps paired with paused ones", rm, "s",
+                 rm / pm, "paused", "<= 1.05", note=f"paused: {pm * 1e3:.2f} ms",
+                 raw=resumed)
         if full:
             self.add(bench, "record(): closing the window", median(closes["record()"]), "s",
                      note=f"after {k + 1} steps", raw=closes["record()"])
+
+    def _paired_light(self, tr: Trainer, pairs: int) -> tuple[list[float], list[float]]:
+        """Steps in one light window, recording paused and resumed in turn (the order
+        swapped every pair): on a shared machine whose speed drifts by 20% over seconds,
+        neighbouring steps see the same machine, which windows of 10 steps do not."""
+        paused: list[float] = []
+        resumed: list[float] = []
+        from rngtrace._light import ModuleRecorder  # what record(level="module") opens
+
+        window = ModuleRecorder()
+        with window:
+            tr.step()
+            for i in range(pairs):
+                for on in (False, True) if i % 2 == 0 else (True, False):
+                    window._set_paused(not on)
+                    t = self.now()
+                    tr.step()
+                    (resumed if on else paused).append(self.now() - t)
+            window._set_paused(False)
+        return paused, resumed
 
     # -- 3. after the window ------------------------------------------------------------
     def after(self) -> None:

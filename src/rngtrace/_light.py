@@ -370,6 +370,14 @@ class ModuleRecorder:
         if self.steps_limit is not None and self._steps >= self.steps_limit:
             self._stop(complete=True)
 
+    def _set_paused(self, paused: bool) -> None:
+        """For benchmarks: pause recording (module calls and optimizer steps pass
+        through, with the wrapper still in place) or resume it, in the window's thread;
+        what runs while paused is charged to nothing. ``make bench`` pairs steps with the
+        window paused and resumed, which cancels the drift of a shared machine."""
+        if self._state == "recording":
+            self._thread = 0 if paused else threading.get_ident()
+
     def _forked(self) -> None:
         self._thread = -1  # a DataLoader worker inherits the wrapper: not recorded
 
