@@ -30,10 +30,11 @@ def test_quick_run_reports_every_benchmark(tmp_path):
     assert benches == {"1", "2a", "3", "4", "5", "6"}  # 2b only in a full run
     cases = {r["case"] for r in result["rows"]}
     assert {"plain", "bare TorchDispatchMode", "record()", "record(level='module')",
-            "DebugMode", "record(steps=2)"} <= cases
+            "record(level='module'), steps paired with paused ones", "DebugMode",
+            "record(steps=2)"} <= cases
     for r in result["rows"]:
         if r["ratio"] is not None:
-            assert r["ratio"] > 0 and r["ref"] in ("plain", "bare")
+            assert r["ratio"] > 0 and r["ref"] in ("plain", "bare", "paused")
     assert result["table"] in proc.stdout
     # a quick run never rewrites the README's table
     after = readme.read_text(encoding="utf-8") if readme.exists() else None

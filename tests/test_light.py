@@ -142,6 +142,41 @@ def test_reseed_is_an_event_not_a_draw():
     assert "manual_seed(5)" in log.events[0].detail
 
 
+def test_records_written_in_batches_keep_their_order_with_events(tmp_path, monkeypatch):
+    """Records are handed to the sink at optimizer steps, every _BATCH records and before
+    each event: with no optimizer and a batch of 3, a file and memory get the same log,
+    the reseed event between the draws it separates."""
+    from rngtrace import _light
+    from rngtrace._generators import state_text
+
+    monkeypatch.setattr(_light, "_BATCH", 3)
+    net = Noisy()
+
+    def run(path=None) -> rngtrace.Log:
+        torch.manual_seed(1)
+        with rngtrace.record(level="module", path=path) as log:
+            for i in range(3):
+                if i == 2:
+                    torch.rand(1)  # an outside record (right before the reseed, it
+                    # would be merged into the reseed)
+                net(torch.ones(2, 4))  # 2 records each
+            torch.manual_seed(5)
+            net(torch.ones(2, 4))
+        return log if path is None else rngtrace.load(path)
+
+    mem, streamed = run(), run(tmp_path / "batches.rngtrace.jsonl")
+    assert mem.draws == streamed.draws and mem.events == streamed.events
+    assert [d.index for d in mem.draws] == list(range(9))
+    assert where(mem)[4] == (None, None, 0)
+    assert [(e.kind, e.before) for e in mem.events] == [("reseed", 7)]
+    # after the reseed, Noisy's own randn_like (its record comes after its child's)
+    # starts from the seeded state
+    torch.manual_seed(5)
+    seeded = state_text(bytes(torch.get_rng_state().tolist()), "cpu")
+    assert where(mem)[7:] == [("inner.1", "Dropout", 0), ("", "Noisy", 0)]
+    assert mem.draws[8].state_before == seeded != mem.draws[6].state_before
+
+
 def test_windows_do_not_nest():
     with rngtrace.record(level="module"), pytest.raises(RecordError), rngtrace.record():
         pass
