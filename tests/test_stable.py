@@ -65,6 +65,24 @@ def test_training_after_stable_init_does_not_depend_on_the_architecture():
     assert len({tuple(v) for v in losses.values()}) == 1, losses
 
 
+@pytest.mark.parametrize("level", ["op", "module"])
+def test_inside_a_record_window_no_default_stream_moves(level):
+    """Recorded, stable_init draws from its keyed generators only: the op recorder lists
+    them (a generator per key, each draw into its key); the light mode, which reads the
+    default generators only, sees nothing; no reseed or gap event either way."""
+    before = torch.get_rng_state()
+    with rngtrace.record(level=level) as log:
+        model = stable_init(story_models.TinyViT, seed=1)
+    assert torch.equal(before, torch.get_rng_state()) and log.events == []
+    if level == "module":
+        assert log.draws == []
+        return
+    keys = _random_keys(model.state_dict())
+    assert sorted(d.target for d in log.draws) == sorted(keys)
+    assert all(d.generator.startswith("generator:") for d in log.draws)
+    assert len({d.generator for d in log.draws}) == len(keys)
+
+
 def test_same_seed_same_model_other_seed_other_model():
     a = stable_init(story_models.TinyViT, seed=5).state_dict()
     b = stable_init(story_models.TinyViT, seed=5).state_dict()
