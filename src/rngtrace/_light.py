@@ -372,8 +372,8 @@ class ModuleRecorder:
 
     def _set_paused(self, paused: bool) -> None:
         """For benchmarks: pause recording (module calls and optimizer steps pass
-        through, with the wrapper still in place) or resume it, in the window's thread;
-        what runs while paused is charged to nothing. ``make bench`` pairs steps with the
+        through, with the wrapper still in place) or resume it, in the window's thread
+        and between module calls; what runs while paused is charged to nothing. ``make bench`` pairs steps with the
         window paused and resumed, which cancels the drift of a shared machine."""
         if self._state == "recording":
             self._thread = 0 if paused else threading.get_ident()
