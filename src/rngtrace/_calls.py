@@ -6,7 +6,7 @@ does: about 5 us more per call on the 2-core machine the benchmarks ran on, agai
 for the call itself, 2.6% of a small transformer's CPU training step before the hook has
 done any work. The recorders instead replace ``nn.Module.__call__`` for their window with
 a thin wrapper made by the recorder (:class:`CallPatch`); ``_call_impl`` keeps its fast
-path, and a wrapper that only notes the module costs a few tenths of a microsecond.
+path, and a wrapper that only notes the module costs about half a microsecond.
 
 Rules every wrapper follows, so that the patch never changes what the program computes:
 

@@ -38,8 +38,8 @@ moves backwards without a reseed the window saw is a ``"gap"`` event. Module cal
 other threads and processes (DataLoader workers inherit the wrapper) are ignored; the
 consumption of another thread is charged to whatever the recording thread is running.
 A ``torch.compile``-d module is charged as a whole: the calls inside its graph are not
-Python calls any more. Which module
-calls are not read, and how called modules are named, is in :mod:`rngtrace._light_modules`.
+Python calls any more. Which module calls are not read, and how called modules are
+named, is in :mod:`rngtrace._light_modules`.
 
 Example::
 
@@ -373,8 +373,9 @@ class ModuleRecorder:
     def _set_paused(self, paused: bool) -> None:
         """For benchmarks: pause recording (module calls and optimizer steps pass
         through, with the wrapper still in place) or resume it, in the window's thread
-        and between module calls; what runs while paused is charged to nothing. ``make bench`` pairs steps with the
-        window paused and resumed, which cancels the drift of a shared machine."""
+        and between module calls; what runs while paused is charged to nothing.
+        ``make bench`` pairs steps with the window paused and resumed, which cancels the
+        drift of a shared machine."""
         if self._state == "recording":
             self._thread = 0 if paused else threading.get_ident()
 
