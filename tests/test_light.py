@@ -177,6 +177,33 @@ def test_records_written_in_batches_keep_their_order_with_events(tmp_path, monke
     assert mem.draws[8].state_before == seeded != mem.draws[6].state_before
 
 
+def test_a_recorder_failure_is_an_error_event_and_changes_nothing(monkeypatch):
+    """Reading the generators fails from the first step on: module calls, optimizer
+    steps and the window's end go on, with the same losses, and the log says so."""
+    from rngtrace import _light
+
+    def run(broken: bool) -> tuple[list[float], rngtrace.Log | None]:
+        torch.manual_seed(3)
+        model = story_models.TinyViT()
+        if not broken:
+            return story_models.train(model, steps=2), None
+        with rngtrace.record(level="module") as log:
+            def fail(self):
+                raise OSError("no state today")
+
+            monkeypatch.setattr(_light._Gen, "read", fail)
+            losses = story_models.train(model, steps=2)
+        return losses, log
+
+    expected, _ = run(False)
+    with pytest.warns(RuntimeWarning, match="could not follow"):
+        losses, log = run(True)
+    assert losses == expected and log is not None and log.complete
+    assert log.draws == [] and log.steps == 2
+    assert {e.kind for e in log.events} == {"error"}
+    assert "OSError: no state today" in log.events[0].detail
+
+
 def test_windows_do_not_nest():
     with rngtrace.record(level="module"), pytest.raises(RecordError), rngtrace.record():
         pass

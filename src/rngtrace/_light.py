@@ -199,11 +199,14 @@ class ModuleRecorder:
             return
         self._state = "stopped"
         try:
-            self._boundary()
-            while self._stack:  # closed inside a module call: charge what is open
-                self._close(len(self._stack) - 1)
-                self._stack.pop()
-            self._write()
+            try:
+                self._boundary()
+                while self._stack:  # closed inside a module call: charge what is open
+                    self._close(len(self._stack) - 1)
+                    self._stack.pop()
+                self._write()
+            except Exception as e:
+                self._internal_error(e)
             self._usage()
             self.log.generators = {g.name: GeneratorInfo(g.name, g.device, g.seed, g.first)
                                    for g in self._gens}
@@ -363,9 +366,12 @@ class ModuleRecorder:
     def _on_step(self, optimizer: Any, args: Any, kwargs: Any) -> None:
         if threading.get_ident() != self._thread or self._state != "recording":
             return
-        self._boundary()  # what the step and the code before it consumed is this step's
-        self._write()
-        note_gradients(optimizer, self._graded)
+        try:
+            self._boundary()  # what the step and the code before it consumed is this step's
+            self._write()
+            note_gradients(optimizer, self._graded)
+        except Exception as e:  # never break the user's optimizer step
+            self._internal_error(e)
         self._steps += 1
         if self.steps_limit is not None and self._steps >= self.steps_limit:
             self._stop(complete=True)
