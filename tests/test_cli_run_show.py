@@ -10,6 +10,7 @@ import textwrap
 import warnings
 
 import pytest
+import torch
 
 import rngtrace
 from rngtrace.cli import ERROR, OK, main
@@ -253,3 +254,25 @@ def test_show_fits_100_columns_with_long_names(tmp_path, capsys):
     assert ".dropout " in row and "512x1024x64  generator:12" in row
     assert "(1 = '-': drew nothing)" not in out and "('-': drew nothing)" in out
 
+
+
+def test_reading_logs_and_the_pytest_plugin_do_not_import_torch(tmp_path):
+    """torch is imported by recording only: `rngtrace show`/`diff` start fast, and the
+    pytest plugin (loaded by every pytest run where rngtrace is installed) costs nothing."""
+    torch.manual_seed(0)
+    with rngtrace.record() as log:
+        torch.nn.Linear(2, 2)
+    path = tmp_path / "log.rngtrace.jsonl"
+    log.save(path)
+    script = (
+        "import sys, rngtrace, rngtrace.pytest_plugin\n"
+        "from rngtrace.cli import main\n"
+        f"codes = [main(['show', {str(path)!r}]), main(['diff', {str(path)!r}, {str(path)!r}])]\n"
+        "assert codes == [0, 0], codes\n"
+        "assert 'torch' not in sys.modules, 'torch was imported'\n"
+        "assert callable(rngtrace.record) and 'torch' in sys.modules\n"
+    )
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                         timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert "weight" in out.stdout

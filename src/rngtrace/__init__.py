@@ -7,13 +7,38 @@
 ['0.weight', '0.bias']
 """
 
+from typing import TYPE_CHECKING, Any
+
+from ._version import __version__
 from .diff import Diff, Hunk, diff
 from .errors import LogFormatError, RecordError, RngtraceError, StableInitError
 from .graph import to_dot
 from .log import Draw, Event, GeneratorInfo, Log, ModuleStats
 from .logfile import load
-from .recorder import __version__, record
-from .stable import stable_init
+
+if TYPE_CHECKING:
+    from .recorder import record
+    from .stable import stable_init
+
+# Reading, comparing and drawing logs needs no torch; recording does. ``record`` and
+# ``stable_init`` are imported on first use, so that ``rngtrace show`` and the pytest
+# plugin (loaded by every pytest run where rngtrace is installed) do not import torch.
+_LAZY = {"record": ".recorder", "stable_init": ".stable"}
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _LAZY:
+        raise AttributeError(f"module 'rngtrace' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(_LAZY[name], __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
+
 
 __all__ = [
     "Diff",

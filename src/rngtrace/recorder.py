@@ -21,11 +21,10 @@ from ._generators import Generators, Slot
 from ._hooks import Hooks, note_gradients
 from ._mode import RecordingMode
 from ._reseed import ReseedWatch, describe_call
+from ._version import __version__
 from .attribution import OUTSIDE, Names, Pending, Resolved
 from .errors import RecordError
 from .log import Draw, Event, Log
-
-__version__ = "0.1.0"
 
 _active_lock = threading.Lock()
 _active: Recorder | None = None
