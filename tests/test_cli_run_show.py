@@ -80,6 +80,18 @@ def test_run_steps_and_output(tmp_path):
     assert log.steps == 1 and log.complete
 
 
+def test_run_level_module_records_the_light_mode(tmp_path):
+    (tmp_path / "train.py").write_text(TRAIN)
+    r = _cli("run", "--level", "module", "-o", "light.jsonl", "train.py", "2", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    log = rngtrace.load(tmp_path / "light.jsonl")
+    assert log.level == "module" and log.steps == 2 and log.complete
+    # building, the data and the loader draw outside modules: one record; then the
+    # dropout of each block, each step
+    assert [(d.op, d.module, d.step) for d in log.draws] == [("module", None, 0)] + [
+        ("module", f"blocks.{b}.attn.attn_drop", s) for s in range(2) for b in range(2)]
+
+
 def test_run_program_that_raises(tmp_path):
     (tmp_path / "bad.py").write_text("import torch\ntorch.rand(2)\n\n1 / 0\n")
     r = _cli("run", "bad.py", cwd=tmp_path)
@@ -170,6 +182,7 @@ def test_default_output_names():
     (["run", "missing.py"], "cannot open 'missing.py': no such file"),
     (["run", "--steps", "0", "p.py"], "--steps must be 1 or more"),
     (["run", "--steps", "x", "p.py"], "invalid int value"),
+    (["run", "--level", "kernel", "p.py"], "invalid choice: 'kernel'"),
     (["run", "-m", "no_such_module_xyz"], "no module named 'no_such_module_xyz'"),
     (["run", "-m", "a/b.py"], "is not a module name"),
     (["run", "-o", "no/such/dir/x.jsonl", "p.py"], "cannot write the log"),

@@ -154,3 +154,35 @@ def test_compare_errors_are_one_line_exit_2(repo, tmp_path, capsys, monkeypatch)
     ]
     assert err[2].startswith("rngtrace: error: compare: not inside a git repository")
     assert _git(repo, "worktree", "list").count("\n") == 1
+
+
+LIGHT = """\
+import torch
+from torch import nn
+
+torch.manual_seed(0)
+net = nn.Sequential(nn.Linear(4, 4), nn.Dropout(0.5){extra}, nn.Dropout(0.5))
+for _ in range(2):
+    net(torch.ones(2, 4))
+"""
+
+
+def test_compare_level_module_runs_the_light_mode(tmp_path, capsys, monkeypatch):
+    """--level module reaches both runs (options after REV_B, as the others); the diff is
+    at module granularity: a Dropout more, called in each pass, is inserted."""
+    (tmp_path / "old").mkdir()
+    (tmp_path / "new").mkdir()
+    (tmp_path / "old" / "net.py").write_text(LIGHT.format(extra=""))
+    (tmp_path / "new" / "net.py").write_text(LIGHT.format(extra=", nn.Dropout(0.5)"))
+    monkeypatch.chdir(tmp_path)
+    assert main(["compare", "old", "new", "--level", "module", "-o", "logs", "net.py"]) == 1
+    out = capsys.readouterr().out
+    a = rngtrace.load(tmp_path / "logs" / "a.rngtrace.jsonl")
+    b = rngtrace.load(tmp_path / "logs" / "b.rngtrace.jsonl")
+    assert a.level == b.level == "module"
+    # the construction's draws are one outside record; then one per Dropout call
+    assert [d.module for d in a.draws] == [None, "1", "2", "1", "2"]
+    assert [d.module for d in b.draws] == [None, "1", "2", "3", "1", "2", "3"]
+    assert "Cause: module inserted in new: 3 (Dropout)" in out  # by path: 1, 2 in both
+    assert main(["compare", "old", "new", "--level", "kernel", "net.py"]) == 2
+    assert "--level is 'op' or 'module', not 'kernel'" in capsys.readouterr().err

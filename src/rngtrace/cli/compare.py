@@ -27,6 +27,7 @@ HELP = "run a program at two git revisions (or in two directories) and diff the 
 EXAMPLE = """examples:
   rngtrace compare HEAD~1 HEAD -- train.py --epochs 1
   rngtrace compare v1.0 main --steps 5 -o logs/ train.py
+  rngtrace compare HEAD~1 HEAD --level module -- train.py   light mode, whole runs
   rngtrace compare ../project-old ../project-new -- train.py
 
 With two revisions, run inside a git repository: each revision is checked out in a
@@ -44,6 +45,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("rev_b", metavar="REV_B", help="a git revision, or a directory")
     parser.add_argument("--steps", type=int, metavar="N",
                         help="stop recording after N optimizer steps in each run")
+    parser.add_argument("--level", choices=("op", "module"), default="op",
+                        help="as for 'rngtrace run': 'op' (default) or 'module'")
     parser.add_argument("-o", "--output", metavar="DIR",
                         help="keep the two logs in DIR (created if needed)")
     parser.add_argument("--json", action="store_true", help="print the diff as JSON")
@@ -53,7 +56,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 # options that may also come between REV_B and PROGRAM: argparse hands them over in
 # ``command`` (a REMAINDER takes options too), so they are read here, up to PROGRAM
-_VALUED = {"--steps": "steps", "-o": "output", "--output": "output"}
+_VALUED = {"--steps": "steps", "-o": "output", "--output": "output", "--level": "level"}
 _FLAGS = {"--json": "json"}
 
 
@@ -71,7 +74,12 @@ def _split_command(args: argparse.Namespace) -> tuple[str | None, list[str]]:
                     raise UsageError(f"rngtrace compare: {name} needs a value")
                 i += 1
                 value = cmd[i]
-            if _VALUED[name] == "steps":
+            if _VALUED[name] == "level":
+                if value not in ("op", "module"):
+                    raise UsageError(f"rngtrace compare: --level is 'op' or 'module', not "
+                                     f"{value!r}")
+                args.level = value
+            elif _VALUED[name] == "steps":
                 try:
                     args.steps = int(value)
                 except ValueError:
@@ -137,6 +145,8 @@ def _record(side: Side, path: str, args: argparse.Namespace, n: int) -> int:
     cmd = [sys.executable, "-m", "rngtrace", "run", "-o", os.path.abspath(path)]
     if args.steps is not None:
         cmd += ["--steps", str(args.steps)]
+    if args.level != "op":
+        cmd += ["--level", args.level]
     cmd += [args.program, *args.args]
     env = dict(os.environ)
     first = [side.root] + [p for p in (os.path.join(side.root, "src"),) if os.path.isdir(p)]

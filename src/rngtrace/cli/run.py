@@ -17,6 +17,7 @@ EXAMPLE = """examples:
   rngtrace run train.py --lr 0.1              record the whole run: train.rngtrace.jsonl
   rngtrace run --steps 10 -o a.jsonl train.py   stop recording after 10 optimizer steps
   rngtrace run -m mypkg.train --epochs 1      run a module, as 'python -m' would
+  rngtrace run --level module train.py        the light mode, for a whole training
 
 rngtrace's options go before the program; everything after it is the program's own
 command line. The program runs as 'python PROGRAM ARGS' would run it (its sys.argv,
@@ -32,6 +33,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--steps", type=int, metavar="N",
                         help="stop recording after N optimizer steps (the program goes on "
                              "at full speed)")
+    parser.add_argument("--level", choices=("op", "module"), default="op",
+                        help="'op' (default): every random kernel call; 'module': the "
+                             "light mode, which module consumed, cheap enough for a whole "
+                             "training")
     parser.add_argument("-m", dest="module", action="store_true",
                         help="PROGRAM is a module name, run as 'python -m' would")
     # One REMAINDER for the program and its arguments: with two positionals argparse
@@ -62,7 +67,7 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"rngtrace run: --steps must be 1 or more, not {args.steps}")
     runner, argv0, path0 = _runner(program, args.module)
     output = args.output or default_output(program, args.module)
-    window = rngtrace.record(args.steps, path=output)  # a bad -o fails here: exit 2
+    window = rngtrace.record(args.steps, path=output, level=args.level)  # bad -o: exit 2
     saved_argv, saved_path0 = sys.argv, sys.path[0] if sys.path else None
     sys.argv = [argv0, *program_args]  # also what the log's header records
     sys.path[0:1] = [path0]
