@@ -184,10 +184,10 @@ class Bench:
         """Steps in one light window, recording paused and resumed in turn (the order
         swapped every pair): on a shared machine whose speed drifts by 20% over seconds,
         neighbouring steps see the same machine, which windows of 10 steps do not."""
-        paused: list[float] = []
-        resumed: list[float] = []
         from rngtrace._light import ModuleRecorder  # what record(level="module") opens
 
+        paused: list[float] = []
+        resumed: list[float] = []
         window = ModuleRecorder()
         with window:
             tr.step()
