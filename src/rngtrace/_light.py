@@ -270,10 +270,7 @@ class ModuleRecorder:
             if not stack:
                 self._check_cuda()
                 self._paths.note_root(module)
-            for g in self._gens:  # the boundary, inlined: this runs twice per call read
-                raw = g.read()
-                if raw != g.last:
-                    self._charge(g, raw)
+            self._boundary()
         except Exception as e:  # never let a recorder bug break the user's program
             self._internal_error(e)
             return -1
@@ -286,10 +283,7 @@ class ModuleRecorder:
             return  # not entered, or the window closed meanwhile
         stack = self._stack
         try:
-            for g in self._gens:
-                raw = g.read()
-                if raw != g.last:
-                    self._charge(g, raw)
+            self._boundary()
             while len(stack) > depth:
                 if self._uses:
                     self._close(len(stack) - 1)
