@@ -58,7 +58,7 @@ import os
 import threading
 import warnings
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any
 
 import torch
 from torch import nn
@@ -71,7 +71,6 @@ from ._generators import state_text
 from ._hooks import Hooks, note_gradients
 from ._light_modules import _DROPOUT, _PURE, _Paths
 from ._reseed import ReseedWatch, describe_call
-from .errors import RecordError
 from .log import Draw, Event, GeneratorInfo, Log
 
 _BACKWARDS = "CUDA generator state moved backwards or was reseeded (not by a call the " \
@@ -132,10 +131,7 @@ class ModuleRecorder:
     """The window opened by ``record(level="module")``; ``with`` gives its :class:`Log`."""
 
     def __init__(self, steps: int | None = None, sink: _rec.Sink | None = None) -> None:
-        if steps is not None and (isinstance(steps, bool) or not isinstance(steps, int)
-                                  or steps < 1):
-            raise RecordError(f"steps must be a positive integer or None, not {steps!r}")
-        self.steps_limit = steps
+        self.steps_limit = _rec.check_steps(steps)
         self.log = Log(level="module")
         self._sink: _rec.Sink = sink if sink is not None else _rec.MemorySink()
         self._gens: list[_Gen] = []
@@ -158,12 +154,7 @@ class ModuleRecorder:
 
     # -- window --------------------------------------------------------------------
     def __enter__(self) -> Log:
-        if self._state != "new":
-            raise RecordError("a record() window can only be entered once")
-        with _rec._active_lock:
-            if _rec._active is not None:
-                raise RecordError("record() windows cannot be nested or run concurrently")
-            _rec._active = cast(Any, self)
+        _rec.claim_window(self, self._state)
         try:
             self._thread = threading.get_ident()
             self._pid = os.getpid()
@@ -190,9 +181,7 @@ class ModuleRecorder:
         self._calls.uninstall()
         self._hooks.remove()
         self._reseed.uninstall()
-        with _rec._active_lock:
-            if _rec._active is cast(Any, self):
-                _rec._active = None
+        _rec.release_window(self)
 
     def _stop(self, complete: bool) -> None:
         if self._state != "recording":

@@ -27,7 +27,7 @@ from .errors import RecordError
 from .log import Draw, Event, Log
 
 _active_lock = threading.Lock()
-_active: Recorder | None = None
+_active: Any = None  # the open window (a Recorder or a light ModuleRecorder), or None
 
 _GAP = "state changed with no traced draw (another thread, an untraced extension, or a " \
        "restored state)"
@@ -81,14 +81,38 @@ def header() -> dict[str, Any]:
     }
 
 
+def claim_window(window: Any, state: str) -> None:
+    """Make ``window`` the process's open window; refuse a second entry or a second
+    window (windows cannot be nested or run concurrently)."""
+    global _active
+    if state != "new":
+        raise RecordError("a record() window can only be entered once")
+    with _active_lock:
+        if _active is not None:
+            raise RecordError("record() windows cannot be nested or run concurrently")
+        _active = window
+
+
+def release_window(window: Any) -> None:
+    global _active
+    with _active_lock:
+        if _active is window:
+            _active = None
+
+
+def check_steps(steps: int | None) -> int | None:
+    """``steps`` as both recorders take it: a positive integer, or None for no limit."""
+    if steps is not None and (isinstance(steps, bool) or not isinstance(steps, int)
+                              or steps < 1):
+        raise RecordError(f"steps must be a positive integer or None, not {steps!r}")
+    return steps
+
+
 class Recorder:
     """The window opened by :func:`record`; ``with`` gives its :class:`Log`."""
 
     def __init__(self, steps: int | None = None, sink: Sink | None = None) -> None:
-        if steps is not None and (isinstance(steps, bool) or not isinstance(steps, int)
-                                  or steps < 1):
-            raise RecordError(f"steps must be a positive integer or None, not {steps!r}")
-        self.steps_limit = steps
+        self.steps_limit = check_steps(steps)
         self.log = Log()
         self._sink: Sink = sink if sink is not None else MemorySink()
         self._gens = Generators()
@@ -109,13 +133,7 @@ class Recorder:
 
     # -- window --------------------------------------------------------------------
     def __enter__(self) -> Log:
-        global _active
-        if self._state != "new":
-            raise RecordError("a record() window can only be entered once")
-        with _active_lock:
-            if _active is not None:
-                raise RecordError("record() windows cannot be nested or run concurrently")
-            _active = self
+        claim_window(self, self._state)
         self._thread = threading.get_ident()
         self.log.meta = header()
         self._sink.start(self.log)
@@ -158,7 +176,6 @@ class Recorder:
             self._stop(complete=True)
 
     def _stop(self, complete: bool) -> None:
-        global _active
         if self._state != "recording":
             return
         self._state = "stopped"
@@ -183,8 +200,7 @@ class Recorder:
             self._graded.clear()
             self._names.clear()
             self._gens.release()
-            with _active_lock:
-                _active = None
+            release_window(self)
 
     def _usage(self) -> None:
         """Name the modules called in forward and the parameters that got a gradient."""
