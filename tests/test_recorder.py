@@ -263,6 +263,23 @@ def test_reseed_inside_the_window_is_an_event_with_its_site():
     assert torch.manual_seed is torch.random.manual_seed
 
 
+@pytest.mark.parametrize("level", ["op", "module"])
+def test_a_reseed_that_changes_nothing_is_noted_as_such(level):
+    def run(reseed: bool) -> rngtrace.Log:
+        torch.manual_seed(0)
+        with rngtrace.record(level=level) as log:
+            if reseed:
+                torch.manual_seed(0)  # the state it sets is the state it finds
+            nn.Dropout(0.5)(torch.ones(4))
+        return log
+
+    quiet, noted = run(False), run(True)
+    (ev,) = noted.events
+    assert (ev.kind, ev.generator, ev.before) == ("reseed", "default:cpu", 0)
+    assert ev.detail == "torch.manual_seed(0) (state unchanged)"
+    assert noted.draws == quiet.draws and rngtrace.diff(quiet, noted).identical
+
+
 def test_draw_in_another_thread_shows_as_a_gap():
     with rngtrace.record() as log:
         torch.rand(2)

@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from ._align import Piece, StreamPair, structure_key
-from .log import Draw, Event, Log, module_label
+from .log import UNCHANGED, Draw, Event, Log, module_label
 
 
 @dataclass(slots=True)
@@ -210,7 +210,7 @@ def _transition(a: Log, b: Log, st: StreamView, p: Piece, prev: Piece | None,
 def _events(log: Log, gen: str | None, lo: int, hi: int) -> list[Event]:
     return [e for e in log.events
             if e.generator == gen and e.kind in ("reseed", "gap") and lo < e.before <= hi
-            and not e.detail.endswith("(state unchanged)")]
+            and not e.detail.endswith(UNCHANGED)]
 
 
 def _find_moves(cands: list[_Cand]) -> None:

@@ -70,7 +70,7 @@ from ._calls import CallPatch
 from ._generators import state_text
 from ._hooks import Hooks, note_gradients
 from ._light_modules import _DROPOUT, _PURE, _Paths
-from ._reseed import ReseedWatch, describe_call
+from ._reseed import ReseedWatch, describe_call, unchanged_event
 from .log import Draw, Event, GeneratorInfo, Log
 
 _BACKWARDS = "CUDA generator state moved backwards or was reseeded (not by a call the " \
@@ -389,11 +389,8 @@ class ModuleRecorder:
                     self._event(Event("reseed", g.name, self._count, site, detail))
                     changed = True
             if not changed:
-                name = "default:cpu"
-                if scope == "cuda" and self._cuda_seen:
-                    name = f"default:cuda:{torch.cuda.current_device()}"
-                self._event(Event("reseed", name, self._count, site,
-                                  detail + " (state unchanged)"))
+                self._event(unchanged_event(scope, bool(self._cuda_seen), self._count, site,
+                                            detail))
         except Exception as e:
             self._internal_error(e)
 

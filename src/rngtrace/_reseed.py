@@ -17,6 +17,8 @@ from typing import Any
 
 import torch
 
+from .log import UNCHANGED, Event
+
 # (module, function, generators the call is about: "cpu", "cuda" or "all")
 _TARGETS = (
     ("torch", "manual_seed", "all"),
@@ -90,3 +92,14 @@ class ReseedWatch:
                 self._notify(label, scope, args, kwargs)
 
         return wrapper
+
+
+def unchanged_event(scope: str, cuda: bool, before: int, site: str | None,
+                    detail: str) -> Event:
+    """The event for a seeding call that left every generator as it was (a seed equal
+    to the current one), on the generator the call is about: the current CUDA device's
+    when the call is CUDA's and CUDA generators are known (``cuda``), else the CPU's."""
+    name = "default:cpu"
+    if scope == "cuda" and cuda:
+        name = f"default:cuda:{torch.cuda.current_device()}"
+    return Event("reseed", name, before, site, detail + UNCHANGED)

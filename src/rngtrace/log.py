@@ -87,7 +87,8 @@ class Event:
         before: index of the first draw that saw the changed state (``len(log.draws)``
             when noticed as the window closed).
         site: the user code that made the call, when known.
-        detail: a readable description (the function called, the seed).
+        detail: a readable description (the function called, the seed); a reseed
+            that left every generator as it was ends with :data:`UNCHANGED`.
     """
 
     kind: str
@@ -111,6 +112,9 @@ class GeneratorInfo:
     device: str
     initial_seed: int | None
     state: str | None = None  # state when first seen
+
+
+UNCHANGED = " (state unchanged)"  # ends the detail of a reseed that changed nothing
 
 
 def _count(n: int, noun: str) -> str:

@@ -20,7 +20,7 @@ from ._calls import CallPatch
 from ._generators import Generators, Slot
 from ._hooks import Hooks, note_gradients
 from ._mode import RecordingMode
-from ._reseed import ReseedWatch, describe_call
+from ._reseed import ReseedWatch, describe_call, unchanged_event
 from ._version import __version__
 from .attribution import OUTSIDE, Names, Pending, Resolved
 from .errors import RecordError
@@ -313,11 +313,8 @@ class Recorder:
             detail = describe_call(label, args, kwargs)
             self._gens.snapshot_defaults()
             if not self._sweep("reseed", site, detail):
-                name = "default:cpu"
-                if scope == "cuda" and torch.cuda.is_initialized():
-                    name = f"default:cuda:{torch.cuda.current_device()}"
-                self._event(Event("reseed", name, self._count, site,
-                                  detail + " (state unchanged)"))
+                self._event(unchanged_event(scope, torch.cuda.is_initialized(),
+                                            self._count, site, detail))
         except Exception as e:
             self._internal_error(e)
 
