@@ -33,11 +33,17 @@ class Slot:
         """The generator's state now: raw bytes, and its display form."""
         if self.generator is None:
             return None, None
-        state = self.generator.get_state()  # a fresh contiguous CPU uint8 tensor
-        raw = ctypes.string_at(state.data_ptr(), state.numel())
+        raw = raw_state(self.generator)
         if raw == self.last_raw:
             return raw, self.last_text
         return raw, state_text(raw, self.device)
+
+
+def raw_state(generator: Any) -> bytes:
+    """A generator's state as bytes: ``get_state()`` returns a fresh contiguous CPU uint8
+    tensor, copied out with one memcpy (``bytes(storage)`` iterates byte by byte)."""
+    state = generator.get_state()
+    return ctypes.string_at(state.data_ptr(), state.numel())
 
 
 def state_text(raw: bytes, device: str) -> str:

@@ -53,7 +53,6 @@ Example::
 
 from __future__ import annotations
 
-import ctypes
 import os
 import threading
 import warnings
@@ -67,7 +66,7 @@ from torch.optim.optimizer import register_optimizer_step_post_hook
 from . import _frames
 from . import recorder as _rec
 from ._calls import CallPatch
-from ._generators import state_text
+from ._generators import raw_state, state_text
 from ._hooks import Hooks, note_gradients
 from ._light_modules import _DROPOUT, _PURE, _Paths
 from ._reseed import ReseedWatch, describe_call, unchanged_event
@@ -95,8 +94,7 @@ class _Gen:
         g = self.generator
         if self.cuda:
             return g.initial_seed(), g.get_offset()
-        s = g.get_state()  # a fresh CPU uint8 tensor; one memcpy to compare
-        return ctypes.string_at(s.data_ptr(), s.numel())
+        return raw_state(g)
 
     def show(self, raw: Any) -> str:
         """The display form of a state read (a digest on CPU); consecutive records share
