@@ -9,10 +9,17 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
-from collections.abc import Sequence
+import warnings
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import TYPE_CHECKING
 
 from ..errors import RngtraceError
+
+if TYPE_CHECKING:
+    from ..log import Log
 
 OK, DIFFERENT, ERROR = 0, 1, 2
 
@@ -28,6 +35,38 @@ VERBS: dict[str, str] = {
 
 class UsageError(RngtraceError):
     """The command line is wrong."""
+
+
+def load_log(path: str) -> Log:
+    """``rngtrace.load``, with a cut-short file's warning printed as one line: the verbs
+    say so and go on with what there is."""
+    import rngtrace
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        log = rngtrace.load(path)
+    for w in caught:
+        print(f"rngtrace: warning: {w.message}", file=sys.stderr)
+    return log
+
+
+def run_labels(a: str, b: str) -> tuple[str, str]:
+    """Short names for two files: their base names, or the paths when those agree."""
+    na, nb = os.path.basename(a), os.path.basename(b)
+    if na == nb:
+        na, nb = os.path.normpath(a), os.path.normpath(b)
+    return (na, nb) if na != nb else ("A", "B")
+
+
+@contextmanager
+def stdout_may_close() -> Iterator[None]:
+    """Print inside this: ``rngtrace show ... | head`` closing the pipe stops quietly."""
+    try:
+        yield
+        sys.stdout.flush()
+    except BrokenPipeError:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
 
 
 class _Parser(argparse.ArgumentParser):

@@ -110,7 +110,8 @@ class Side:
 def run(args: argparse.Namespace) -> int:
     import rngtrace
 
-    from .diff import emit, load
+    from . import load_log
+    from .diff import emit
 
     args.program, args.args = _split_command(args)
     if args.program is None:
@@ -127,7 +128,7 @@ def run(args: argparse.Namespace) -> int:
             codes.append(_record(side, path, args, n + 1))
         if not all(os.path.exists(p) for p in paths):
             raise RngtraceError("compare: a run left no log (see its output above)")
-        d = rngtrace.diff(load(paths[0]), load(paths[1]),
+        d = rngtrace.diff(load_log(paths[0]), load_log(paths[1]),
                           labels=(side_a.label, side_b.label))
     if args.output:
         print(f"rngtrace compare: logs kept in {paths[0]} and {paths[1]}", file=sys.stderr)

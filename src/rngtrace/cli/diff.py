@@ -4,16 +4,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
-import warnings
 from typing import TYPE_CHECKING
 
-from . import DIFFERENT, OK
+from . import DIFFERENT, OK, load_log, run_labels, stdout_may_close
 
 if TYPE_CHECKING:
     from ..diff import Diff
-    from ..log import Log
 
 HELP = "compare two logs: where the random streams part, why, and what it shifts"
 EXAMPLE = """examples:
@@ -37,42 +34,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     import rngtrace
 
-    a = load(args.a)
-    b = load(args.b)
-    d = rngtrace.diff(a, b, labels=labels(args.a, args.b))
+    a = load_log(args.a)
+    b = load_log(args.b)
+    d = rngtrace.diff(a, b, labels=run_labels(args.a, args.b))
     emit(d, args.json)
     return OK if d.identical else DIFFERENT
 
 
-def labels(a: str, b: str) -> tuple[str, str]:
-    """Short names for two files: their base names, or the paths when those agree."""
-    na, nb = os.path.basename(a), os.path.basename(b)
-    if na == nb:
-        na, nb = os.path.normpath(a), os.path.normpath(b)
-    return (na, nb) if na != nb else ("A", "B")
-
-
 def emit(d: Diff, as_json: bool) -> None:
     """Print a diff as the verbs do: its report, or its JSON."""
-    try:
+    with stdout_may_close():
         if as_json:
             json.dump(d.to_dict(), sys.stdout, indent=1)
             sys.stdout.write("\n")
         else:
             print(d.report())
-        sys.stdout.flush()
-    except BrokenPipeError:  # `rngtrace diff ... | head`: stop quietly
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-
-
-def load(path: str) -> Log:
-    """``rngtrace.load``, with a cut-short file's warning printed as one line."""
-    import rngtrace
-
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        log = rngtrace.load(path)
-    for w in caught:  # a log cut short by a crash: say so, compare what there is
-        print(f"rngtrace: warning: {w.message}", file=sys.stderr)
-    return log

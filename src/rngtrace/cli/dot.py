@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from . import OK, UsageError
+from . import OK, UsageError, load_log, run_labels
 
 HELP = "draw a log, or the diff of two logs, as a picture (DOT, SVG, PNG, PDF)"
 EXAMPLE = """examples:
@@ -47,8 +47,9 @@ def run(args: argparse.Namespace) -> int:
     if args.output != "-" and ext not in graph.FORMATS:
         raise UsageError(f"rngtrace dot: -o {args.output}: the extension must be one of "
                          + ", ".join("." + f for f in graph.FORMATS))
-    logs = [rngtrace.load(path) for path in args.files]
-    obj = logs[0] if len(logs) == 1 else diff(logs[0], logs[1], labels=_labels(args.files))
+    logs = [load_log(path) for path in args.files]
+    obj = logs[0] if len(logs) == 1 else diff(logs[0], logs[1],
+                                              labels=run_labels(*args.files))
     collapse = not args.no_collapse
     if args.output == "-":
         sys.stdout.write(rngtrace.to_dot(obj, args.depth, collapse=collapse))
@@ -56,11 +57,3 @@ def run(args: argparse.Namespace) -> int:
     path = graph.save(obj, args.output, args.depth, collapse=collapse)
     print(f"rngtrace: wrote {path}")
     return OK
-
-
-def _labels(paths: list[str]) -> tuple[str, str]:
-    """Name the runs by their files: ``a.rnglog``, or the whole paths if those agree."""
-    import os
-
-    names = [os.path.basename(p) for p in paths]
-    return (names[0], names[1]) if names[0] != names[1] else (paths[0], paths[1])

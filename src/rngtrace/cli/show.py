@@ -5,14 +5,11 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import fnmatch
-import os
-import sys
-import warnings
 from collections.abc import Iterable, Iterator
 from typing import Any
 
 from ..log import PHASES, Draw, Event, Log
-from . import OK, UsageError
+from . import OK, UsageError, load_log, stdout_may_close
 
 HELP = "show a log: which module drew how many values, then each draw"
 EXAMPLE = """examples:
@@ -45,22 +42,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import rngtrace
 
     if args.limit < 0:
         raise UsageError(f"rngtrace show: --limit must be 0 or more, not {args.limit}")
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        log = rngtrace.load(args.file)
-    for w in caught:  # a log cut short by a crash: say so, show what there is
-        print(f"rngtrace: warning: {w.message}", file=sys.stderr)
-    try:
+    log = load_log(args.file)  # a log cut short by a crash: one warning, then what there is
+    with stdout_may_close():
         for line in render(log, args):
             print(line)
-        sys.stdout.flush()
-    except BrokenPipeError:  # `rngtrace show ... | head`: stop quietly
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
     return OK
 
 
