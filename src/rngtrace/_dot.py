@@ -13,6 +13,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from .errors import RngtraceError
+from .log import plural
 
 if TYPE_CHECKING:
     import networkx as nx
@@ -32,10 +33,6 @@ TIMES = "\u00d7"
 _SP = "&#160;"  # a space after </b> that SVG viewers keep
 _GEN_COLORS = ("#343a40", "#1c7ed6", "#ae3ec9", "#0ca678", "#f76707", "#868e96")
 _STATS = ("draws", "values", "phases", "generators", "ops", "status")
-
-
-def _plural(n: int, word: str) -> str:
-    return f"{n:,} {word}{'' if n == 1 else 's'}"
 
 
 class _View:
@@ -168,7 +165,7 @@ def _label(view: _View, n: str, own: bool, marked: bool, diff: bool) -> str:
         rows.append(head)
         if n in view.runs:
             rows.append(f"<i>{TIMES}{len(view.runs[n])} identical, counts are per module</i>")
-    rows.append(f"{_plural(s['draws'], 'draw')} · {_plural(s['values'], 'value')}")
+    rows.append(f"{plural(s['draws'], 'draw')} · {plural(s['values'], 'value')}")
     if set(s["phases"]) != {"init"}:
         rows.append(" · ".join(f"{p} {c}" for p, c in _phase_order(s["phases"])))
     if set(s["generators"]) != {"default:cpu"}:
@@ -282,8 +279,8 @@ def _title(view: _View) -> str:
     for a in view.agg.values():
         _merge(total, a)
     names = ", ".join(a["name"] for a in roots) or "no modules"
-    return (f"rngtrace: {names}: {_plural(total['draws'], 'draw')}, "
-            f"{_plural(total['values'], 'value')}")
+    return (f"rngtrace: {names}: {plural(total['draws'], 'draw')}, "
+            f"{plural(total['values'], 'value')}")
 
 
 def _stream_edges(dot: Any, view: _View, ids: dict[str, str]) -> dict[str, str]:

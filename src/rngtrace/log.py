@@ -117,7 +117,8 @@ class GeneratorInfo:
 UNCHANGED = " (state unchanged)"  # ends the detail of a reseed that changed nothing
 
 
-def _count(n: int, noun: str) -> str:
+def plural(n: int, noun: str) -> str:
+    """``plural(1, "draw")`` is ``"1 draw"``; ``plural(1200, "draw")`` ``"1,200 draws"``."""
     return f"{n:,} {noun}{'' if n == 1 else 's'}"
 
 
@@ -201,13 +202,13 @@ class Log:
 
     def headline(self) -> str:
         """One line of totals: draws, values, generators, events."""
-        gens, events = _count(len(self.generators), "generator"), _count(len(self.events), "event")
+        gens, events = plural(len(self.generators), "generator"), plural(len(self.events), "event")
         if self.level == "module":
             # A light log has one record per module call that moved a generator; how many
             # values it drew is only known on CUDA (the Philox offset advance).
-            what = f"module level, {_count(len(self.draws), 'consuming call')}"
+            what = f"module level, {plural(len(self.draws), 'consuming call')}"
         else:
-            what = f"{_count(len(self.draws), 'draw')}, {_count(self.values, 'value')}"
+            what = f"{plural(len(self.draws), 'draw')}, {plural(self.values, 'value')}"
         return (f"rngtrace log: {what}, {gens}, {events}"
                 + ("" if self.complete else "  [INCOMPLETE]"))
 
