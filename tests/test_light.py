@@ -204,6 +204,19 @@ def test_a_recorder_failure_is_an_error_event_and_changes_nothing(monkeypatch):
     assert "OSError: no state today" in log.events[0].detail
 
 
+def test_two_models_of_one_class_are_told_apart_as_by_the_op_recorder():
+    nets = Noisy(), Noisy()
+    logs = []
+    for level in ("op", "module"):
+        with rngtrace.record(level=level) as log:
+            for net in nets:
+                net(torch.ones(2, 4))
+        logs.append(log)
+    op, light = logs
+    assert [d.model for d in light.draws] == ["Noisy", "Noisy", "Noisy#2", "Noisy#2"]
+    assert list(dict.fromkeys(d.model for d in op.draws)) == ["Noisy", "Noisy#2"]
+
+
 def test_windows_do_not_nest():
     with rngtrace.record(level="module"), pytest.raises(RecordError), rngtrace.record():
         pass

@@ -13,6 +13,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from .attribution import model_label
+
 # torch.nn modules whose own forward code never draws: leaves, and Sequential whose code
 # only calls its children (which are read). Their calls (exact type, no hooks of their
 # own, which could draw) are not read: more than half the calls of a transformer.
@@ -57,19 +59,9 @@ class _Paths:
 
     def _build(self, root: nn.Module) -> None:
         self._built.add(id(root))
-        label = self._label(root)
+        label = model_label(root, self.roots)
         for path, mod in root.named_modules(remove_duplicate=False):
             self._where.setdefault(id(mod), (label, path))
-
-    def _label(self, root: nn.Module) -> str:
-        name = type(root).__name__
-        same = 0
-        for r in self.roots:
-            if r is root:
-                break
-            if type(r).__name__ == name:
-                same += 1
-        return name if same == 0 else f"{name}#{same + 1}"
 
     def resolve(self, module: nn.Module, root: nn.Module | None) -> tuple[str | None, str]:
         hit = self._where.get(id(module))
@@ -89,7 +81,7 @@ class _Paths:
         """id(parameter) -> (model, first state_dict key, parameter), over all models."""
         out: dict[int, tuple[str, str, torch.Tensor]] = {}
         for root in self.roots:
-            label = self._label(root)
+            label = model_label(root, self.roots)
             for path, mod in root.named_modules(remove_duplicate=False):
                 for name, p in mod._parameters.items():
                     if p is not None and id(p) not in out:

@@ -64,6 +64,19 @@ class Resolved:
 OUTSIDE = Resolved(None, None, None, None, False)  # a draw made outside any module
 
 
+def model_label(model: nn.Module, seen: list[nn.Module]) -> str:
+    """A model's name in logs (``Draw.model``): its class name, ``"Net#2"`` for the
+    second model of that class among ``seen`` (the models in the order first seen)."""
+    name = type(model).__name__
+    same = 0
+    for m in seen:
+        if m is model:
+            break
+        if type(m).__name__ == name:
+            same += 1
+    return name if same == 0 else f"{name}#{same + 1}"
+
+
 @dataclass(slots=True)
 class _TopMap:
     label: str
@@ -178,7 +191,7 @@ class Names:
         if m is None:
             if all(t is not top for t in self._top_order):
                 self._top_order.append(top)
-            m = self._tops[id(top)] = _TopMap(self._label(top))
+            m = self._tops[id(top)] = _TopMap(model_label(top, self._top_order))
             for path, mod in top.named_modules(remove_duplicate=False):
                 if id(mod) not in m.paths:
                     m.paths[id(mod)] = path
@@ -192,14 +205,6 @@ class Names:
                             if s is not None:
                                 m.storages.setdefault(id(s), TargetRef(t, mod, name))
         return m
-
-    def _label(self, top: nn.Module) -> str:
-        for i, t in enumerate(self._top_order):
-            if t is top:
-                name = type(top).__name__
-                same = sum(1 for u in self._top_order[:i] if type(u).__name__ == name)
-                return name if same == 0 else f"{name}#{same + 1}"
-        return type(top).__name__
 
     def now(self, module: nn.Module | None, pending: Pending) -> Resolved | None:
         """Final names for a draw if they can be known now (the model is built)."""
