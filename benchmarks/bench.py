@@ -182,8 +182,8 @@ class Bench:
 
     def _paired_light(self, tr: Trainer, pairs: int) -> tuple[list[float], list[float]]:
         """Steps in one light window, recording paused and resumed in turn (the order
-        swapped every pair): on a shared machine whose speed drifts by 20% over seconds,
-        neighbouring steps see the same machine, which windows of 10 steps do not."""
+        swapped every pair): on a shared machine whose speed drifts from one run to the
+        next, neighbouring steps see the same machine, which windows of 10 steps do not."""
         from rngtrace._light import ModuleRecorder  # what record(level="module") opens
 
         paused: list[float] = []
