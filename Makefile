@@ -12,7 +12,7 @@ help: ## list the targets
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -c constraints.txt torch networkx graphviz numpy pytest hypothesis ruff mypy
+	$(PY) -m pip install --quiet -c constraints.txt torch networkx graphviz numpy pytest hypothesis ruff mypy import-linter
 	$(PY) -m pip install --quiet -c constraints.txt --no-deps -e .
 	touch $(STAMP)
 
@@ -30,9 +30,10 @@ test: $(STAMP) ## run the test suite
 bench: $(STAMP) ## time recording against plain, a bare dispatch mode and DebugMode (a few minutes); writes benchmarks/results.json and the README table
 	$(PY) benchmarks/bench.py
 
-lint: $(STAMP) ## ruff and mypy
+lint: $(STAMP) ## ruff, mypy and the import layers (import-linter)
 	$(VENV)/bin/ruff check src tests examples benchmarks
 	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports
 
 clean: ## remove the environment and caches
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis src/*.egg-info

@@ -184,7 +184,8 @@ class Bench:
         """Steps in one light window, recording paused and resumed in turn (the order
         swapped every pair): on a shared machine whose speed drifts from one run to the
         next, neighbouring steps see the same machine, which windows of 10 steps do not."""
-        from rngtrace._light import ModuleRecorder  # what record(level="module") opens
+        # what record(level="module") opens
+        from rngtrace.recording.modulelevel import ModuleRecorder
 
         paused: list[float] = []
         resumed: list[float] = []

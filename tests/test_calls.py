@@ -1,4 +1,4 @@
-"""The recorders' ``nn.Module.__call__`` wrapper (``rngtrace._calls``): in place only
+"""The recorders' ``nn.Module.__call__`` wrapper (``rngtrace.recording.calls``): in place only
 during the window, no global module hooks (no slow path), transparent, compile-safe."""
 
 from __future__ import annotations

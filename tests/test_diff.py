@@ -19,8 +19,8 @@ from torch import nn
 
 import rngtrace
 from rngtrace import Draw, GeneratorInfo, Log
-from rngtrace._align import _myers, match
-from rngtrace.diff import unused_consumers
+from rngtrace.diffing import unused_consumers
+from rngtrace.diffing.match import _myers, match
 
 STORY_SITE = "story_models.py"
 

@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 import rngtrace
-from rngtrace.diff import Diff, diff
+from rngtrace.diffing import Diff, diff
 from rngtrace.graph import OUTSIDE, STATUS, GraphvizNotFound, diff_graph, save, to_networkx
 
 GOLDEN = Path(__file__).parent / "golden"

@@ -146,8 +146,8 @@ def test_records_written_in_batches_keep_their_order_with_events(tmp_path, monke
     """Records are handed to the sink at optimizer steps, every _BATCH records and before
     each event: with no optimizer and a batch of 3, a file and memory get the same log,
     the reseed event between the draws it separates."""
-    from rngtrace import _light
-    from rngtrace._generators import state_text
+    from rngtrace.recording import modulelevel as _light
+    from rngtrace.recording.generators import state_text
 
     monkeypatch.setattr(_light, "_BATCH", 3)
     net = Noisy()
@@ -180,7 +180,7 @@ def test_records_written_in_batches_keep_their_order_with_events(tmp_path, monke
 def test_a_recorder_failure_is_an_error_event_and_changes_nothing(monkeypatch):
     """Reading the generators fails from the first step on: module calls, optimizer
     steps and the window's end go on, with the same losses, and the log says so."""
-    from rngtrace import _light
+    from rngtrace.recording import modulelevel as _light
 
     def run(broken: bool) -> tuple[list[float], rngtrace.Log | None]:
         torch.manual_seed(3)
@@ -267,7 +267,7 @@ class DropoutData(torch.utils.data.Dataset):
     def __getitem__(self, i: int) -> torch.Tensor:
         self.drop(torch.ones(3))
         # what the worker's inherited copy of the window recorded (it must stay idle)
-        from rngtrace import recorder
+        from rngtrace.recording import window as recorder
 
         active = recorder._active
         return torch.tensor(-1 if active is None else active._count)

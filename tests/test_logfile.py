@@ -363,7 +363,7 @@ def test_a_draw_that_cannot_be_encoded_leaves_the_stream_consistent(tmp_path):
     path = tmp_path / "s.jsonl"
     sink = FileSink(path)
     log = _log()
-    sink.start(log)
+    sink.start(log, log.generators)
     sink.draw(log.draws[0])
     with pytest.raises(TypeError):  # the recorder turns this into an "error" event
         # draw 1's fields but for an argument JSON cannot hold

@@ -10,9 +10,10 @@ import torch
 from torch import nn
 
 import rngtrace
-from rngtrace import StableInitError, _stable_streams, stable_init
-from rngtrace import stable as stable_mod
-from rngtrace._stable_streams import keyed_generator
+from rngtrace import StableInitError, stable_init
+from rngtrace.stable import build as stable_mod
+from rngtrace.stable import streams as _stable_streams
+from rngtrace.stable.streams import keyed_generator
 
 CPU = torch.device("cpu")
 

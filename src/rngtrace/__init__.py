@@ -10,20 +10,20 @@
 from typing import TYPE_CHECKING, Any
 
 from ._version import __version__
-from .diff import Diff, Hunk, diff
+from .diffing import Diff, Hunk, diff
 from .errors import LogFormatError, RecordError, RngtraceError, StableInitError
 from .graph import to_dot
 from .log import Draw, Event, GeneratorInfo, Log, ModuleStats
 from .logfile import load
 
 if TYPE_CHECKING:
-    from .recorder import record
+    from .recording import record
     from .stable import stable_init
 
 # Reading, comparing and drawing logs needs no torch; recording does. ``record`` and
 # ``stable_init`` are imported on first use, so that ``rngtrace show`` and the pytest
 # plugin (loaded by every pytest run where rngtrace is installed) do not import torch.
-_LAZY = {"record": ".recorder", "stable_init": ".stable"}
+_LAZY = {"record": ".recording", "stable_init": ".stable"}
 
 
 def __getattr__(name: str) -> Any:

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 from . import DIFFERENT, OK, load_log, run_labels, stdout_may_close
 
 if TYPE_CHECKING:
-    from ..diff import Diff
+    from ..diffing import Diff
 
 HELP = "compare two logs: where the random streams part, why, and what it shifts"
 EXAMPLE = """examples:

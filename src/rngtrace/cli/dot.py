@@ -36,8 +36,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     import rngtrace
-    from rngtrace import graph
-    from rngtrace.diff import diff
+    from rngtrace import diff, graph
 
     if len(args.files) > 2:
         raise UsageError(f"rngtrace dot: takes one or two log files, not {len(args.files)}")

@@ -75,8 +75,8 @@ def render(log: Log, args: argparse.Namespace) -> Iterator[str]:
 
 def unused(log: Log) -> Iterator[str]:
     """Modules and parameters that drew at init but were never used (the diff's section)."""
-    from ..diff import unused_consumers
-    from ..report import unused_lines
+    from ..diffing import unused_consumers
+    from ..diffing.report import unused_lines
 
     found = unused_consumers(log)
     if found:

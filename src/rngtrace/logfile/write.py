@@ -1,27 +1,4 @@
-"""Log files: a versioned JSON Lines format, written line by line and read as a stream.
-
-:func:`save` writes a :class:`~rngtrace.Log`, :func:`load` reads one back, and
-:class:`FileSink` streams a recording window to disk as it happens (``record(path=...)``).
-The format is documented in ``docs/log-format.md``; in short, line 1 is a header
-``{"rngtrace_log": 1, "level": ..., "meta": {...}, "gens": {...}}`` and every other line
-is one record ``{"t": KIND, ...}``: ``"d"`` a draw, ``"e"`` an event, ``"p"`` a patch (the
-final names of a draw written earlier with provisional ones), ``"u"`` usage seen (modules
-called, parameters with a gradient) and ``"end"``. A file without its end record was cut
-short (killed, crashed): it loads with a warning, marked ``complete=False``.
-
-The loader never executes or unpickles anything: it reads JSON, checks every field's
-type, and raises :class:`~rngtrace.LogFormatError` naming the file and line otherwise.
-
-Example::
-
-    >>> import os, tempfile, torch, rngtrace
-    >>> with rngtrace.record() as log:
-    ...     layer = torch.nn.Linear(4, 2)
-    >>> path = os.path.join(tempfile.mkdtemp(), "linear.rngtrace.jsonl")
-    >>> log.save(path)
-    >>> rngtrace.load(path).draws == log.draws
-    True
-"""
+"""Writing log files: :func:`save` for a whole log, :class:`FileSink` for a live window."""
 
 from __future__ import annotations
 
@@ -33,82 +10,9 @@ import warnings
 from collections.abc import Callable
 from typing import Any, BinaryIO
 
-from .errors import RecordError, RngtraceError
-from .log import Draw, Event, GeneratorInfo, Log
-
-# Format versions (the integer in the header's "rngtrace_log" marker):
-#   1  (rngtrace 0.1) first version: header, draw/event/patch/usage/end records.
-# Within a version, readers ignore fields and record kinds they do not know, so a writer
-# may add optional ones; anything an older reader would misread needs a new version.
-FORMAT_VERSION = 1
-MARKER = "rngtrace_log"
-MAX_LINE = 1 << 20  # bytes; longer lines are refused (a 1 MiB draw is not a draw)
-_MAX_CODE = 4096  # source lines longer than this are cut when written (the one lossy case)
-_USAGE_CHUNK = 1000  # paths per usage record, so that no line grows with the model
-
-_REQ: Any = object()  # marks a required field
-
-
-def _int(v: Any) -> bool:
-    return type(v) is int and 0 <= v < 1 << 63
-
-
-def _str(v: Any) -> bool:
-    return type(v) is str
-
-
-def _ostr(v: Any) -> bool:
-    return v is None or type(v) is str
-
-
-def _bool(v: Any) -> bool:
-    return type(v) is bool
-
-
-def _shape(v: Any) -> bool:
-    return type(v) is list and len(v) <= 64 and all(_int(x) for x in v)
-
-
-def _args(v: Any) -> bool:
-    return type(v) is dict and all(type(x) in (bool, int, float, str) for x in v.values())
-
-
-# Draw fields: (key in the file, Draw attribute, check, value before the first draw).
-# In a draw record an absent key means "as in the previous draw record" (the value in
-# this table for the first one; _REQ: the first draw must give it). Three keys differ:
-# "n" absent means prod(shape); "sb" absent means the previous "sa" of the same
-# generator; "cd" absent means the code last written for the same site. Patch records
-# stand alone: absent keys take this table's values, "sb" and "cd" are always written.
-_DRAW: tuple[tuple[str, str, Callable[[Any], bool], Any], ...] = (
-    ("o", "op", _str, _REQ),
-    ("m", "module", _ostr, None),
-    ("mt", "module_type", _ostr, None),
-    ("tg", "target", _ostr, None),
-    ("ph", "phase", _str, _REQ),
-    ("st", "step", _int, 0),
-    ("sh", "shape", _shape, _REQ),
-    ("dt", "dtype", _str, "float32"),
-    ("dv", "device", _str, "cpu"),
-    ("a", "args", _args, {}),
-    ("g", "generator", _str, "default:cpu"),
-    ("sa", "state_after", _ostr, None),
-    ("c", "consumed", _bool, True),
-    ("s", "site", _ostr, None),
-    ("api", "api", _ostr, None),
-    ("md", "model", _ostr, None),
-    ("x", "discarded", _bool, False),
-)
-_FIRST = {key: first for key, _, _, first in _DRAW}
-
-
-def _same(a: Any, b: Any) -> bool:
-    """Equal, and written the same (1 is not 1.0 or True, -0.0 is not 0.0)."""
-    if type(a) is not type(b) or a != b:
-        return False
-    if type(a) is dict:
-        return all(type(x) is type(b[k]) and (type(x) is not float or str(x) == str(b[k]))
-                   for k, x in a.items())
-    return True
+from ..errors import RecordError, RngtraceError
+from ..log import Draw, Event, GeneratorInfo, Log
+from .format import _DRAW, _FIRST, _MAX_CODE, _USAGE_CHUNK, FORMAT_VERSION, MARKER, MAX_LINE, _same
 
 
 class _Writer:
@@ -273,15 +177,8 @@ class FileSink:
                               "the rest of the window is not recorded", RuntimeWarning,
                               stacklevel=4)
 
-    def start(self, log: Log) -> None:
-        import torch  # the defaults' seeds as the window opens; all of them at the end
-
-        gens = {"default:cpu": GeneratorInfo("default:cpu", "cpu", torch.initial_seed())}
-        if torch.cuda.is_available() and torch.cuda.is_initialized():
-            for i in range(torch.cuda.device_count()):
-                name = f"default:cuda:{i}"
-                gens[name] = GeneratorInfo(name, f"cuda:{i}",
-                                           torch.cuda.default_generators[i].initial_seed())
+    def start(self, log: Log, gens: dict[str, GeneratorInfo]) -> None:
+        """Write the header; ``gens`` are the default generators as the window opens."""
         self._write(self._w.header, log, gens)
 
     def draw(self, draw: Draw) -> None:
@@ -310,23 +207,3 @@ class FileSink:
         log.meta["draws"] = self._draws
 
 
-def load(path: str | os.PathLike[str]) -> Log:
-    """Read a log written by :func:`save` or ``record(path=...)``, streaming.
-
-    Raises :class:`~rngtrace.LogFormatError` naming the file, the line and the problem
-    for anything that is not an rngtrace log of a format this version reads. A file cut
-    short by a crash (no end record, or a last line cut in the middle) loads with a
-    ``RuntimeWarning``, marked ``complete=False``; its ``steps`` is then the step of the
-    last draw and ``called``/``with_grad`` are None. Nothing in the file is executed.
-
-    Example::
-
-        >>> import rngtrace
-        >>> rngtrace.load("no/such/file.jsonl")
-        Traceback (most recent call last):
-        ...
-        rngtrace.errors.LogFormatError: no/such/file.jsonl: no such file
-    """
-    from ._logread import Reader
-
-    return Reader(os.fspath(path)).read()

@@ -7,7 +7,7 @@ from typing import Any
 
 from torch.utils._python_dispatch import TorchDispatchMode
 
-from . import _ops
+from . import ops
 
 
 class RecordingMode(TorchDispatchMode):
@@ -27,9 +27,9 @@ class RecordingMode(TorchDispatchMode):
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         try:
-            info = _ops._CACHE[func]
+            info = ops.CACHE[func]
         except KeyError:
-            info = _ops.classify(func)
+            info = ops.classify(func)
         if info is None or not self.active or os.getpid() != self.pid:
             return func(*args, **kwargs) if kwargs else func(*args)
         return self.recorder.on_random(func, info, args, kwargs or {})

@@ -1,37 +1,12 @@
-"""Why two runs differ: align two logs on structure, classify the cause, report it.
-
-:func:`diff` aligns the draws of two logs per generator stream, on what each draw *is*
-(op, model, module, target, shape, dtype, scalar arguments, phase, step), not on its
-position, so that one inserted module comes out as one small ``inserted`` hunk followed
-by ``shifted`` draws instead of hundreds of mismatches. A draw's values are identified
-by the generator state it started from: the same structure from the same state is
-``equal``, from another state ``shifted``. The result, a :class:`Diff`, names the causes
-(module inserted, definitions reordered, another seed, a reseed ...) first. This module
-holds the records and the entry points; the work is done in ``_assemble``, ``_align``
-(alignment) and ``_causes`` (causes).
-
->>> import torch, rngtrace
->>> def build(*names):
-...     torch.manual_seed(0)
-...     with rngtrace.record() as log:
-...         torch.nn.ModuleDict({n: torch.nn.Linear(2, 2) for n in names})
-...     return log
->>> d = rngtrace.diff(build("a", "c"), build("a", "b", "c"))
->>> d.identical, d.first_divergence.kind, d.first_divergence.module
-(False, 'inserted', 'b')
->>> [h.kind for h in d.hunks]
-['equal', 'inserted', 'shifted']
->>> d.cause.summary
-'module inserted in B: b (Linear), 2 draws (not in A)'
-"""
+"""The records of a comparison: :class:`Diff`, its :class:`Hunk` s, :class:`Cause` s,
+:class:`Stream` s and :class:`Unused` consumers. :func:`rngtrace.diff` makes them."""
 
 from __future__ import annotations
 
-import gc
 from dataclasses import dataclass, field
 from typing import Any
 
-from .log import Draw, Log, module_label
+from ..log import Draw, Log, module_label
 
 #: The kinds of :class:`Hunk`, in the order a report explains them.
 HUNK_KINDS = ("equal", "shifted", "inserted", "removed", "changed")
@@ -320,95 +295,3 @@ class Diff:
                        "b": [u.to_dict() for u in self.unused_b]},
             "notes": list(self.notes),
         }
-
-
-def diff(a: Log, b: Log, *, labels: tuple[str, str] = ("A", "B")) -> Diff:
-    """Compare two logs: where the random streams part, why, and what it changed.
-
-    The draws of each generator are aligned on their own (a change in the default
-    stream leaves an explicit generator's draws equal) and on structure, not position;
-    see the module documentation for the semantics and :class:`Diff` for the result.
-    The cost grows as O(n log n) in the number of draws for logs that differ in a few
-    places (100,000 draws: well under a second on a laptop core).
-
-    >>> import torch, rngtrace
-    >>> torch.manual_seed(0)  # doctest: +ELLIPSIS
-    <torch._C.Generator object at ...>
-    >>> with rngtrace.record() as a:
-    ...     torch.nn.Linear(2, 2)  # doctest: +ELLIPSIS
-    Linear(...)
-    >>> torch.manual_seed(1)  # doctest: +ELLIPSIS
-    <torch._C.Generator object at ...>
-    >>> with rngtrace.record() as b:
-    ...     torch.nn.Linear(2, 2)  # doctest: +ELLIPSIS
-    Linear(...)
-    >>> d = rngtrace.diff(a, b)
-    >>> d.cause.kind, d.cause.summary
-    ('seed', 'different seed on default:cpu: 0 in A, 1 in B')
-    >>> d.affected_targets
-    ('weight', 'bias')
-
-    Args:
-        a, b: the two logs (``rngtrace.load`` reads them from files).
-        labels: how the report names the two runs (e.g. the file names).
-    """
-    from ._assemble import assemble
-
-    # The alignment allocates a few tuples per draw; with millions of draws alive the
-    # cyclic collector would rescan them again and again (4-5x the time at 1M draws).
-    # Nothing built here needs it, so it is paused for the call and restored after.
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        return assemble(a, b, labels)
-    finally:
-        if enabled:
-            gc.enable()
-
-
-def unused_consumers(log: Log) -> list[Unused]:
-    """Modules and parameters that drew at init but were never used in the window.
-
-    A module that drew while the model was built and never ran forward, or a
-    parameter that drew and never received a gradient, changes nothing in the model's
-    output but moves the generator for everything built after it: the usual reason
-    why a tidy copy of a project does not reproduce the old numbers. Only claimed where
-    use was observable: an empty list when the log saw no forward (``log.called`` is
-    None) and no backward (``log.with_grad`` is None).
-
-    >>> from rngtrace import Draw, Log
-    >>> def draw(i, module, target):
-    ...     return Draw(i, "aten::uniform_", module, "Linear", target, "init", 0, (2,),
-    ...                 "float32", "cpu", 2, {}, "default:cpu", None, None, True,
-    ...                 "net.py:3", "", None, "Net")
-    >>> log = Log(draws=[draw(0, "fc", "fc.weight"), draw(1, "extra", "extra.weight")],
-    ...           called=[("Net", ""), ("Net", "fc")], with_grad=[("Net", "fc.weight")])
-    >>> [(u.module, u.reason, u.targets) for u in unused_consumers(log)]
-    [('extra', 'never called', ('extra.weight',))]
-    """
-    if log.called is None and log.with_grad is None:
-        return []
-    called = set(log.called) if log.called is not None else None
-    graded = set(log.with_grad) if log.with_grad is not None else None
-    by_module: dict[tuple[str | None, str], list[Draw]] = {}
-    for d in log.draws:
-        if d.phase == "init" and d.module is not None and not d.discarded:
-            by_module.setdefault((d.model, d.module), []).append(d)
-    out = []
-    for (model, module), draws in by_module.items():
-        if called is not None and (model, module) not in called:
-            reason, mine = "never called", draws
-        elif graded is not None:
-            reason = "no gradient"
-            mine = [d for d in draws if d.target is not None
-                    and (model, d.target) not in graded]
-        else:
-            continue
-        if not mine:
-            continue
-        targets = tuple(dict.fromkeys(d.target for d in mine if d.target is not None))
-        f = mine[0]
-        out.append(Unused(model, module, f.module_type, targets, reason, len(mine),
-                          sum(d.numel for d in mine if d.consumed), f.site, f.code,
-                          f.index))
-    return out

@@ -14,7 +14,7 @@ from typing import Any
 
 import torch
 
-from .log import GeneratorInfo
+from ..log import GeneratorInfo
 
 
 @dataclass(slots=True)
@@ -54,7 +54,7 @@ def state_text(raw: bytes, device: str) -> str:
     return hashlib.blake2b(raw, digest_size=8).hexdigest()
 
 
-def _default_generator(device: torch.device) -> Any:
+def default_generator(device: torch.device) -> Any:
     if device.type == "cpu":
         return torch.default_generator
     if device.type == "cuda":
@@ -81,7 +81,7 @@ class Generators:
         key = (device.type, device.index)
         slot = self.slots.get(key)
         if slot is None:
-            gen = _default_generator(device)
+            gen = default_generator(device)
             name = "default:cpu" if device.type == "cpu" else f"default:{_dev_str(device)}"
             slot = self._add(key, name, gen, _dev_str(device))
         return slot

@@ -1,8 +1,8 @@
-"""How :func:`rngtrace.diff` puts a :class:`~rngtrace.diff.Diff` together.
+"""How :func:`rngtrace.diff` puts a :class:`~rngtrace.diffing.Diff` together.
 
 Each log is split by generator; the generators of A and B are paired and each pair of
-streams aligned (:mod:`rngtrace._align`); the aligned pieces are placed in A's order
-(then B's) and become the hunks, once :mod:`rngtrace._causes` has named the causes.
+streams aligned (:mod:`rngtrace.diffing.align`); the aligned pieces are placed in A's order
+(then B's) and become the hunks, once :mod:`rngtrace.diffing.causes` has named the causes.
 The per-stream counts, the parameters whose initial values differ and the notes (other
 torch versions, incomplete logs, recorder errors) are worked out here too.
 """
@@ -13,22 +13,23 @@ import operator
 from collections.abc import Sequence
 from typing import Any
 
-from . import _causes
-from ._align import align_stream, pair_generators
-from ._cause_records import build
-from .diff import HUNK_KINDS, Diff, Hunk, Stream, unused_consumers
-from .log import Draw, Log
+from ..log import Draw, Log
+from .align import align_stream, pair_generators
+from .cause_text import build
+from .causes import StreamView, explain
+from .model import HUNK_KINDS, Diff, Hunk, Stream
+from .usage import unused_consumers
 
 
 def assemble(a: Log, b: Log, labels: tuple[str, str]) -> Diff:
-    """The :class:`~rngtrace.diff.Diff` of two logs (what :func:`rngtrace.diff` returns)."""
+    """The :class:`~rngtrace.diffing.Diff` of two logs (what :func:`rngtrace.diff` returns)."""
     split_a = _by_generator(a)
     split_b = _by_generator(b)
     views = []
     for sp in pair_generators(a, b):
         sa = split_a.get(sp.a_name, []) if sp.a_name is not None else []
         sb = split_b.get(sp.b_name, []) if sp.b_name is not None else []
-        views.append(_causes.StreamView(sp, sa, sb, align_stream(sa, sb)))
+        views.append(StreamView(sp, sa, sb, align_stream(sa, sb)))
     placed = []
     for v in views:
         for p in v.pieces:
@@ -37,7 +38,7 @@ def assemble(a: Log, b: Log, labels: tuple[str, str]) -> Diff:
     placed.sort(key=lambda t: (t[0], t[1]))
     for n, (_, _, _, p) in enumerate(placed):
         p.hunk = n
-    groups = _causes.explain(a, b, views, labels)
+    groups = explain(a, b, views, labels)
     causes = build(groups, a, b, labels)
     index_of = {id(g): n for n, g in enumerate(groups)}
     hunks = []

@@ -1,111 +1,36 @@
-"""``record()``: the recording window around a block of PyTorch code."""
+"""The op level: every random kernel call seen through a dispatch mode, named and logged."""
 
 from __future__ import annotations
 
 import dataclasses
-import datetime
-import os
-import platform
-import sys
 import threading
 import warnings
-from typing import Any, Protocol, cast
+from typing import Any
 
 import torch
 from torch.optim.optimizer import register_optimizer_step_post_hook
 from torch.utils._python_dispatch import _get_current_dispatch_mode
 
-from . import _frames, _ops
-from ._calls import CallPatch
-from ._generators import Generators, Slot
-from ._hooks import Hooks, note_gradients
-from ._mode import RecordingMode
-from ._reseed import ReseedWatch, describe_call, unchanged_event
-from ._version import __version__
-from .attribution import OUTSIDE, Names, Pending, Resolved
-from .errors import RecordError
-from .log import Draw, Event, Log
-
-_active_lock = threading.Lock()
-_active: Any = None  # the open window (a Recorder or a light ModuleRecorder), or None
+from ..log import Draw, Event, Log
+from . import frames, ops
+from .calls import CallPatch
+from .generators import Generators, Slot
+from .hooks import Hooks, note_gradients
+from .mode import RecordingMode
+from .naming import OUTSIDE, Names, Pending, Resolved
+from .reseed import ReseedWatch, describe_call, unchanged_event
+from .window import (
+    MemorySink,
+    Sink,
+    check_steps,
+    claim_window,
+    default_generators,
+    header,
+    release_window,
+)
 
 _GAP = "state changed with no traced draw (another thread, an untraced extension, or a " \
        "restored state)"
-
-
-class Sink(Protocol):
-    """Where a window's draws go as they happen (memory, or a file streamed line by line)."""
-
-    def start(self, log: Log) -> None: ...
-    def draw(self, draw: Draw) -> None: ...
-    def draws(self, draws: list[Draw]) -> None: ...  # several in order, written together
-    def event(self, event: Event) -> None: ...
-    def finish(self, log: Log, patches: dict[int, Draw]) -> None: ...
-
-
-class MemorySink:
-    """Keeps draws in memory and hands them to the log when the window closes."""
-
-    def __init__(self) -> None:
-        self._draws: list[Draw] = []
-        self._events: list[Event] = []
-
-    def start(self, log: Log) -> None:
-        pass
-
-    def draw(self, draw: Draw) -> None:
-        self._draws.append(draw)
-
-    def draws(self, draws: list[Draw]) -> None:
-        self._draws.extend(draws)
-
-    def event(self, event: Event) -> None:
-        self._events.append(event)
-
-    def finish(self, log: Log, patches: dict[int, Draw]) -> None:
-        for i, d in patches.items():
-            self._draws[i] = d
-        log.draws, log.events = self._draws, self._events
-
-
-def header() -> dict[str, Any]:
-    """What a log says about where it was made."""
-    return {
-        "tool": "rngtrace",
-        "rngtrace": __version__,
-        "torch": torch.__version__,
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-        "argv": list(sys.argv),
-        "time": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-    }
-
-
-def claim_window(window: Any, state: str) -> None:
-    """Make ``window`` the process's open window; refuse a second entry or a second
-    window (windows cannot be nested or run concurrently)."""
-    global _active
-    if state != "new":
-        raise RecordError("a record() window can only be entered once")
-    with _active_lock:
-        if _active is not None:
-            raise RecordError("record() windows cannot be nested or run concurrently")
-        _active = window
-
-
-def release_window(window: Any) -> None:
-    global _active
-    with _active_lock:
-        if _active is window:
-            _active = None
-
-
-def check_steps(steps: int | None) -> int | None:
-    """``steps`` as both recorders take it: a positive integer, or None for no limit."""
-    if steps is not None and (isinstance(steps, bool) or not isinstance(steps, int)
-                              or steps < 1):
-        raise RecordError(f"steps must be a positive integer or None, not {steps!r}")
-    return steps
 
 
 class Recorder:
@@ -136,7 +61,7 @@ class Recorder:
         claim_window(self, self._state)
         self._thread = threading.get_ident()
         self.log.meta = header()
-        self._sink.start(self.log)
+        self._sink.start(self.log, default_generators())
         self._gens.snapshot_defaults()
         self._names.install()
         self._reseed.install()
@@ -159,7 +84,7 @@ class Recorder:
 
     def _wrap(self, call: Any) -> Any:
         """The ``nn.Module.__call__`` of the window: notes the module, then calls it (a
-        global forward hook would cost 5 us per call, see :mod:`rngtrace._calls`)."""
+        global forward hook would cost 5 us per call, see :mod:`rngtrace.recording.calls`)."""
         rec, called, compiling = self, self._called, torch.compiler.is_compiling
 
         def __call__(module: Any, *args: Any, **kwargs: Any) -> Any:
@@ -211,7 +136,7 @@ class Recorder:
             self.log.with_grad = self._names.tensor_names(self._graded.values())
 
     # -- draws ---------------------------------------------------------------------
-    def on_random(self, func: Any, info: _ops.OpInfo, args: tuple, kwargs: dict) -> Any:
+    def on_random(self, func: Any, info: ops.OpInfo, args: tuple, kwargs: dict) -> Any:
         try:
             slot, before = self._before(info, args, kwargs)
         except Exception as e:  # never let a recorder bug break the user's program
@@ -224,23 +149,23 @@ class Recorder:
             self._internal_error(e)
         return out
 
-    def _before(self, info: _ops.OpInfo, args: tuple, kwargs: dict) -> tuple[Slot, Any]:
-        gen = _ops.generator_arg(info, args, kwargs)
+    def _before(self, info: ops.OpInfo, args: tuple, kwargs: dict) -> tuple[Slot, Any]:
+        gen = ops.generator_arg(info, args, kwargs)
         slot = self._gens.explicit(gen) if gen is not None else self._gens.default(
-            _call_device(info, args, kwargs))
+            call_device(info, args, kwargs))
         before = slot.read()
         if slot.last_raw is not None and before[0] != slot.last_raw:
             self._event(Event("gap", slot.name, self._count, None, _GAP))
         return slot, before
 
-    def _after(self, func: Any, info: _ops.OpInfo, args: tuple, kwargs: dict, out: Any,
+    def _after(self, func: Any, info: ops.OpInfo, args: tuple, kwargs: dict, out: Any,
                slot: Slot, before: tuple[bytes | None, str | None]) -> None:
         after = slot.read()
         slot.last_raw, slot.last_text = after
         consumed = before[0] != after[0] if slot.generator is not None else (
             slot.device != "meta")
-        result = _result_tensor(info, args, kwargs, out)
-        stack = _frames.describe_stack(2, self._names.known)
+        result = result_tensor(info, args, kwargs, out)
+        stack = frames.describe_stack(2, self._names.known)
         if torch._C._current_autograd_node() is not None:
             phase = "backward"
         else:
@@ -266,10 +191,10 @@ class Recorder:
             dtype=str(result.dtype).removeprefix("torch.") if result is not None else "",
             device=str(result.device) if result is not None else slot.device,
             numel=result.numel() if result is not None else 0,
-            args=_ops.scalar_args(info, args, kwargs), generator=slot.name,
+            args=ops.scalar_args(info, args, kwargs), generator=slot.name,
             state_before=before[1], state_after=after[1], consumed=consumed,
             site=stack.site, code=stack.code,
-            api=stack.api or _ops.api_name(info.name),
+            api=stack.api or ops.api_name(info.name),
             model=resolved.model, discarded=resolved.discarded,
         )
         pending.draw = draw
@@ -309,7 +234,7 @@ class Recorder:
         if self._state != "recording":
             return
         try:
-            site, _ = _frames.user_site(1)
+            site, _ = frames.user_site(1)
             detail = describe_call(label, args, kwargs)
             self._gens.snapshot_defaults()
             if not self._sweep("reseed", site, detail):
@@ -337,7 +262,7 @@ def _provisional(p: Pending) -> Resolved:
     return Resolved(None, f"<{kind}>", kind, target, False)
 
 
-def _call_device(info: _ops.OpInfo, args: tuple, kwargs: dict) -> torch.device:
+def call_device(info: ops.OpInfo, args: tuple, kwargs: dict) -> torch.device:
     """The device whose default generator a call without a generator uses."""
     for a in args:
         if isinstance(a, torch.Tensor):
@@ -350,7 +275,7 @@ def _call_device(info: _ops.OpInfo, args: tuple, kwargs: dict) -> torch.device:
     return torch.get_default_device()
 
 
-def _result_tensor(info: _ops.OpInfo, args: tuple, kwargs: dict, out: Any) -> Any:
+def result_tensor(info: ops.OpInfo, args: tuple, kwargs: dict, out: Any) -> Any:
     if info.inplace and args and isinstance(args[0], torch.Tensor):
         return args[0]
     for name in info.out_kw:
@@ -364,57 +289,3 @@ def _result_tensor(info: _ops.OpInfo, args: tuple, kwargs: dict, out: Any) -> An
             if isinstance(t, torch.Tensor):
                 return t
     return None
-
-
-def record(
-    steps: int | None = None,
-    *,
-    path: str | os.PathLike[str] | None = None,
-    level: str = "op",
-) -> Recorder:
-    """Record every random kernel call made in a block, and who made it.
-
-    Returns a context manager whose ``with`` target is a :class:`~rngtrace.Log`,
-    filled when the window closes: at the end of the block, or after ``steps``
-    optimizer steps, when the recording mode is removed and the rest of the block runs
-    at full speed.
-
-    The recorder is transparent: it never draws or seeds, so parameters, outputs,
-    gradients and generator states are bit-identical to a run without it. An exception
-    in the block propagates unchanged; the log keeps what was drawn and is marked
-    ``complete=False``. Windows cannot be nested.
-
-    Draws are seen at the dispatcher (a ``TorchDispatchMode``), so only the thread that
-    opened the window is traced; draws made by other threads (and by DataLoader worker
-    processes on the parent's generators, which they do not touch) show as ``"gap"``
-    events when they move a generator the window uses.
-
-    Example::
-
-        >>> import torch, rngtrace
-        >>> torch.manual_seed(0)  # doctest: +ELLIPSIS
-        <torch._C.Generator object at ...>
-        >>> with rngtrace.record() as log:
-        ...     layer = torch.nn.Linear(4, 2)
-        >>> [(d.op, d.target) for d in log.draws]
-        [('aten::uniform_', 'weight'), ('aten::uniform_', 'bias')]
-
-    Args:
-        steps: stop recording after this many optimizer steps.
-        path: stream the log to this file as it is recorded (see ``logfile``).
-        level: ``"op"`` records every random kernel call; ``"module"`` is the light
-            mode for whole trainings (see ``_light``).
-    """
-    if level not in ("op", "module"):
-        raise RecordError(f"level must be 'op' or 'module', not {level!r}")
-    sink: Sink | None = None
-    if path is not None:
-        from .logfile import FileSink  # written by the log-file work (issue 3)
-
-        sink = FileSink(path)
-    if level == "module":
-        from ._light import ModuleRecorder  # the light mode (issue 7)
-
-        # The light recorder has the same window interface (``with ... as log``).
-        return cast(Recorder, ModuleRecorder(steps=steps, sink=sink))
-    return Recorder(steps=steps, sink=sink)

@@ -70,7 +70,7 @@ def _op_info(op: torch._ops.OpOverload) -> OpInfo:
 
 
 # OpOverload -> OpInfo for random ops, None for the others. Filled by classify().
-_CACHE: dict[Any, OpInfo | None] = {}
+CACHE: dict[Any, OpInfo | None] = {}
 
 
 def classify(op: Any) -> OpInfo | None:
@@ -78,14 +78,14 @@ def classify(op: Any) -> OpInfo | None:
     info = None
     if isinstance(op, torch._ops.OpOverload) and is_random_overload(op):
         info = _op_info(op)
-    _CACHE[op] = info
+    CACHE[op] = info
     return info
 
 
 def lookup(op: Any) -> OpInfo | None:
     """The cached classification (the fast path of the recording mode)."""
     try:
-        return _CACHE[op]
+        return CACHE[op]
     except KeyError:
         return classify(op)
 

@@ -1,6 +1,6 @@
-"""From cause candidates to :class:`~rngtrace.diff.Cause` records: counts and summaries.
+"""From cause candidates to :class:`~rngtrace.diffing.Cause` records: counts and summaries.
 
-:func:`build` takes the grouped candidates :func:`rngtrace._causes.explain` found and
+:func:`build` takes the grouped candidates :func:`rngtrace.diffing.causes.explain` found and
 counts, for each, its own draws and values, what it shifts (later draws of its stream,
 their values, the parameters they initialise) and where it happens in each log, then
 writes the one line a person reads (:func:`_describe`), which asks each log whether it
@@ -9,9 +9,9 @@ has the module or parameter at all (:class:`_Known`).
 
 from __future__ import annotations
 
-from ._causes import _Cand, _index
-from .diff import Cause
-from .log import Draw, Log, module_label
+from ..log import Draw, Log, module_label
+from .causes import Candidate, index_of
+from .model import Cause
 
 # causes that explain a shift by a moment rather than by draws of their own
 _TRANSITIONS = ("seed", "state", "unknown", "consumption")
@@ -20,7 +20,7 @@ _LOCATED = ("inserted", "removed", "reordered", "changed", "generator", "count",
             "consumption")
 
 
-def build(groups: list[_Cand], a: Log, b: Log, labels: tuple[str, str]) -> list[Cause]:
+def build(groups: list[Candidate], a: Log, b: Log, labels: tuple[str, str]) -> list[Cause]:
     """Turn grouped candidates into :class:`Cause` records, with what each shifts."""
     known_a, known_b = _Known(a), _Known(b)
     out = []
@@ -41,8 +41,8 @@ def build(groups: list[_Cand], a: Log, b: Log, labels: tuple[str, str]) -> list[
         transition = g.kind in _TRANSITIONS
         structural = [p for p in pieces if p.kind != "shifted"] or pieces
         p0 = min(structural, key=lambda p: p.hunk)
-        a_index: int | None = _index(st.a, p0.a0) if st.a else None
-        b_index: int | None = _index(st.b, p0.b0) if st.b else None
+        a_index: int | None = index_of(st.a, p0.a0) if st.a else None
+        b_index: int | None = index_of(st.b, p0.b0) if st.b else None
         if transition and g.draws:
             a_index, b_index = g.draws[0].index, g.b_draws[0].index if g.b_draws else None
         ga = a.generators.get(st.pair.a_name or "")
@@ -112,7 +112,7 @@ def _count(members: int, draws: int) -> str:
     return f"{draws} draw{'s' if draws != 1 else ''}"
 
 
-def _describe(g: _Cand, modules: list[str], own: list[Draw], known_a: _Known,
+def _describe(g: Candidate, modules: list[str], own: list[Draw], known_a: _Known,
               known_b: _Known, labels: tuple[str, str],
               seeds: tuple[int | None, int | None]) -> tuple[str, str]:
     la, lb = labels

@@ -5,7 +5,7 @@ shape, dtype, phase, step, scalar arguments), never on its position or values.
 :func:`pair_generators` decides which stream of B plays the part of each stream of A;
 :func:`align_stream` aligns one pair of streams into runs of one kind (``equal``,
 ``shifted``, ``changed``, ``removed``, ``inserted``). The sequence matcher it uses,
-:func:`~rngtrace._match.match`, is in :mod:`rngtrace._match`.
+:func:`~rngtrace.diffing.match.match`, is in :mod:`rngtrace.diffing.match`.
 """
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ._match import _myers, match  # noqa: F401 (_myers: re-exported for the tests)
-from .log import Draw, GeneratorInfo, Log
+from ..log import Draw, GeneratorInfo, Log
+from .match import match
 
 _STRUCTURE = operator.attrgetter("op", "model", "module", "target", "shape", "dtype",
                                  "phase", "step")

@@ -1,9 +1,9 @@
 """The light mode's view of modules: which calls it skips and how it names the rest.
 
-:data:`_PURE` and :data:`_DROPOUT` are the ``torch.nn`` types whose own code never draws
-(dropout: only in training mode): :class:`~rngtrace._light.ModuleRecorder` does not read
+:data:`PURE` and :data:`DROPOUT` are the ``torch.nn`` types whose own code never draws
+(dropout: only in training mode): :class:`~rngtrace.recording.modulelevel.ModuleRecorder` does not read
 the generators around their calls, more than half the calls of a transformer.
-:class:`_Paths` names a called module by its state_dict path in the outermost module
+:class:`Paths` names a called module by its state_dict path in the outermost module
 called (``("TinyViT", "blocks.0.attn")``), as the op recorder does, and lists the
 parameters of every model seen.
 """
@@ -13,12 +13,12 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .attribution import model_label
+from .naming import model_label
 
 # torch.nn modules whose own forward code never draws: leaves, and Sequential whose code
 # only calls its children (which are read). Their calls (exact type, no hooks of their
 # own, which could draw) are not read: more than half the calls of a transformer.
-_PURE = frozenset(getattr(nn, name) for name in (
+PURE = frozenset(getattr(nn, name) for name in (
     "Sequential", "Linear", "Bilinear", "Identity", "Embedding", "EmbeddingBag", "Flatten",
     "Unflatten",
     "Conv1d", "Conv2d", "Conv3d", "ConvTranspose1d", "ConvTranspose2d", "ConvTranspose3d",
@@ -33,12 +33,12 @@ _PURE = frozenset(getattr(nn, name) for name in (
 ) if hasattr(nn, name))
 
 # Dropout draws only in training mode (ATen returns the input when not training).
-_DROPOUT = frozenset(getattr(nn, name) for name in (
+DROPOUT = frozenset(getattr(nn, name) for name in (
     "Dropout", "Dropout1d", "Dropout2d", "Dropout3d", "AlphaDropout", "FeatureAlphaDropout",
 ) if hasattr(nn, name))
 
 
-class _Paths:
+class Paths:
     """state_dict paths of called modules, from the outermost module of each call."""
 
     def __init__(self) -> None:

@@ -1,21 +1,4 @@
-"""Pictures of RNG consumption: a log (or a diff) as a networkx graph and as DOT.
-
-:func:`to_networkx` turns a :class:`~rngtrace.Log` into a ``networkx.DiGraph`` of modules
-(the module tree plus the order in which modules consumed each generator's stream);
-:func:`to_dot` draws a log or a :class:`~rngtrace.diff.Diff` with Graphviz; :func:`save`
-writes the DOT source or, when Graphviz's ``dot`` program is installed, an SVG/PNG/PDF.
-The drawing itself (clusters, fills, arrows, legend) is in :mod:`rngtrace._dot`.
-networkx and graphviz are imported in these two modules only, where they are used.
-
->>> import torch, rngtrace
->>> with rngtrace.record() as log:
-...     net = torch.nn.Sequential(torch.nn.Linear(2, 2), torch.nn.Linear(2, 1))
->>> g = log.to_networkx()
->>> g.graph["streams"]["default:cpu"], g.nodes["0"]["draws"]
-(['0', '1'], 2)
->>> "digraph" in rngtrace.to_dot(log)
-True
-"""
+"""Pictures of RNG consumption as networkx graphs: a log's modules and streams, a diff's."""
 
 from __future__ import annotations
 
@@ -23,16 +6,15 @@ import os
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
-from ._dot import PHASE_FILL, STATUS, TIMES, render  # noqa: F401 (the colours: re-exported)
-from .errors import RngtraceError
-from .log import Draw, Log, module_label
+from ..errors import RngtraceError
+from ..log import Draw, Log, module_label
+from .dot import OUTSIDE, render
 
 if TYPE_CHECKING:
     import networkx as nx
 
-    from .diff import Diff
+    from ..diffing import Diff
 
-OUTSIDE = "(outside)"  # the node of draws made outside any module
 FORMATS = ("dot", "gv", "svg", "png", "pdf")
 INSTALL_HINT = ("install Graphviz (apt-get install graphviz, brew install graphviz, "
                 "conda install graphviz) for .svg/.png/.pdf")
@@ -247,7 +229,7 @@ def save(obj: Any, path: str | os.PathLike[str], depth: int | None = None, *,
 
 
 def diff_graph(diff: Diff) -> nx.DiGraph:
-    """A :class:`~rngtrace.diff.Diff` as the graph :func:`to_networkx` makes of a log.
+    """A :class:`~rngtrace.diffing.Diff` as the graph :func:`to_networkx` makes of a log.
 
     Modules of both runs (keys as in :func:`node_key`), counted from B's draws, A's for
     removed draws; each node also has ``status``: {hunk kind: draws}. A pair whose two

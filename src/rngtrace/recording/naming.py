@@ -29,7 +29,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from ._hooks import Hooks
+from .hooks import Hooks
 
 
 @dataclass(slots=True)

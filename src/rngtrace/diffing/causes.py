@@ -10,7 +10,7 @@ rejection loop such as ``trunc_normal_`` drew another number of times), never a 
 Afterwards, removed and inserted draws of the same module with the same structure are
 merged into one "reordered" (same stream) or "generator" (other stream) cause, and
 causes made by the same line of code are grouped. The candidates become
-:class:`~rngtrace.diff.Cause` records, with what they count, in :mod:`rngtrace._cause_records`.
+:class:`~rngtrace.diffing.Cause` records, with what they count, in :mod:`rngtrace.diffing.cause_text`.
 """
 
 from __future__ import annotations
@@ -19,8 +19,8 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from ._align import Piece, StreamPair, structure_key
-from .log import UNCHANGED, Draw, Event, Log, module_label
+from ..log import UNCHANGED, Draw, Event, Log, module_label
+from .align import Piece, StreamPair, structure_key
 
 
 @dataclass(slots=True)
@@ -36,7 +36,7 @@ class StreamView:
 
 
 @dataclass(eq=False)
-class _Cand:
+class Candidate:
     """A cause while it is being worked out (mutable; becomes a :class:`Cause`)."""
 
     kind: str
@@ -49,10 +49,10 @@ class _Cand:
     while_shifted: bool = False
     detail: str = ""
     events: list[tuple[str, Event]] = field(default_factory=list)
-    partner: _Cand | None = None  # the other half of a move
+    partner: Candidate | None = None  # the other half of a move
     jumped: list[str] = field(default_factory=list)  # modules a moved module jumped over
-    merged_into: _Cand | None = None
-    members: list[_Cand] = field(default_factory=list)
+    merged_into: Candidate | None = None
+    members: list[Candidate] = field(default_factory=list)
 
     @property
     def first(self) -> Draw | None:
@@ -60,10 +60,10 @@ class _Cand:
 
 
 def explain(a: Log, b: Log, streams: list[StreamView],
-            labels: tuple[str, str]) -> list[_Cand]:
+            labels: tuple[str, str]) -> list[Candidate]:
     """The causes, first first, consequences last; sets ``Piece.cause`` on every piece."""
     first_shift = {st.name: _first_change(st) for st in streams}
-    cands: list[_Cand] = []
+    cands: list[Candidate] = []
     for st in streams:
         cands += _walk(a, b, st, first_shift)
     _find_moves(cands)
@@ -77,21 +77,21 @@ def _first_change(st: StreamView) -> tuple[int, int] | None:
     """Log indices (A, B) where this stream first differs, None if it never does."""
     for p in st.pieces:
         if p.kind != "equal":
-            return (_index(st.a, p.a0), _index(st.b, p.b0))
+            return (index_of(st.a, p.a0), index_of(st.b, p.b0))
     return None
 
 
-def _index(draws: Sequence[Draw], pos: int) -> int:
+def index_of(draws: Sequence[Draw], pos: int) -> int:
     if pos < len(draws):
         return draws[pos].index
     return draws[-1].index + 1 if draws else 1 << 62
 
 
 def _walk(a: Log, b: Log, st: StreamView,
-          first_shift: dict[str, tuple[int, int] | None]) -> list[_Cand]:
-    out: list[_Cand] = []
+          first_shift: dict[str, tuple[int, int] | None]) -> list[Candidate]:
+    out: list[Candidate] = []
     sync: bool | None = None  # None: at the start, or right after a structural piece
-    cur: _Cand | None = None  # what explains the current shifted region
+    cur: Candidate | None = None  # what explains the current shifted region
     prev_equal: Piece | None = None
     for n, p in enumerate(st.pieces):
         if p.kind == "equal":
@@ -100,7 +100,7 @@ def _walk(a: Log, b: Log, st: StreamView,
             if la.state_after != lb.state_after and la.consumed and lb.consumed:
                 # the same call from the same state left other states: whatever comes
                 # next on this stream is already shifted
-                cur = _Cand("consumption", st, [], "both", [la], [lb])
+                cur = Candidate("consumption", st, [], "both", [la], [lb])
                 out.append(cur)
                 sync = False
             continue
@@ -115,14 +115,14 @@ def _walk(a: Log, b: Log, st: StreamView,
         side_a = list(st.a[p.a0:p.a1])
         side_b = list(st.b[p.b0:p.b1])
         if sync is False and _same_call(st, n):
-            c = _Cand("count", st, [p], "both", side_a or side_b, side_b if side_a else [],
+            c = Candidate("count", st, [p], "both", side_a or side_b, side_b if side_a else [],
                       consequence=True)
             out.append(c)
             p.cause = c
             continue
         run = {"inserted": "b", "removed": "a"}.get(p.kind, "both")
         for module_draws_a, module_draws_b in _by_module(p.kind, side_a, side_b):
-            c = _Cand(p.kind, st, [p], run, module_draws_a or module_draws_b,
+            c = Candidate(p.kind, st, [p], run, module_draws_a or module_draws_b,
                       module_draws_b if module_draws_a else [],
                       while_shifted=sync is False)
             out.append(c)
@@ -170,7 +170,7 @@ def _call(d: Draw) -> tuple:
 
 
 def _transition(a: Log, b: Log, st: StreamView, p: Piece, prev: Piece | None,
-                first_shift: dict[str, tuple[int, int] | None]) -> _Cand:
+                first_shift: dict[str, tuple[int, int] | None]) -> Candidate:
     """Why a stream that agreed (or just started) is shifted from piece ``p`` on."""
     da, db = st.a[p.a0], st.b[p.b0]
     lo_a = st.a[prev.a1 - 1].index if prev is not None else -1
@@ -179,20 +179,20 @@ def _transition(a: Log, b: Log, st: StreamView, p: Piece, prev: Piece | None,
     events += [("b", e) for e in _events(b, st.pair.b_name, lo_b, db.index)]
     if events:
         runs = {r for r, _ in events}
-        c = _Cand("state", st, [], "both" if len(runs) == 2 else runs.pop(), [da], [db],
+        c = Candidate("state", st, [], "both" if len(runs) == 2 else runs.pop(), [da], [db],
                   events=events)
         return c
     if prev is not None:
         pa, pb = st.a[prev.a1 - 1], st.b[prev.b1 - 1]
         if pa.state_after != pb.state_after:
-            return _Cand("consumption", st, [], "both", [pa], [pb])
-        return _Cand("unknown", st, [], "both", [da], [db])
+            return Candidate("consumption", st, [], "both", [pa], [pb])
+        return Candidate("unknown", st, [], "both", [da], [db])
     ga, gb = a.generators.get(st.pair.a_name or ""), b.generators.get(st.pair.b_name or "")
     seed_a = ga.initial_seed if ga is not None else None
     seed_b = gb.initial_seed if gb is not None else None
     state_a = ga.state if ga is not None else None
     state_b = gb.state if gb is not None else None
-    c = _Cand("seed", st, [], "both", [da], [db])
+    c = Candidate("seed", st, [], "both", [da], [db])
     if seed_a == seed_b and state_a == state_b:
         c.kind = "unknown"
     elif st.name.startswith("generator:"):
@@ -213,9 +213,9 @@ def _events(log: Log, gen: str | None, lo: int, hi: int) -> list[Event]:
             and not e.detail.endswith(UNCHANGED)]
 
 
-def _find_moves(cands: list[_Cand]) -> None:
+def _find_moves(cands: list[Candidate]) -> None:
     """Pair removed and inserted runs of the same module with the same draws."""
-    removed: dict[tuple, list[_Cand]] = {}
+    removed: dict[tuple, list[Candidate]] = {}
     for c in cands:
         if c.kind == "removed":
             removed.setdefault(_signature(c.draws), []).append(c)
@@ -256,10 +256,10 @@ def _between(st: StreamView, p: Piece, q: Piece) -> list[str]:
     return out
 
 
-def _group(cands: list[_Cand]) -> list[_Cand]:
+def _group(cands: list[Candidate]) -> list[Candidate]:
     """Merge causes made by the same line of code (the same module in every block)."""
-    groups: dict[tuple, _Cand] = {}
-    out: list[_Cand] = []
+    groups: dict[tuple, Candidate] = {}
+    out: list[Candidate] = []
     for c in cands:
         if c.merged_into is not None:
             continue

@@ -1,4 +1,4 @@
-"""The text of a :class:`~rngtrace.diff.Diff`: the cause first, then what it did.
+"""The text of a :class:`~rngtrace.diffing.Diff`: the cause first, then what it did.
 
 :func:`render` is what ``Diff.report()`` and ``rngtrace diff`` print; :func:`unused_lines`
 is shared with ``rngtrace show``.
@@ -9,10 +9,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from .log import module_label
+from ..log import module_label
 
 if TYPE_CHECKING:
-    from .diff import Cause, Diff, Hunk, Unused
+    from .model import Cause, Diff, Hunk, Unused
 
 MAX_HUNKS = 40  # hunk lines in a report; to_dict() has them all
 MAX_NAMES = 8  # parameter names listed before "and N more"

@@ -12,11 +12,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from .errors import RngtraceError
-from .log import plural
+from ..errors import RngtraceError
+from ..log import plural
 
 if TYPE_CHECKING:
     import networkx as nx
+
+OUTSIDE = "(outside)"  # the node of draws made outside any module
 
 
 # Diff kinds, from least to most striking, with their fill and legend text.
@@ -272,8 +274,6 @@ def _ancestors(view: _View, n: str) -> list[str]:
 
 
 def _title(view: _View) -> str:
-    from .graph import OUTSIDE  # graph imports this module
-
     roots = [view.g.nodes[n] for n in view.g.graph["roots"] if n != OUTSIDE]
     total = _zero()
     for a in view.agg.values():

@@ -17,7 +17,7 @@ from typing import Any
 
 import torch
 
-from .log import UNCHANGED, Event
+from ..log import UNCHANGED, Event
 
 # (module, function, generators the call is about: "cpu", "cuda" or "all")
 _TARGETS = (

@@ -23,7 +23,7 @@ was registered under with ``~serial`` (a tensor the model dropped), else
 ``module.path:tmpN`` for temporaries. A tensor computed from a fresh one by any op
 (``torch.randn(...) * 0.02``) shares its destination, and a fresh tensor copied into a
 parameter (``w.copy_(torch.randn(...))``) takes the parameter's key.
-``_stable_streams`` derives the stream of one draw from ``(seed, key, ordinal)``.
+:mod:`.streams` derives the stream of one draw from ``(seed, key, ordinal)``.
 """
 
 from __future__ import annotations
@@ -38,9 +38,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from . import _frames
-from ._hooks import Hooks
-from .errors import StableInitError
+from ..errors import StableInitError
+from ..recording import frames
+from ..recording.hooks import Hooks
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,7 +128,7 @@ class Book:
             return o
         # The module whose __init__ built this one names it if the model never takes
         # it in (a prototype that nn.TransformerEncoder deep-copies).
-        b = _builder(_frames.describe_stack(0).building, m)
+        b = _builder(frames.describe_stack(0).building, m)
         bo = self.sight(b) if b is not None else -1
         o = len(self.modules)
         self._ordinal[id(m)] = o

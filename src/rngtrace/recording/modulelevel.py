@@ -2,7 +2,7 @@
 
 The op-level recorder sees every random kernel, at the price of a dispatch mode on
 every op (about 2x a small model's step). The light mode sees only module calls: for
-the window, ``nn.Module.__call__`` is wrapped (:mod:`rngtrace._calls`; global forward
+the window, ``nn.Module.__call__`` is wrapped (:mod:`rngtrace.recording.calls`; global forward
 hooks would send every module call down PyTorch's slow path), the default generators'
 states are read at each module call's entry and exit, and a change is charged to the
 module whose *own* code ran in between, i.e. the innermost module open (a parent's
@@ -39,7 +39,7 @@ other threads and processes (DataLoader workers inherit the wrapper) are ignored
 consumption of another thread is charged to whatever the recording thread is running.
 A ``torch.compile``-d module is charged as a whole: the calls inside its graph are not
 Python calls any more. Which module calls are not read, and how called modules are
-named, is in :mod:`rngtrace._light_modules`.
+named, is in :mod:`rngtrace.recording.module_paths`.
 
 Example::
 
@@ -63,14 +63,15 @@ import torch
 from torch import nn
 from torch.optim.optimizer import register_optimizer_step_post_hook
 
-from . import _frames
-from . import recorder as _rec
-from ._calls import CallPatch
-from ._generators import raw_state, state_text
-from ._hooks import Hooks, note_gradients
-from ._light_modules import _DROPOUT, _PURE, _Paths
-from ._reseed import ReseedWatch, describe_call, unchanged_event
-from .log import Draw, Event, GeneratorInfo, Log
+from ..log import Draw, Event, GeneratorInfo, Log
+from . import frames
+from . import window as _rec
+from .calls import CallPatch
+from .generators import raw_state, state_text
+from .hooks import Hooks, note_gradients
+from .module_paths import DROPOUT, PURE, Paths
+from .reseed import ReseedWatch, describe_call, unchanged_event
+from .window import default_generators
 
 _BACKWARDS = "CUDA generator state moved backwards or was reseeded (not by a call the " \
              "window saw: a restored state, Generator.manual_seed)"
@@ -139,7 +140,7 @@ class ModuleRecorder:
         self._notes: list[_Note] = []  # consumption of calls returned, not yet written
         self._called: dict[int, nn.Module] = {}
         self._graded: dict[int, torch.Tensor] = {}  # parameters seen with a gradient
-        self._paths = _Paths()
+        self._paths = Paths()
         self._reseed = ReseedWatch(self._on_reseed)
         self._hooks = Hooks()
         self._calls = CallPatch(self._wrap, on_fork=self._forked)
@@ -159,7 +160,7 @@ class ModuleRecorder:
             self.log.meta = _rec.header()
             self._add_gen("default:cpu", "cpu", torch.default_generator, cuda=False)
             self._check_cuda()
-            self._sink.start(self.log)
+            self._sink.start(self.log, default_generators())
             self._hooks.add(nn.modules.module.register_module_module_registration_hook(
                 self._on_module))
             self._hooks.add(register_optimizer_step_post_hook(self._on_step))
@@ -229,10 +230,10 @@ class ModuleRecorder:
 
     # -- module calls (the hot path) -------------------------------------------------------
     def _wrap(self, call: Any) -> Any:
-        """The ``nn.Module.__call__`` of the window (see :mod:`rngtrace._calls`)."""
+        """The ``nn.Module.__call__`` of the window (see :mod:`rngtrace.recording.calls`)."""
         rec, called, stack = self, self._called, self._stack
         get_ident, compiling = threading.get_ident, torch.compiler.is_compiling
-        pure, dropout = _PURE, _DROPOUT
+        pure, dropout = PURE, DROPOUT
 
         def __call__(module: nn.Module, *args: Any, **kwargs: Any) -> Any:
             if compiling() or rec._thread != get_ident():  # dynamo: see _calls
@@ -314,7 +315,7 @@ class ModuleRecorder:
             return
         stack = self._stack
         module = stack[depth]
-        site, code = _frames.user_site(1)
+        site, code = frames.user_site(1)
         phase = "backward" if torch._C._current_autograd_node() is not None else "forward"
         kind = type(module).__name__
         for u in uses:
@@ -376,7 +377,7 @@ class ModuleRecorder:
         if self._state != "recording" or os.getpid() != self._pid:
             return
         try:
-            site, _ = _frames.user_site(1)
+            site, _ = frames.user_site(1)
             detail = describe_call(label, args, kwargs)
             self._check_cuda()
             changed = False

@@ -1,6 +1,6 @@
 """The reader behind :func:`rngtrace.load`: one line at a time, every field checked.
 
-Kept apart from ``logfile`` (the writer and the format table) only for size.
+The format table is in :mod:`.format`; the writer in :mod:`.write`.
 """
 
 from __future__ import annotations
@@ -11,9 +11,9 @@ import warnings
 from collections.abc import Callable
 from typing import Any, BinaryIO
 
-from .errors import LogFormatError
-from .log import Draw, Event, GeneratorInfo, Log
-from .logfile import (
+from ..errors import LogFormatError
+from ..log import Draw, Event, GeneratorInfo, Log
+from .format import (
     _DRAW,
     _FIRST,
     _REQ,

@@ -9,7 +9,7 @@ those of the model's own init code.
 How: a child gets its name from its parent only after its own ``__init__`` has drawn,
 so the factory is called twice. The first build learns the keys: it numbers modules in
 the order they are seen and names each draw's destination without looking at values
-(see ``_stable``); nobody keeps its values, so draws into registered tensors are
+(see :mod:`.keys`); nobody keeps its values, so draws into registered tensors are
 skipped and other ``uniform_``/``normal_``/``rand``/``randn`` calls are filled with a
 constant (with a fallback to real draws when that upsets the factory). The
 second build runs the same code under a dispatch mode that passes each random op a
@@ -29,10 +29,11 @@ import torch
 from torch import nn
 from torch.utils._python_dispatch import TorchDispatchMode
 
-from . import _frames, _ops, _stable, _stable_streams
-from ._generators import _default_generator
-from .errors import StableInitError
-from .recorder import _call_device, _result_tensor
+from ..errors import StableInitError
+from ..recording import frames, ops
+from ..recording.generators import default_generator
+from ..recording.oplevel import call_device, result_tensor
+from . import keys, streams
 
 M = TypeVar("M", bound=nn.Module)
 
@@ -57,7 +58,7 @@ class _Mode(TorchDispatchMode):
         self.book = build.book
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-        info = _ops.lookup(func)
+        info = ops.lookup(func)
         if info is not None:
             return self.build.on_random(func, info, args, kwargs or {})
         out = func(*args, **kwargs) if kwargs else func(*args)
@@ -70,14 +71,14 @@ class _Build:
     """One call of the factory. ``kind``: "fill" (first build, cheap stand-ins for the
     big draws), "real" (first build, draws as written; the fallback) or "keyed"."""
 
-    def __init__(self, kind: str, seed: int = 0, plan: _stable.Plan | None = None) -> None:
+    def __init__(self, kind: str, seed: int = 0, plan: keys.Plan | None = None) -> None:
         self.kind = kind
         self.seed = seed
         self.plan = plan
-        self.book = _stable.Book(expect=plan)
+        self.book = keys.Book(expect=plan)
         self.counts: dict[str, int] = {}  # draws so far per key
         self.explicit: dict[int, tuple[torch.Generator, torch.Tensor]] = {}
-        self.filled: dict[_stable.Ident, list[int]] = {}  # [elements drawn, size]
+        self.filled: dict[keys.Ident, list[int]] = {}  # [elements drawn, size]
         self.draws = 0
 
     def run(self, factory: Callable[[], Any]) -> Any:
@@ -95,18 +96,18 @@ class _Build:
                 f"the factory must return an nn.Module, it returned {type(model).__name__}")
         return model
 
-    def on_random(self, func: Any, info: _ops.OpInfo, args: tuple, kwargs: dict) -> Any:
-        module = _frames.describe_stack(0).module
+    def on_random(self, func: Any, info: ops.OpInfo, args: tuple, kwargs: dict) -> Any:
+        module = frames.describe_stack(0).module
         mo = self.book.sight(module) if module is not None else -1
-        gen = _ops.generator_arg(info, args, kwargs)
+        gen = ops.generator_arg(info, args, kwargs)
         if gen is not None and not _is_default(gen):
             return self._explicit(func, args, kwargs, gen)
-        device = _call_device(info, args, kwargs)
+        device = call_device(info, args, kwargs)
         if device.type == "meta":  # draws nothing
             return func(*args, **kwargs)
-        dest = _result_tensor(info, args, kwargs, None)
+        dest = result_tensor(info, args, kwargs, None)
         ident = self.book.lookup(dest) if dest is not None else None
-        registered = isinstance(ident, _stable.Reg)
+        registered = isinstance(ident, keys.Reg)
         if ident is None:
             ident = self.book.from_frames(sys._getframe(1))
         new = ident is None
@@ -117,20 +118,20 @@ class _Build:
             key = self.plan.key(ident)
             n = self.counts.get(key, 0)
             self.counts[key] = n + 1
-            g = _stable_streams.keyed_generator(self.seed, key, n, device)
+            g = streams.keyed_generator(self.seed, key, n, device)
             out = _call_with(func, info, args, kwargs, g, device)
-        elif self.kind == "fill" and func in _stable_streams.FILLS:
+        elif self.kind == "fill" and func in streams.FILLS:
             # A registered tensor keeps whatever it holds: its first-build values are
             # thrown away, and not writing them spares touching every page of the
             # model. Other tensors (temporaries, resamples) get a value inside the
             # support, so that value-dependent loops end.
-            out = dest if registered and info.inplace else _stable_streams.FILLS[func](args, kwargs)
-            self._guard(ident, _result_tensor(info, args, kwargs, out))
+            out = dest if registered and info.inplace else streams.FILLS[func](args, kwargs)
+            self._guard(ident, result_tensor(info, args, kwargs, out))
         else:  # drawn for real on the default generator, restored after the build
             out = func(*args, **kwargs)
         if new:
-            assert isinstance(ident, _stable.Fresh)
-            self.book.bind(_result_tensor(info, args, kwargs, out), ident)
+            assert isinstance(ident, keys.Fresh)
+            self.book.bind(result_tensor(info, args, kwargs, out), ident)
         return out
 
     def _explicit(self, func: Any, args: tuple, kwargs: dict, gen: torch.Generator) -> Any:
@@ -141,11 +142,11 @@ class _Build:
         handle = gen._cdata if hasattr(gen, "_cdata") else id(gen)
         if handle not in self.explicit:
             self.explicit[handle] = (gen, gen.get_state())
-        if self.kind == "fill" and func in _stable_streams.FILLS:
-            return _stable_streams.FILLS[func](args, kwargs)
+        if self.kind == "fill" and func in streams.FILLS:
+            return streams.FILLS[func](args, kwargs)
         return func(*args, **kwargs)
 
-    def _guard(self, ident: _stable.Ident, t: Any) -> None:
+    def _guard(self, ident: keys.Ident, t: Any) -> None:
         self.draws += 1
         if not isinstance(t, torch.Tensor):
             return
@@ -158,11 +159,11 @@ class _Build:
 
 def _is_default(gen: torch.Generator) -> bool:
     """A default generator passed explicitly is treated like no generator at all."""
-    default = _default_generator(gen.device)
+    default = default_generator(gen.device)
     return default is not None and getattr(default, "_cdata", 0) == getattr(gen, "_cdata", 1)
 
 
-def _call_with(func: Any, info: _ops.OpInfo, args: tuple, kwargs: dict,
+def _call_with(func: Any, info: ops.OpInfo, args: tuple, kwargs: dict,
                g: torch.Generator, device: torch.device) -> Any:
     """Run ``func`` drawing from ``g``, whatever its signature."""
     pos = info.generator_pos
@@ -172,12 +173,12 @@ def _call_with(func: Any, info: _ops.OpInfo, args: tuple, kwargs: dict,
         else:
             kwargs = {**kwargs, func._schema.arguments[pos].name: g}
         return func(*args, **kwargs)
-    sibling = _stable_streams.with_generator(func)
+    sibling = streams.with_generator(func)
     if sibling is not None:
         return sibling(*args, **kwargs, generator=g)
     # No generator argument anywhere (dropout, RNN, attention kernels): lend the keyed
     # state to the device's default generator for this one call.
-    default = _default_generator(device)
+    default = default_generator(device)
     if default is None:
         return func(*args, **kwargs)
     saved = default.get_state()
@@ -200,7 +201,7 @@ def _restore(saved: list[tuple[Any, torch.Tensor]]) -> None:
         g.set_state(state)
 
 
-def _first_build(factory: Callable[[], Any]) -> tuple[_stable.Plan, Any]:
+def _first_build(factory: Callable[[], Any]) -> tuple[keys.Plan, Any]:
     """Build once to learn the keys: cheaply if possible, for real otherwise. Returns
     the plan and a weak reference to the model built."""
     saved = _defaults()
@@ -208,7 +209,7 @@ def _first_build(factory: Callable[[], Any]) -> tuple[_stable.Plan, Any]:
         build = _Build(kind)
         try:
             model = build.run(factory)
-            return _stable.plan(build.book, model), weakref.ref(model)
+            return keys.plan(build.book, model), weakref.ref(model)
         except (_Restart, Exception) as e:
             # Filled values can upset code that reads them (a Cholesky of zeros):
             # draw for real, and let a factory that fails anyway fail there.
@@ -219,13 +220,13 @@ def _first_build(factory: Callable[[], Any]) -> tuple[_stable.Plan, Any]:
     raise AssertionError("unreachable")
 
 
-def _compare(plan: _stable.Plan, book: _stable.Book, model: nn.Module) -> None:
+def _compare(plan: keys.Plan, book: keys.Book, model: nn.Module) -> None:
     if len(book.modules) < len(plan.types):
         o = len(book.modules)
         raise StableInitError(
             "the factory did not build the same model twice: the second build made fewer "
             f"modules; the first also made {plan.where(o)}")
-    second = _stable.summary(model)
+    second = keys.summary(model)
     for a, b in zip(plan.state, second, strict=False):
         if a != b:
             raise StableInitError(

@@ -1,0 +1,74 @@
+"""Recording: the window around a block of PyTorch code, at op level or module level.
+
+:func:`record` is the entry point. The op level (:mod:`.oplevel`) sees every random
+kernel through a dispatch mode (:mod:`.mode`, :mod:`.ops`); the module level
+(:mod:`.modulelevel`) reads generator states around module calls. Both share the window
+(:mod:`.window`), the module-call wrapper (:mod:`.calls`), the global hooks (:mod:`.hooks`),
+reseed watching (:mod:`.reseed`), generator reads (:mod:`.generators`), the stack walk
+(:mod:`.frames`) and the naming of modules and parameters (:mod:`.naming`).
+"""
+
+from __future__ import annotations
+
+import os
+from typing import cast
+
+from ..errors import RecordError
+from .oplevel import Recorder
+from .window import Sink
+
+__all__ = ["Recorder", "record"]
+
+
+def record(
+    steps: int | None = None,
+    *,
+    path: str | os.PathLike[str] | None = None,
+    level: str = "op",
+) -> Recorder:
+    """Record every random kernel call made in a block, and who made it.
+
+    Returns a context manager whose ``with`` target is a :class:`~rngtrace.Log`,
+    filled when the window closes: at the end of the block, or after ``steps``
+    optimizer steps, when the recording mode is removed and the rest of the block runs
+    at full speed.
+
+    The recorder is transparent: it never draws or seeds, so parameters, outputs,
+    gradients and generator states are bit-identical to a run without it. An exception
+    in the block propagates unchanged; the log keeps what was drawn and is marked
+    ``complete=False``. Windows cannot be nested.
+
+    Draws are seen at the dispatcher (a ``TorchDispatchMode``), so only the thread that
+    opened the window is traced; draws made by other threads (and by DataLoader worker
+    processes on the parent's generators, which they do not touch) show as ``"gap"``
+    events when they move a generator the window uses.
+
+    Example::
+
+        >>> import torch, rngtrace
+        >>> torch.manual_seed(0)  # doctest: +ELLIPSIS
+        <torch._C.Generator object at ...>
+        >>> with rngtrace.record() as log:
+        ...     layer = torch.nn.Linear(4, 2)
+        >>> [(d.op, d.target) for d in log.draws]
+        [('aten::uniform_', 'weight'), ('aten::uniform_', 'bias')]
+
+    Args:
+        steps: stop recording after this many optimizer steps.
+        path: stream the log to this file as it is recorded (see :mod:`rngtrace.logfile`).
+        level: ``"op"`` records every random kernel call; ``"module"`` is the light
+            mode for whole trainings (see :mod:`rngtrace.recording.modulelevel`).
+    """
+    if level not in ("op", "module"):
+        raise RecordError(f"level must be 'op' or 'module', not {level!r}")
+    sink: Sink | None = None
+    if path is not None:
+        from ..logfile import FileSink
+
+        sink = FileSink(path)
+    if level == "module":
+        from .modulelevel import ModuleRecorder
+
+        # The light recorder has the same window interface (``with ... as log``).
+        return cast(Recorder, ModuleRecorder(steps=steps, sink=sink))
+    return Recorder(steps=steps, sink=sink)
