@@ -5,16 +5,21 @@
 ...     model = torch.nn.Sequential(torch.nn.Linear(3, 3), torch.nn.Dropout(0.1))
 >>> [d.target for d in log.draws]
 ['0.weight', '0.bias']
+
+The pipeline, one subpackage a stage: :mod:`rngtrace.recording` makes a :class:`Log`
+(:mod:`rngtrace.log`), :mod:`rngtrace.logfile` saves and loads it, :mod:`rngtrace.diffing`
+compares two, :mod:`rngtrace.graph` draws them, :mod:`rngtrace.stable` is the remedy, and
+:mod:`rngtrace.cli` and :mod:`rngtrace.pytest_plugin` use only this public API.
 """
 
 from typing import TYPE_CHECKING, Any
 
 from ._version import __version__
-from .diffing import Diff, Hunk, diff
+from .diffing import Cause, Diff, Hunk, Stream, Unused, diff
 from .errors import LogFormatError, RecordError, RngtraceError, StableInitError
-from .graph import to_dot
+from .graph import to_dot, to_networkx
 from .log import Draw, Event, GeneratorInfo, Log, ModuleStats
-from .logfile import load
+from .logfile import load, save
 
 if TYPE_CHECKING:
     from .recording import record
@@ -41,6 +46,7 @@ def __dir__() -> list[str]:
 
 
 __all__ = [
+    "Cause",
     "Diff",
     "Draw",
     "Event",
@@ -52,10 +58,14 @@ __all__ = [
     "RecordError",
     "RngtraceError",
     "StableInitError",
+    "Stream",
+    "Unused",
     "__version__",
     "diff",
     "load",
     "record",
+    "save",
     "stable_init",
     "to_dot",
+    "to_networkx",
 ]

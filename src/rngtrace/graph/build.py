@@ -156,7 +156,7 @@ def to_networkx(log: Log, draws: bool = False) -> nx.DiGraph:
 
 # -- DOT --------------------------------------------------------------------------
 
-def to_dot(obj: Any, depth: int | None = None, *, collapse: bool = True) -> str:
+def to_dot(obj: Log | Diff, depth: int | None = None, *, collapse: bool = True) -> str:
     """DOT source (Graphviz) picturing a :class:`~rngtrace.Log` or a ``Diff``.
 
     A log's picture nests modules in clusters that follow the module tree; each module
@@ -185,7 +185,7 @@ def to_dot(obj: Any, depth: int | None = None, *, collapse: bool = True) -> str:
     raise RngtraceError(f"to_dot() takes a Log or a Diff, not {type(obj).__name__}")
 
 
-def save(obj: Any, path: str | os.PathLike[str], depth: int | None = None, *,
+def save(obj: Log | Diff, path: str | os.PathLike[str], depth: int | None = None, *,
          collapse: bool = True) -> str:
     """Write the picture of a log or diff to ``path``; returns the path written.
 
