@@ -27,6 +27,9 @@ figures: $(STAMP) ## redraw docs/story_diff.svg from the story example (needs Gr
 test: $(STAMP) ## run the test suite
 	$(PY) -m pytest -q
 
+test-fast: $(STAMP) ## the suite without the tests that start processes (marked slow)
+	$(PY) -m pytest -q -m "not slow"
+
 bench: $(STAMP) ## time recording against plain, a bare dispatch mode and DebugMode (a few minutes); writes benchmarks/results.json and the README table
 	$(PY) benchmarks/bench.py
 
@@ -38,4 +41,4 @@ lint: $(STAMP) ## ruff, mypy and the import layers (import-linter)
 clean: ## remove the environment and caches
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis src/*.egg-info
 
-.PHONY: help venv demo test lint clean figures bench
+.PHONY: help venv demo test test-fast lint clean figures bench

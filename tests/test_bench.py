@@ -41,6 +41,7 @@ def test_quick_run_reports_every_benchmark(tmp_path):
     assert after == before
 
 
+@pytest.mark.slow
 def test_bad_arguments_exit_2():
     proc = subprocess.run([sys.executable, BENCH, "--only", "nonsense"],
                           capture_output=True, text=True, timeout=120)

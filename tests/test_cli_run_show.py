@@ -13,6 +13,7 @@ import pytest
 import torch
 
 import rngtrace
+from helpers import record_story
 from rngtrace.cli import ERROR, OK, main
 from rngtrace.cli.run import default_output
 
@@ -43,6 +44,7 @@ def _cli(*args: str, cwd) -> subprocess.CompletedProcess:
                           timeout=300)
 
 
+@pytest.mark.slow
 def test_run_then_show_for_real(tmp_path):
     (tmp_path / "train.py").write_text(TRAIN)
     r = subprocess.run([sys.executable, "-m", "rngtrace", "run", "train.py", "2", "--flag"],
@@ -71,6 +73,7 @@ def test_run_then_show_for_real(tmp_path):
     assert sum(1 for x in lines if "bernoulli_" in x) == 2 * PER_STEP
 
 
+@pytest.mark.slow
 def test_run_steps_and_output(tmp_path):
     (tmp_path / "train.py").write_text(TRAIN)
     r = _cli("run", "--steps", "1", "-o", "one.jsonl", "train.py", "3", cwd=tmp_path)
@@ -80,6 +83,7 @@ def test_run_steps_and_output(tmp_path):
     assert log.steps == 1 and log.complete
 
 
+@pytest.mark.slow
 def test_run_level_module_records_the_light_mode(tmp_path):
     (tmp_path / "train.py").write_text(TRAIN)
     r = _cli("run", "--level", "module", "-o", "light.jsonl", "train.py", "2", cwd=tmp_path)
@@ -92,6 +96,7 @@ def test_run_level_module_records_the_light_mode(tmp_path):
         ("module", f"blocks.{b}.attn.attn_drop", s) for s in range(2) for b in range(2)]
 
 
+@pytest.mark.slow
 def test_run_program_that_raises(tmp_path):
     (tmp_path / "bad.py").write_text("import torch\ntorch.rand(2)\n\n1 / 0\n")
     r = _cli("run", "bad.py", cwd=tmp_path)
@@ -213,10 +218,7 @@ def test_help_has_an_example(capsys, verb):
 
 
 def _story_log(tmp_path):
-    import story_models
-
-    with rngtrace.record() as log:
-        story_models.train(story_models.TinyViT(), steps=1)
+    log = record_story()
     path = tmp_path / "story.jsonl"
     log.save(path)
     return path, log
@@ -269,6 +271,7 @@ def test_show_fits_100_columns_with_long_names(tmp_path, capsys):
 
 
 
+@pytest.mark.slow
 def test_reading_logs_and_the_pytest_plugin_do_not_import_torch(tmp_path):
     """torch is imported by recording only: `rngtrace show`/`diff` start fast, and the
     pytest plugin (loaded by every pytest run where rngtrace is installed) costs nothing."""

@@ -7,13 +7,13 @@ import json
 import os
 import re
 import subprocess
-import sys
 
 import pytest
 import torch
 from torch import nn
 
 import rngtrace
+from helpers import cli
 from rngtrace.cli import main
 
 SCRIPT = """\
@@ -34,10 +34,7 @@ print("built")
 """
 
 
-def _rngtrace(*args: str, cwd: str | os.PathLike[str] | None = None
-              ) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "rngtrace", *args], cwd=cwd,
-                          capture_output=True, text=True, timeout=300, check=False)
+_rngtrace = cli
 
 
 def _log(path: os.PathLike[str], extra: bool) -> str:
@@ -49,6 +46,7 @@ def _log(path: os.PathLike[str], extra: bool) -> str:
     return str(path)
 
 
+@pytest.mark.slow
 def test_diff_verb_exit_codes_and_json(tmp_path, capsys):
     a = _log(tmp_path / "a.jsonl", extra=False)
     a2 = _log(tmp_path / "a2.jsonl", extra=False)
@@ -110,6 +108,7 @@ def _state(repo: os.PathLike[str]) -> tuple[str, str, str, str]:
             _git(repo, "worktree", "list"))
 
 
+@pytest.mark.slow
 def test_compare_two_revisions_in_temporary_worktrees(repo):
     before = _state(repo)
     r = _rngtrace("compare", "HEAD~1", "HEAD", "--", "train.py", cwd=repo)
@@ -126,6 +125,7 @@ def test_compare_two_revisions_in_temporary_worktrees(repo):
     assert sorted(os.listdir(repo)) == [".git", "notes.txt", "train.py"]
 
 
+@pytest.mark.slow
 def test_compare_two_directories_keeps_logs_with_o(tmp_path, capsys, monkeypatch):
     for name in ("old", "new"):
         (tmp_path / name).mkdir()
@@ -139,6 +139,7 @@ def test_compare_two_directories_keeps_logs_with_o(tmp_path, capsys, monkeypatch
     assert len(rngtrace.load(tmp_path / "logs" / "a.rngtrace.jsonl").draws) == 4
 
 
+@pytest.mark.slow
 def test_compare_errors_are_one_line_exit_2(repo, tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(repo)
     assert main(["compare", "HEAD", "no-such-rev", "train.py"]) == 2
@@ -167,6 +168,7 @@ for _ in range(2):
 """
 
 
+@pytest.mark.slow
 def test_compare_level_module_runs_the_light_mode(tmp_path, capsys, monkeypatch):
     """--level module reaches both runs (options after REV_B, as the others); the diff is
     at module granularity: a Dropout more, called in each pass, is inserted."""

@@ -11,13 +11,16 @@ from __future__ import annotations
 
 import itertools
 import json
+from typing import Any
 
 import pytest
 import story_models
 import torch
 from torch import nn
 
+import helpers
 import rngtrace
+from helpers import make_draw, record_story
 from rngtrace import Draw, GeneratorInfo, Log
 from rngtrace.diffing import unused_consumers
 from rngtrace.diffing.match import _myers, match
@@ -25,27 +28,18 @@ from rngtrace.diffing.match import _myers, match
 STORY_SITE = "story_models.py"
 
 
-def _record(variant: str = "original", seed: int = 0, reseed: bool = False) -> Log:
-    torch.manual_seed(seed)
-    with rngtrace.record() as log:
-        model = story_models.TinyViT(variant=variant)
-        if reseed:
-            torch.manual_seed(seed)  # the unexplained state change, inside one run
-        story_models.train(model, steps=1)
-    return log
-
-
 @pytest.fixture(scope="module")
 def story() -> dict[str, Log]:
-    logs = {v: _record(v) for v in story_models.VARIANTS}
-    logs["again"] = _record("original")
-    logs["seed1"] = _record("original", seed=1)
-    logs["reseed"] = _record("original", reseed=True)
+    logs = {v: record_story(v) for v in story_models.VARIANTS}
+    logs["again"] = record_story("original")
+    logs["seed1"] = record_story(seed=1)
+    logs["reseed"] = record_story(reseed=True)
     return logs
 
 
-def _line_of(text: str) -> int:
-    with open(__file__) as f:
+def _line_of(text: str, module: Any = None) -> int:
+    """The line of this file (or of ``module``'s file) that contains ``text``."""
+    with open(module.__file__ if module is not None else __file__) as f:
         return next(n for n, line in enumerate(f, 1) if text in line)
 
 
@@ -166,7 +160,8 @@ def test_reseed_inside_one_run(story):
     d = rngtrace.diff(story["original"], story["reseed"])
     c = d.cause
     assert (c.kind, c.run, c.generator) == ("state", "b", "default:cpu")
-    assert c.site.endswith(f"test_diff.py:{_line_of('# the unexplained state change')}")
+    # the reseed is written in helpers.record_story
+    assert c.site.endswith(f"helpers.py:{_line_of('# the unexplained state change', helpers)}")
     assert c.code == "torch.manual_seed(0)"
     assert "B calls torch.manual_seed(0) on default:cpu before draw 21" in c.summary
     # init (21 draws) agrees; the DataLoader's 2 random_ and the 2 dropout masks shift
@@ -279,9 +274,9 @@ def test_to_dict_is_json():
 
 def _draw(i: int, module: str | None, target: str | None, state: str = "s",
           shape: tuple[int, ...] = (2,)) -> Draw:
-    return Draw(i, "aten::uniform_", module, "Linear", target, "init", 0, shape, "float32",
-                "cpu", 2, {"from": -1.0, "to": 1.0}, "default:cpu", f"{state}{i}",
-                f"{state}{i + 1}", True, "net.py:3", "", None, "Net")
+    return make_draw(i, module=module, target=target, shape=shape, numel=2,
+                     args={"from": -1.0, "to": 1.0}, state_before=f"{state}{i}",
+                     state_after=f"{state}{i + 1}", site="net.py:3", code="", api=None)
 
 
 def test_unused_consumers_only_where_use_was_seen():

@@ -6,9 +6,12 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
+@pytest.mark.slow
 def test_seed_story_demo(tmp_path):
     env = dict(os.environ, PYTHONPATH=os.path.join(ROOT, "src"),
                RNGTRACE_DEMO_OUT=str(tmp_path / "out"))

@@ -10,15 +10,14 @@ import os
 import re
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-import story_models
 import torch
 from torch import nn
 
 import rngtrace
+from helpers import cli, record_story
 from rngtrace.diffing import Diff, diff
 from rngtrace.graph import OUTSIDE, STATUS, GraphvizNotFound, diff_graph, save, to_networkx
 
@@ -119,12 +118,7 @@ def gpt_log() -> rngtrace.Log:
 @pytest.fixture(scope="module")
 def story() -> Diff:
     """The README's picture: TinyViT original vs unused_linear, two training steps."""
-    logs = []
-    for variant in ("original", "unused_linear"):
-        torch.manual_seed(0)
-        with rngtrace.record() as log:
-            story_models.train(story_models.TinyViT(variant=variant), steps=2)
-        logs.append(log)
+    logs = [record_story(variant, steps=2) for variant in ("original", "unused_linear")]
     return diff(*logs, labels=("original", "unused_linear"))
 
 
@@ -323,11 +317,11 @@ def test_save_rejects_unknown_extension(tmp_path):
         save(record_small(), tmp_path / "small.jpg")
 
 
-def cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "rngtrace", "dot", *args], text=True,
-                          capture_output=True, env=env, timeout=120)
+def dot_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return cli("dot", *args, env=env, timeout=120)
 
 
+@pytest.mark.slow
 def test_cli_log_and_diff(tmp_path, story, capsys):
     from rngtrace.cli import main
 
@@ -336,13 +330,13 @@ def test_cli_log_and_diff(tmp_path, story, capsys):
     story.a.save(orig)
     story.b.save(new)
     # for real, in a subprocess: the diff's DOT on stdout, the runs named by their files
-    r = cli(str(orig), str(new), "-o", "-", "--depth", "2")
+    r = dot_cli(str(orig), str(new), "-o", "-", "--depth", "2")
     assert (r.returncode, r.stderr) == (0, "")
     expected = diff(rngtrace.load(orig), rngtrace.load(new), labels=("orig.rnglog", "new.rnglog"))
     assert r.stdout == rngtrace.to_dot(expected, depth=2)
     # without Graphviz: the DOT next to the requested file, one line, exit 2
     env = dict(os.environ, PATH=str(tmp_path / "nothing"))
-    r = cli(str(a), "-o", str(tmp_path / "a.svg"), env=env)
+    r = dot_cli(str(a), "-o", str(tmp_path / "a.svg"), env=env)
     assert r.returncode == 2
     assert len(r.stderr.splitlines()) == 1 and "install Graphviz" in r.stderr, r.stderr
     assert not (tmp_path / "a.svg").exists()

@@ -284,6 +284,7 @@ def test_dataloader_workers_are_not_recorded(tmp_path):
     assert where(rngtrace.load(path)) == [(None, None, 0)]
 
 
+@pytest.mark.slow
 def test_save_load_and_show(tmp_path):
     model = story_models.TinyViT()
     path = tmp_path / "light.rngtrace.jsonl"

@@ -18,21 +18,11 @@ import pytest
 import torch
 
 import rngtrace
-from rngtrace import Draw, Event, GeneratorInfo, Log, LogFormatError
+from helpers import make_draw
+from rngtrace import Event, GeneratorInfo, Log, LogFormatError
 from rngtrace.logfile import FORMAT_VERSION, MAX_LINE, save
 
-
-def _draw(i: int, **kw) -> Draw:
-    base = dict(
-        index=i, op="aten::uniform_", module="enc", module_type="Linear",
-        target="enc.weight", phase="init", step=0, shape=(4, 3), dtype="float32",
-        device="cpu", numel=12, args={"from": -0.5, "to": 0.5}, generator="default:cpu",
-        state_before=f"{i:016x}", state_after=f"{i + 1:016x}", consumed=True,
-        site="model.py:3", code="self.enc = nn.Linear(3, 4)", api="torch.nn.init.uniform_",
-        model="Net", discarded=False,
-    )
-    base.update(kw)
-    return Draw(**base)
+_draw = make_draw
 
 
 def _log() -> Log:
@@ -307,6 +297,7 @@ def test_last_line_without_newline_but_whole_is_fine(tmp_path):
 
 # -- streaming: a killed recording, flat memory ---------------------------------------
 
+@pytest.mark.slow
 def test_killed_recording_leaves_a_log_that_loads(tmp_path):
     path = tmp_path / "killed.rngtrace.jsonl"
     code = (

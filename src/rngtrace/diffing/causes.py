@@ -10,7 +10,7 @@ rejection loop such as ``trunc_normal_`` drew another number of times), never a 
 Afterwards, removed and inserted draws of the same module with the same structure are
 merged into one "reordered" (same stream) or "generator" (other stream) cause, and
 causes made by the same line of code are grouped. The candidates become
-:class:`~rngtrace.diffing.Cause` records, with what they count, in :mod:`rngtrace.diffing.cause_text`.
+:class:`~rngtrace.diffing.Cause` records, with what they count, in :mod:`.cause_text`.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """The light mode's view of modules: which calls it skips and how it names the rest.
 
 :data:`PURE` and :data:`DROPOUT` are the ``torch.nn`` types whose own code never draws
-(dropout: only in training mode): :class:`~rngtrace.recording.modulelevel.ModuleRecorder` does not read
+(dropout: only in training mode): :class:`.modulelevel.ModuleRecorder` does not read
 the generators around their calls, more than half the calls of a transformer.
 :class:`Paths` names a called module by its state_dict path in the outermost module
 called (``("TinyViT", "blocks.0.attn")``), as the op recorder does, and lists the

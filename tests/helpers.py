@@ -1,0 +1,62 @@
+"""What several test files need: the CLI in a subprocess, hand-made draws, the story's logs.
+
+Import it as ``import helpers`` (pytest puts ``tests/`` on ``sys.path``).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from typing import Any
+
+import rngtrace
+from rngtrace import Draw, Log
+
+
+def cli(*args: str, cwd: str | os.PathLike[str] | None = None,
+        env: dict[str, str] | None = None, timeout: float = 300
+        ) -> subprocess.CompletedProcess[str]:
+    """``python -m rngtrace ARGS`` for real, in a subprocess (output captured as text)."""
+    return subprocess.run([sys.executable, "-m", "rngtrace", *args], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=timeout, check=False)
+
+
+_DRAW: dict[str, Any] = dict(
+    op="aten::uniform_", module="enc", module_type="Linear", target="enc.weight",
+    phase="init", step=0, shape=(4, 3), dtype="float32", device="cpu", numel=12,
+    args={"from": -0.5, "to": 0.5}, generator="default:cpu", consumed=True,
+    site="model.py:3", code="self.enc = nn.Linear(3, 4)", api="torch.nn.init.uniform_",
+    model="Net", discarded=False,
+)
+
+
+def make_draw(index: int, **fields: Any) -> Draw:
+    """A plausible op-level draw; any field can be given. Unless given, the states are
+    ``index`` and ``index + 1`` in hex (consecutive draws chain) and ``numel`` follows
+    ``shape``."""
+    base = dict(_DRAW, index=index, state_before=f"{index:016x}",
+                state_after=f"{index + 1:016x}")
+    if "shape" in fields and "numel" not in fields:
+        n = 1
+        for s in fields["shape"]:
+            n *= s
+        base["numel"] = n
+    base.update(fields)
+    return Draw(**base)
+
+
+def record_story(variant: str = "original", *, seed: int = 0, steps: int = 1,
+                 reseed: bool = False) -> Log:
+    """The seed story (examples/story_models.py): build a TinyViT and train it ``steps``
+    steps from ``seed``, recorded; ``reseed`` adds a ``manual_seed`` after the build."""
+    import story_models
+    import torch
+
+    torch.manual_seed(seed)
+    with rngtrace.record() as log:
+        model = story_models.TinyViT(variant=variant)
+        if reseed:
+            torch.manual_seed(seed)  # the unexplained state change, inside one run
+        story_models.train(model, steps=steps)
+    return log
