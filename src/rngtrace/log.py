@@ -44,6 +44,13 @@ class Draw:
         model: which model the module belongs to (its class name, ``"Net#2"`` for a
             second instance) when several were seen; None outside modules.
         discarded: the tensor drawn into was replaced later (e.g. a weight before tying).
+        worker: the DataLoader worker that drew (its id), None in the window's own
+            process (see :mod:`rngtrace.recording.workers`).
+
+    Python and NumPy draws (:mod:`rngtrace.recording.pystreams`) use the same fields:
+    ``op`` is the function (``random.gauss``, ``numpy.random.normal``), ``generator``
+    ``python:random``, ``python:Random#N``, ``numpy:global`` or ``numpy:Generator#N``,
+    ``module`` is ``Class.method`` for a Dataset method that drew.
     """
 
     index: int
@@ -67,6 +74,7 @@ class Draw:
     api: str | None
     model: str | None = None
     discarded: bool = False
+    worker: int | None = None
 
     @property
     def where(self) -> str:

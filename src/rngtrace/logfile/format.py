@@ -38,6 +38,10 @@ def _ostr(v: Any) -> bool:
     return v is None or type(v) is str
 
 
+def _oint(v: Any) -> bool:
+    return v is None or _int(v)
+
+
 def _bool(v: Any) -> bool:
     return type(v) is bool
 
@@ -74,6 +78,7 @@ _DRAW: tuple[tuple[str, str, Callable[[Any], bool], Any], ...] = (
     ("api", "api", _ostr, None),
     ("md", "model", _ostr, None),
     ("x", "discarded", _bool, False),
+    ("w", "worker", _oint, None),
 )
 _FIRST = {key: first for key, _, _, first in _DRAW}
 

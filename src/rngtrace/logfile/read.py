@@ -23,6 +23,7 @@ from .format import (
     _args,
     _bool,
     _int,
+    _oint,
     _ostr,
     _shape,
     _str,
@@ -32,6 +33,7 @@ _EXPECTED: dict[Callable[[Any], bool], str] = {
     _int: "a non-negative integer", _str: "a string", _ostr: "a string or null",
     _bool: "true or false", _shape: "a list of non-negative integers",
     _args: "an object of numbers and strings",
+    _oint: "a non-negative integer or null",
 }
 _ABSENT: Any = object()
 _CHECKS = {key: check for key, _, check, _ in _DRAW}

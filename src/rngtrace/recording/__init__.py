@@ -25,6 +25,7 @@ def record(
     *,
     path: str | os.PathLike[str] | None = None,
     level: str = "op",
+    python_rng: bool = True,
 ) -> Recorder:
     """Record every random kernel call made in a block, and who made it.
 
@@ -58,6 +59,9 @@ def record(
         path: stream the log to this file as it is recorded (see :mod:`rngtrace.logfile`).
         level: ``"op"`` records every random kernel call; ``"module"`` is the light
             mode for whole trainings (see :mod:`rngtrace.recording.modulelevel`).
+        python_rng: also record draws from Python's ``random`` and NumPy, in this
+            process and in DataLoader workers (:mod:`rngtrace.recording.pystreams`);
+            False leaves them alone. Op level only for now.
     """
     if level not in ("op", "module"):
         raise RecordError(f"level must be 'op' or 'module', not {level!r}")
@@ -71,4 +75,4 @@ def record(
 
         # The light recorder has the same window interface (``with ... as log``).
         return cast(Recorder, ModuleRecorder(steps=steps, sink=sink))
-    return Recorder(steps=steps, sink=sink)
+    return Recorder(steps=steps, sink=sink, python_rng=python_rng)

@@ -18,6 +18,7 @@ from .generators import Generators, Slot
 from .hooks import Hooks, note_gradients
 from .mode import RecordingMode
 from .naming import OUTSIDE, Names, Pending, Resolved
+from .pystreams import PyStreams
 from .reseed import ReseedWatch, describe_call, unchanged_event
 from .window import (
     MemorySink,
@@ -36,7 +37,8 @@ _GAP = "state changed with no traced draw (another thread, an untraced extension
 class Recorder:
     """The window opened by :func:`record`; ``with`` gives its :class:`Log`."""
 
-    def __init__(self, steps: int | None = None, sink: Sink | None = None) -> None:
+    def __init__(self, steps: int | None = None, sink: Sink | None = None,
+                 python_rng: bool = True) -> None:
         self.steps_limit = check_steps(steps)
         self.log = Log()
         self._sink: Sink = sink if sink is not None else MemorySink()
@@ -55,6 +57,9 @@ class Recorder:
         self._state = "new"  # new -> recording -> stopped
         self._popped = False
         self._warned = False
+        # pystreams: Python's random and NumPy, when asked (record(python_rng=...))
+        self._py = PyStreams(self._py_draw, self._py_event, self._py_name,
+                             lambda: self._steps) if python_rng else None
 
     # -- window --------------------------------------------------------------------
     def __enter__(self) -> Log:
@@ -67,6 +72,8 @@ class Recorder:
         self._reseed.install()
         self._hooks.add(register_optimizer_step_post_hook(self._on_step))
         self._calls.install()
+        if self._py is not None:  # pystreams
+            self._py.install()
         self._state = "recording"
         self._mode.__enter__()
         return self.log
@@ -86,15 +93,20 @@ class Recorder:
         """The ``nn.Module.__call__`` of the window: notes the module, then calls it (a
         global forward hook would cost 5 us per call, see :mod:`rngtrace.recording.calls`)."""
         rec, called, compiling = self, self._called, torch.compiler.is_compiling
+        py = self._py
 
         def __call__(module: Any, *args: Any, **kwargs: Any) -> Any:
             if not compiling() and rec._state == "recording":
                 called[id(module)] = module
+                if py is not None:  # pystreams: module calls are boundaries
+                    return py.module_call(module, call, args, kwargs)
             return call(module, *args, **kwargs)
 
         return __call__
 
     def _on_step(self, optimizer: Any, args: Any, kwargs: Any) -> None:
+        if self._py is not None and self._py.active():  # pystreams: a step is a boundary
+            self._py._guard(self._py.boundary, None)
         note_gradients(optimizer, self._graded)
         self._steps += 1
         if self.steps_limit is not None and self._steps >= self.steps_limit:
@@ -112,9 +124,16 @@ class Recorder:
         self._reseed.uninstall()
         self._names.uninstall()
         try:
+            if self._py is not None:  # pystreams: the last reads, the workers' parts
+                try:
+                    py_gens = self._py.finish()
+                finally:
+                    self._py.uninstall()
             self._sweep("gap")  # moved since the last draw: noticed as the window closes
             patches = {i: self._finalise(p) for i, p in sorted(self._pending.items())}
             self.log.generators = self._gens.infos()
+            if self._py is not None:
+                self.log.generators.update(py_gens)
             self.log.steps = self._steps
             self._usage()
             self.log.complete = complete
@@ -213,6 +232,22 @@ class Recorder:
         return dataclasses.replace(d, module=r.module, module_type=r.module_type,
                                    target=r.target, model=r.model, discarded=r.discarded,
                                    phase=phase)
+
+    # -- pystreams: records of Python and NumPy draws (recording.pystreams) ----------
+    def _py_draw(self, fields: dict[str, Any]) -> None:
+        step = fields.pop("step", self._steps)
+        self._sink.draw(Draw(index=self._count, step=step, **fields))
+        self._count += 1
+
+    def _py_event(self, kind: str, generator: str, site: str | None, detail: str) -> None:
+        self._event(Event(kind, generator, self._count, site, detail))
+
+    def _py_name(self, module: Any, root: Any) -> tuple[str | None, str | None, str | None]:
+        if root is not None:
+            self._names.note_root(root)
+        pending = Pending(module)
+        r = self._names.now(module, pending) or _provisional(pending)
+        return r.model, r.module, r.module_type
 
     # -- events ------------------------------------------------------------------
     def _event(self, event: Event) -> None:

@@ -1,0 +1,562 @@
+"""Python's ``random`` and NumPy's generators in the log, like torch's.
+
+"Same seed, different results" is often not torch's generator: augmentation code draws
+from ``random`` or NumPy. While a window is open (``record(python_rng=True)``, the
+default) these draws are logged as :class:`~rngtrace.Draw` records next to torch's:
+
+- ``random`` module functions (``random.random`` ... are bound methods of a hidden
+  ``random._inst``: the module attributes are wrapped) and every ``random.Random``
+  instance (the class's drawing methods are wrapped): generator ``python:random`` or
+  ``python:Random#N`` (numbered in order of first draw); ``SystemRandom`` is left alone;
+- NumPy's legacy global functions (``np.random.normal`` ...: module attributes):
+  ``numpy:global``;
+- ``np.random.Generator`` objects. The type is immutable, so its calls cannot be
+  intercepted: the bit generator's state is read at boundaries (module calls, a
+  DataLoader fetch, i.e. ``__getitem__``, optimizer steps, the window's end) and what
+  moved is logged there as one record, ``op="numpy.Generator"``, charged to the module or
+  Dataset whose code ran in between. Generators are found when made by
+  ``np.random.default_rng`` in the window, or held as attributes by a module or a Dataset
+  (two levels deep: ``dataset.transform.rng``); they are named ``numpy:Generator#N``.
+
+A record's ``op`` is the function called (``random.gauss``, ``Random.shuffle``,
+``numpy.random.normal``); ``module`` the module that drew, or ``Class.method`` for a
+Dataset method; ``numel`` the number of values returned (for a boundary record of a
+PCG64 Generator: the 64-bit words consumed, exact; 0 for other bit generators);
+``state_before``/``state_after`` 16-hex-digit digests; ``args`` the scalar arguments and,
+for a generator held by an object, ``held_by`` (``"MyDataset.rng"``). Seeding
+(``random.seed``, ``setstate``, ``np.random.seed``, ``set_state``) is a ``reseed`` event.
+
+Transparent: every wrapper calls the original once with the same arguments; reading a
+state never changes it. Unused, the cost is one check per module call. A record costs
+tens of microseconds (two state reads, a digest, a stack walk): a program that calls
+``random`` a million times in a window pays for it; ``record(python_rng=False)`` turns
+all of this off.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import random
+import struct
+import sys
+import sysconfig
+import threading
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from torch import nn
+from torch.utils.data import Dataset
+
+from ..log import GeneratorInfo
+from . import frames
+
+# Drawing methods of random.Random, and seeding ones (reseed events).
+_PY_DRAW = ("random", "uniform", "triangular", "randint", "randrange", "choice", "choices",
+            "shuffle", "sample", "gauss", "normalvariate", "lognormvariate", "expovariate",
+            "vonmisesvariate", "gammavariate", "betavariate", "paretovariate",
+            "weibullvariate", "getrandbits", "randbytes", "binomialvariate")
+_PY_SEED = ("seed", "setstate")
+_NP_SEED = ("seed", "set_state")
+_NP_SKIP = {"RandomState", "get_state", "get_bit_generator", "set_bit_generator",
+            *_NP_SEED}
+_SCALARS = (bool, int, float, str)
+_MULT = 0x2360ED051FC65DA44385DF649FCCF645  # PCG64's multiplier (numpy pcg64.h)
+_MASK = (1 << 128) - 1
+
+Emit = Callable[[dict[str, Any]], None]  # Draw fields without index (step optional)
+EmitEvent = Callable[[str, str, "str | None", str], None]  # kind, generator, site, detail
+# (module, outermost module on the stack) -> (model, path, type)
+NameModule = Callable[[nn.Module, "nn.Module | None"],
+                      "tuple[str | None, str | None, str | None]"]
+
+_OWN = os.path.dirname(os.path.abspath(__file__))
+_STDLIB = tuple({os.path.abspath(sysconfig.get_paths()[k]) + os.sep
+                 for k in ("stdlib", "platstdlib")})
+_OPEN: list[PyStreams] = []  # the open window's streams (at most one), for the patches
+_patch_lock = threading.Lock()
+
+
+class Patches:
+    """Attributes replaced on objects we do not own, put back only where still ours.
+
+    :meth:`set` refuses (returns False) where the current value is not the one expected
+    (other code patched it first); :meth:`restore` leaves a value another patch put on
+    top of ours, with a warning. Install and restore hold one lock; a failure while
+    installing a group rolls the group back (see :meth:`PyStreams.install`).
+    """
+
+    def __init__(self) -> None:
+        self._done: list[tuple[Any, str, Any, bool, Any]] = []  # owner, name, old, own, new
+
+    def set(self, owner: Any, name: str, new: Any, expect: Callable[[Any], bool]) -> bool:
+        own = name in getattr(owner, "__dict__", {})
+        old = getattr(owner, name, None)
+        if old is None or not expect(old):
+            return False
+        setattr(owner, name, new)
+        self._done.append((owner, name, old, own, new))
+        return True
+
+    def restore(self) -> None:
+        done, self._done = self._done, []
+        for owner, name, old, own, new in reversed(done):
+            if owner.__dict__.get(name) is not new:
+                warnings.warn(f"{getattr(owner, '__name__', owner)}.{name} was replaced by "
+                              "other code while rngtrace recorded; rngtrace's wrapper stays "
+                              "in that chain as a pass-through", RuntimeWarning, stacklevel=4)
+            elif own:
+                setattr(owner, name, old)
+            else:
+                delattr(owner, name)
+
+
+def _feed(h: Any, v: Any) -> None:
+    if isinstance(v, dict):
+        for k in sorted(v):
+            h.update(str(k).encode())
+            _feed(h, v[k])
+    elif hasattr(v, "tobytes"):
+        h.update(v.tobytes())
+    else:
+        h.update(repr(v).encode())
+
+
+def np_digest(state: Any) -> str:
+    """A NumPy state (``bit_generator.state``, a dict) as a 16-hex-digit digest."""
+    h = hashlib.blake2b(digest_size=8)
+    _feed(h, state)
+    return h.hexdigest()
+
+
+def py_digest(rng: random.Random) -> str:
+    """A ``random.Random`` state (625 words and the cached gauss) as a digest."""
+    _, words, gauss = random.Random.getstate(rng)
+    h = hashlib.blake2b(struct.pack(f"<{len(words)}I", *words), digest_size=8)
+    h.update(repr(gauss).encode())
+    return h.hexdigest()
+
+
+def pcg64_words(a: dict[str, Any], b: dict[str, Any]) -> int | None:
+    """64-bit outputs a PCG64 generator made between states ``a`` and ``b`` (the LCG
+    distance, as pcg-cpp's ``distance``), or None for another bit generator or stream."""
+    if a.get("bit_generator") != "PCG64" or b.get("bit_generator") != "PCG64":
+        return None
+    cur, new = a["state"]["state"], b["state"]["state"]
+    plus, mult = a["state"]["inc"], _MULT
+    if plus != b["state"]["inc"]:
+        return None
+    bit, dist = 1, 0
+    while cur != new and bit <= _MASK:
+        if (cur & bit) != (new & bit):
+            cur = (cur * mult + plus) & _MASK
+            dist |= bit
+        bit <<= 1
+        plus = ((mult + 1) * plus) & _MASK
+        mult = (mult * mult) & _MASK
+    return dist if cur == new else None
+
+
+def _count(out: Any, args: tuple) -> tuple[int, tuple[int, ...], str]:
+    """Values a call returned (numel), its shape and dtype; in-place shuffles count the
+    sequence shuffled."""
+    shape = getattr(out, "shape", None)
+    if shape is not None and hasattr(out, "size"):
+        return int(out.size), tuple(int(s) for s in shape), str(out.dtype)
+    if out is None:  # shuffle(x): x was drawn into
+        n = len(args[0]) if args and hasattr(args[0], "__len__") else 0
+        return n, (n,), ""
+    if isinstance(out, list | bytes):
+        return len(out), (len(out),), type(out).__name__
+    return 1, (), type(out).__name__
+
+
+def _scalar_args(args: tuple, kwargs: dict[str, Any]) -> dict[str, Any]:
+    out = {f"a{i}": a for i, a in enumerate(args) if type(a) in _SCALARS}
+    out.update((k, v) for k, v in kwargs.items() if type(v) in _SCALARS)
+    return out
+
+
+@dataclass(slots=True)
+class Watched:
+    """A NumPy Generator read at boundaries."""
+
+    gen: Any
+    name: str
+    held_by: str | None
+    last: dict[str, Any]
+    text: str
+
+
+@dataclass(slots=True)
+class Owner:
+    """Who a record is charged to: a module (named by the recorder) or a Dataset method."""
+
+    module: nn.Module | None = None
+    root: nn.Module | None = None  # the outermost module on the stack, when known
+    dataset: Any = None
+    method: str = "__getitem__"
+    phase: str = "other"
+
+
+@dataclass
+class PyStreams:
+    """The Python and NumPy streams of one window; the recorder hands records on."""
+
+    emit: Emit
+    emit_event: EmitEvent
+    name_module: NameModule
+    steps: Callable[[], int] = lambda: 0  # the recorder's optimizer steps so far
+    parts: str | None = None  # where DataLoader workers write their parts (workers.py)
+    names: dict[int, tuple[Any, str]] = field(default_factory=dict)  # id -> (obj, name)
+    first: dict[str, str] = field(default_factory=dict)  # name -> first state digest
+    watched: list[Watched] = field(default_factory=list)
+    scanned: set[int] = field(default_factory=set)  # ids of modules/datasets looked into
+    stack: list[Owner] = field(default_factory=list)  # open module calls and fetches
+    on: bool = False
+    thread: int = 0
+    depth: int = 0
+    worker: Any = None  # in a DataLoader worker: its part (recording.workers)
+    _counts: dict[str, int] = field(default_factory=dict)
+    _patches: Patches = field(default_factory=Patches)
+    _np: Any = None
+
+    # -- window ----------------------------------------------------------------------
+    def install(self) -> None:
+        """Wrap the drawing and seeding functions (NumPy's only if already imported)."""
+        with _patch_lock:
+            try:
+                self._install_random()
+                self._np = sys.modules.get("numpy")
+                if self._np is not None:
+                    self._install_numpy(self._np)
+                from . import workers
+
+                workers.install(self._patches, self)
+            except BaseException:
+                self._patches.restore()
+                raise
+            self.thread, self.on = threading.get_ident(), True
+            _OPEN.append(self)
+
+    def uninstall(self) -> None:
+        with _patch_lock:
+            self.on = False
+            if self in _OPEN:
+                _OPEN.remove(self)
+            self._patches.restore()
+
+    def finish(self) -> dict[str, GeneratorInfo]:
+        """The last boundary read; the generators seen, for the log's header."""
+        if self.on:
+            self._guard(self.boundary, None)
+        self.on = False
+        self.stack.clear()
+        infos = {n: GeneratorInfo(n, "cpu", None, self.first.get(n)) for _, n in
+                 self.names.values()}
+        from . import workers
+
+        for fields in workers.collect(self):  # the workers' parts, after the window's own
+            name = fields["generator"]
+            if name not in infos:
+                infos[name] = GeneratorInfo(name, "cpu", None, fields["state_before"])
+            self.emit(fields)
+        self.names.clear()
+        self.watched.clear()
+        return infos
+
+    def active(self) -> bool:
+        return self.on and threading.get_ident() == self.thread
+
+    # -- patches -----------------------------------------------------------------------
+    def _install_random(self) -> None:
+        cls, inst, p = random.Random, random._inst, self._patches  # type: ignore[attr-defined]
+        for name in _PY_DRAW + _PY_SEED:
+            orig = getattr(cls, name, None)
+            if orig is None:
+                continue
+            wrap = (self._wrap_py if name in _PY_DRAW else self._wrap_py_seed)(name, orig)
+            if not p.set(cls, name, wrap, lambda v, o=orig: v is o):
+                continue
+            bound = getattr(random, name, None)
+            if bound is not None and getattr(bound, "__self__", None) is inst:
+                p.set(random, name, _bind(wrap, inst), lambda v, b=bound: v is b)
+
+    def _install_numpy(self, np: Any) -> None:
+        rand = np.random.mtrand._rand
+        for name in np.random.mtrand.__all__:
+            attr = getattr(np.random, name, None)
+            if attr is None or getattr(attr, "__self__", None) is not rand:
+                continue
+            if name in _NP_SEED:
+                wrap = self._wrap_np_seed(name, attr)
+            elif name not in _NP_SKIP:
+                wrap = self._wrap_np(name, attr)
+            else:
+                continue
+            self._patches.set(np.random, name, wrap, lambda v, a=attr: v is a)
+        maker = np.random.default_rng
+        self._patches.set(np.random, "default_rng", self._wrap_rng(maker),
+                          lambda v: v is maker)
+
+    def _wrap_py(self, name: str, orig: Callable[..., Any]) -> Callable[..., Any]:
+        me, system = self, random.SystemRandom
+
+        def wrapper(rng: Any, *args: Any, **kwargs: Any) -> Any:
+            if me.depth or not me.active() or isinstance(rng, system) or _from_stdlib(1):
+                return orig(rng, *args, **kwargs)
+            me.depth += 1  # the outermost call is the draw (shuffle calls _randbelow ...)
+            try:
+                before = py_digest(rng)
+                out = orig(rng, *args, **kwargs)
+            finally:
+                me.depth -= 1
+            me._guard(me._record, rng, f"random.{name}", args, kwargs, out, before,
+                      py_digest)
+            return out
+
+        wrapper.__name__ = wrapper.__qualname__ = name
+        wrapper.__doc__ = getattr(orig, "__doc__", None)
+        return wrapper
+
+    def _wrap_np(self, name: str, orig: Callable[..., Any]) -> Callable[..., Any]:
+        me = self
+        rand = orig.__self__  # type: ignore[attr-defined]
+
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            if me.depth or not me.active():
+                return orig(*args, **kwargs)
+            me.depth += 1
+            try:
+                before = np_digest(rand.get_state(legacy=False))
+                out = orig(*args, **kwargs)
+            finally:
+                me.depth -= 1
+            me._guard(me._record, rand, f"numpy.random.{name}", args, kwargs, out, before,
+                      lambda r: np_digest(r.get_state(legacy=False)))
+            return out
+
+        wrapper.__name__ = wrapper.__qualname__ = name
+        wrapper.__doc__ = getattr(orig, "__doc__", None)
+        return wrapper
+
+    def _wrap_py_seed(self, name: str, orig: Callable[..., Any]) -> Callable[..., Any]:
+        me = self
+
+        def wrapper(rng: Any, *args: Any, **kwargs: Any) -> Any:
+            out = orig(rng, *args, **kwargs)
+            if not me.depth and me.active() and id(rng) in me.names:
+                me._guard(me._reseed, rng, f"random.{name}", args)
+            return out
+
+        wrapper.__name__ = wrapper.__qualname__ = name
+        return wrapper
+
+    def _wrap_np_seed(self, name: str, orig: Callable[..., Any]) -> Callable[..., Any]:
+        me, rand = self, orig.__self__  # type: ignore[attr-defined]
+
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            out = orig(*args, **kwargs)
+            if me.active():
+                me._guard(me._reseed, rand, f"numpy.random.{name}", args)
+            return out
+
+        wrapper.__name__ = wrapper.__qualname__ = name
+        return wrapper
+
+    def _wrap_rng(self, maker: Callable[..., Any]) -> Callable[..., Any]:
+        me = self
+
+        def default_rng(*args: Any, **kwargs: Any) -> Any:
+            gen = maker(*args, **kwargs)
+            if me.active() and hasattr(gen, "bit_generator"):
+                me._guard(me.watch, gen, None)
+            return gen
+
+        default_rng.__doc__ = maker.__doc__
+        return default_rng
+
+    # -- records -------------------------------------------------------------------------
+    def _guard(self, fn: Callable[..., Any], *args: Any) -> None:
+        try:
+            fn(*args)
+        except Exception as e:  # never let a recorder bug break the user's program
+            self.emit_event("error", "", None, f"{type(e).__name__}: {e}")
+
+    def name_of(self, obj: Any, kind: str, state: str) -> str:
+        """The stream name of a generator object, given on first sight."""
+        hit = self.names.get(id(obj))
+        if hit is not None:
+            return hit[1]
+        if obj is random._inst:  # type: ignore[attr-defined]
+            name = "python:random"
+        elif self._np is not None and obj is self._np.random.mtrand._rand:
+            name = "numpy:global"
+        else:
+            n = self._counts[kind] = self._counts.get(kind, 0) + 1
+            name = f"{kind}#{n}"
+        self.names[id(obj)] = (obj, name)  # kept alive: ids stay unique in the window
+        self.first.setdefault(name, state)
+        return name
+
+    def _record(self, rng: Any, op: str, args: tuple, kwargs: dict[str, Any], out: Any,
+                before: str, read: Callable[[Any], str]) -> None:
+        after = read(rng)
+        if isinstance(rng, random.Random) and rng is not random._inst:  # type: ignore[attr-defined]
+            op = "Random." + op.removeprefix("random.")
+        name = self.name_of(rng, "python:Random", before)
+        numel, shape, dtype = _count(out, args)
+        owner = self._owner()
+        fields = _scalar_args(args, kwargs)
+        held = _held_by(owner, rng)
+        if held is not None:
+            fields["held_by"] = held
+        site, code = frames.user_site(1)
+        self._emit(owner, op=op, generator=name, state_before=before, state_after=after,
+                   numel=numel, shape=shape, dtype=dtype, args=fields, site=site, code=code)
+
+    def _emit(self, owner: Owner | None, **fields: Any) -> None:
+        model = module = kind = None
+        phase = "other"
+        if owner is not None and owner.module is not None:
+            model, module, kind = self.name_module(owner.module, owner.root)
+            phase = owner.phase
+        elif owner is not None:
+            kind = type(owner.dataset).__name__
+            module = f"{kind}.{owner.method}"
+        fields.update(module=module, module_type=kind, model=model, phase=phase,
+                      target=None, device="cpu",
+                      consumed=fields["state_before"] != fields["state_after"],
+                      api=fields.get("api"), discarded=False)
+        if self.worker is not None:
+            self.worker.draw(fields)
+        else:
+            self.emit(fields)
+
+    def _reseed(self, rng: Any, label: str, args: tuple) -> None:
+        if self.worker is not None:
+            return  # torch seeds random and NumPy in each worker: expected, not logged
+        name = self.name_of(rng, "python:Random", "")
+        shown = ", ".join("<state>" if isinstance(a, tuple | dict) else repr(a) for a in args)
+        site, _ = frames.user_site(1)
+        self.emit_event("reseed", name, site, f"{label}({shown})")
+
+    def _owner(self) -> Owner | None:
+        """The innermost module call or Dataset method on the stack."""
+        info = frames.describe_stack(1)
+        if info.module is not None:
+            return Owner(module=info.module, root=info.outermost,
+                         phase=info.phase or "other")
+        f: Any = sys._getframe(1)
+        while f is not None:
+            code = f.f_code
+            if code.co_argcount and code.co_varnames[0] == "self":
+                obj = f.f_locals.get("self")
+                if _dataset_method(code, obj):
+                    return Owner(dataset=obj, method=code.co_name)
+            f = f.f_back
+        return self.stack[-1] if self.stack else None
+
+    # -- NumPy Generators, read at boundaries ------------------------------------------
+    def watch(self, gen: Any, held_by: str | None) -> None:
+        if any(w.gen is gen for w in self.watched):
+            return
+        state = gen.bit_generator.state
+        text = np_digest(state)
+        name = self.name_of(gen, "numpy:Generator", text)
+        self.watched.append(Watched(gen, name, held_by, state, text))
+
+    def scan(self, obj: Any, label: str, depth: int = 2) -> None:
+        """Watch the Generators ``obj`` holds as attributes (``depth`` levels deep)."""
+        self.scanned.add(id(obj))
+        gen_type = getattr(getattr(self._np, "random", None), "Generator", None)
+        if gen_type is None:
+            return
+        for attr, value in list(getattr(obj, "__dict__", {}).items()):
+            if isinstance(value, gen_type):
+                self.watch(value, f"{label}.{attr}")
+            elif depth > 1 and hasattr(value, "__dict__") and not isinstance(
+                    value, nn.Module | type) and not callable(value):
+                self.scan(value, f"{label}.{attr}", depth - 1)
+
+    def boundary(self, owner: Owner | None) -> None:
+        """Read every watched Generator; charge what moved to ``owner`` (or outside)."""
+        for w in self.watched:
+            state = w.gen.bit_generator.state
+            text = np_digest(state)
+            if text == w.text:
+                continue
+            before, w.last, w.text = w.last, state, text
+            words = pcg64_words(before, state)
+            args: dict[str, Any] = {"held_by": w.held_by} if w.held_by else {}
+            self._emit(owner, op="numpy.Generator", generator=w.name,
+                       state_before=np_digest(before), state_after=text,
+                       numel=words or 0, shape=(), dtype="", args=args,
+                       site=None, code=None)
+
+    def around(self, owner: Owner, call: Callable[..., Any], *args: Any) -> Any:
+        """Run ``call`` as a boundary pair charged to ``owner`` (a module call, a fetch)."""
+        self.boundary(self.stack[-1] if self.stack else None)
+        self.stack.append(owner)
+        try:
+            return call(*args)
+        finally:
+            self.stack.pop()
+            self._guard(self.boundary, owner)
+
+    def module_call(self, module: nn.Module, call: Callable[..., Any], args: tuple,
+                    kwargs: dict[str, Any]) -> Any:
+        """The recorder's ``nn.Module.__call__`` wrapper calls this (op level)."""
+        if id(module) not in self.scanned:
+            self._guard(self.scan, module, type(module).__name__, 1)
+        if not self.watched or not self.active():
+            return call(module, *args, **kwargs)
+        return self.around(Owner(module=module, phase="forward"),
+                           lambda: call(module, *args, **kwargs))
+
+
+def _bind(fn: Callable[..., Any], inst: Any) -> Callable[..., Any]:
+    def bound(*args: Any, **kwargs: Any) -> Any:
+        return fn(inst, *args, **kwargs)
+
+    bound.__name__ = bound.__qualname__ = fn.__name__
+    bound.__doc__ = fn.__doc__
+    return bound
+
+
+def _dataset_method(code: Any, obj: Any) -> bool:
+    """A map-style ``__getitem__`` of any class, or an ``IterableDataset``'s iteration."""
+    if code.co_filename.startswith(_STDLIB):
+        return False
+    if code.co_name in ("__getitem__", "__getitems__"):
+        return obj is not None and not isinstance(obj, random.Random)
+    return code.co_name in ("__iter__", "__next__") and isinstance(obj, Dataset)
+
+
+def _from_stdlib(depth: int) -> bool:
+    """Whether the code calling a wrapper (``depth`` frames up, past rngtrace's own) is
+    the standard library's: ``tempfile`` names files with a private ``Random``,
+    multiprocessing too; those draws are the library's business, not the program's."""
+    f: Any = sys._getframe(depth)
+    while f is not None and f.f_code.co_filename.startswith(_OWN):
+        f = f.f_back
+    return f is not None and f.f_code.co_filename.startswith(_STDLIB)
+
+
+def _held_by(owner: Owner | None, rng: Any) -> str | None:
+    """``"MyDataset.rng"`` when the Dataset (or module) drawing holds ``rng``."""
+    if owner is None:
+        return None
+    obj = owner.dataset if owner.dataset is not None else owner.module
+    for attr, value in getattr(obj, "__dict__", {}).items():
+        if value is rng:
+            return f"{type(obj).__name__}.{attr}"
+    return None
+
+
+def current() -> PyStreams | None:
+    """The open window's streams, if any."""
+    return _OPEN[-1] if _OPEN else None
+
