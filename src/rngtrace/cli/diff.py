@@ -7,21 +7,28 @@ import json
 import sys
 from typing import TYPE_CHECKING
 
-from . import DIFFERENT, OK, load_log, run_labels, stdout_may_close
+from ..diffing.workers import copied_streams
+from . import DIFFERENT, OK, UsageError, load_log, run_labels, stdout_may_close
 
 if TYPE_CHECKING:
     from ..diffing import Diff
+    from ..diffing.resume import ResumeDiff
 
 HELP = "compare two logs: where the random streams part, why, and what it shifts"
 EXAMPLE = """examples:
   rngtrace diff old.rngtrace.jsonl new.rngtrace.jsonl
   rngtrace diff --json a.jsonl b.jsonl > diff.json
+  rngtrace diff full.jsonl resumed.jsonl --resumed-at 100
 
 The report names the cause first (a module or parameter inserted or removed, definitions
 reordered, shapes or arguments changed, another seed, a reseed inside one run, another
 generator), with its module, its line of code and what it shifts, then each generator
 stream, the parameters that start from other values, the modules that drew but were
-never used, and the aligned hunks. Exit code: 0 identical, 1 different, 2 error."""
+never used, and the aligned hunks. With --resumed-at K, B is A resumed from a checkpoint
+saved after optimizer step K: B's construction and loading are skipped, its training is
+compared with A's from step K, and every generator B did not restore is named. DataLoader
+workers that drew identical streams from a copied generator are flagged. Exit code: 0
+identical, 1 different, 2 error."""
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -29,6 +36,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("b", metavar="B", help="the second log")
     parser.add_argument("--json", action="store_true",
                         help="print the comparison as JSON (Diff.to_dict()) instead of text")
+    parser.add_argument("--resumed-at", type=int, metavar="K",
+                        help="B was resumed from a checkpoint saved after A's optimizer "
+                             "step K: check it draws what A drew from there")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -36,12 +46,25 @@ def run(args: argparse.Namespace) -> int:
 
     a = load_log(args.a)
     b = load_log(args.b)
-    d = rngtrace.diff(a, b, labels=run_labels(args.a, args.b))
+    labels = run_labels(args.a, args.b)
+    if args.resumed_at is not None:
+        if args.resumed_at < 0:
+            raise UsageError(f"rngtrace diff: --resumed-at must be 0 or more, not "
+                             f"{args.resumed_at}")
+        r = rngtrace.diff(a, b, labels=labels, resumed_at=args.resumed_at)
+        emit(r, args.json)
+        return OK if r.identical else DIFFERENT
+    d = rngtrace.diff(a, b, labels=labels)
     emit(d, args.json)
+    if not args.json:
+        with stdout_may_close():
+            for label, log in zip(labels, (a, b), strict=True):
+                for c in copied_streams(log):
+                    print(f"{label}: {c.line()}")
     return OK if d.identical else DIFFERENT
 
 
-def emit(d: Diff, as_json: bool) -> None:
+def emit(d: Diff | ResumeDiff, as_json: bool) -> None:
     """Print a diff as the verbs do: its report, or its JSON."""
     with stdout_may_close():
         if as_json:

@@ -37,6 +37,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="'op' (default): every random kernel call; 'module': the "
                              "light mode, which module consumed, cheap enough for a whole "
                              "training")
+    parser.add_argument("--no-python-rng", dest="python_rng", action="store_false",
+                        help="do not record draws from Python's random and NumPy (recorded "
+                             "by default at --level op, DataLoader workers included)")
     parser.add_argument("-m", dest="module", action="store_true",
                         help="PROGRAM is a module name, run as 'python -m' would")
     # One REMAINDER for the program and its arguments: with two positionals argparse
@@ -67,7 +70,8 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"rngtrace run: --steps must be 1 or more, not {args.steps}")
     runner, argv0, path0 = _runner(program, args.module)
     output = args.output or default_output(program, args.module)
-    window = rngtrace.record(args.steps, path=output, level=args.level)  # bad -o: exit 2
+    window = rngtrace.record(args.steps, path=output, level=args.level,
+                             python_rng=args.python_rng)  # bad -o: exit 2
     saved_argv, saved_path0 = sys.argv, sys.path[0] if sys.path else None
     sys.argv = [argv0, *program_args]  # also what the log's header records
     sys.path[0:1] = [path0]

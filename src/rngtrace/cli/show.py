@@ -64,6 +64,7 @@ def render(log: Log, args: argparse.Namespace) -> Iterator[str]:
     if filters:
         yield f"(only draws matching {' '.join(filters)})"
     yield from unused(log)
+    yield from copied(log)
     if args.by_module or not draws:
         return
     yield ""
@@ -83,6 +84,17 @@ def unused(log: Log) -> Iterator[str]:
         yield ""
         yield "Unused consumers (drew at init, never used in the window):"
         yield from unused_lines(found)
+
+
+def copied(log: Log) -> Iterator[str]:
+    """DataLoader workers that drew identical streams from a generator copied into them."""
+    from ..diffing.workers import copied_streams
+
+    found = copied_streams(log)
+    if found:
+        yield ""
+        yield "Workers with identical streams:"
+        yield from (f"  {c.line()}" for c in found)
 
 
 def describe(log: Log, path: str) -> Iterator[str]:

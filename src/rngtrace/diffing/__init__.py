@@ -29,17 +29,28 @@ by the generator state it started from: the same structure from the same state i
 from __future__ import annotations
 
 import gc
+from typing import TYPE_CHECKING, overload
 
 from ..log import Log
 from .assemble import assemble
 from .model import CAUSE_KINDS, HUNK_KINDS, Cause, Diff, Hunk, Stream, Unused
 from .usage import unused_consumers
 
+if TYPE_CHECKING:
+    from .resume import ResumeDiff
+
 __all__ = ["CAUSE_KINDS", "HUNK_KINDS", "Cause", "Diff", "Hunk", "Stream", "Unused", "diff",
            "unused_consumers"]
 
 
-def diff(a: Log, b: Log, *, labels: tuple[str, str] = ("A", "B")) -> Diff:
+@overload
+def diff(a: Log, b: Log, *, labels: tuple[str, str] = ...) -> Diff: ...
+@overload
+def diff(a: Log, b: Log, *, labels: tuple[str, str] = ..., resumed_at: int) -> ResumeDiff: ...
+
+
+def diff(a: Log, b: Log, *, labels: tuple[str, str] = ("A", "B"),
+         resumed_at: int | None = None) -> Diff | ResumeDiff:
     """Compare two logs: where the random streams part, why, and what it changed.
 
     The draws of each generator are aligned on their own (a change in the default
@@ -68,7 +79,14 @@ def diff(a: Log, b: Log, *, labels: tuple[str, str] = ("A", "B")) -> Diff:
     Args:
         a, b: the two logs (``rngtrace.load`` reads them from files).
         labels: how the report names the two runs (e.g. the file names).
+        resumed_at: ``b`` is ``a`` resumed from a checkpoint saved after this optimizer
+            step: check it draws what ``a`` drew from there (a
+            :class:`~rngtrace.diffing.resume.ResumeDiff`; see :mod:`.resume`).
     """
+    if resumed_at is not None:
+        from .resume import resume_diff
+
+        return resume_diff(a, b, resumed_at=resumed_at, labels=labels)
     # The alignment allocates a few tuples per draw; with millions of draws alive the
     # cyclic collector would rescan them again and again (4-5x the time at 1M draws).
     # Nothing built here needs it, so it is paused for the call and restored after.

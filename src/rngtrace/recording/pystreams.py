@@ -79,6 +79,11 @@ _OPEN: list[PyStreams] = []  # the open window's streams (at most one), for the 
 _patch_lock = threading.Lock()
 
 
+def is_(obj: Any) -> Callable[[Any], bool]:
+    """The check :meth:`Patches.set` takes: the attribute is still ``obj``."""
+    return lambda v: v is obj
+
+
 class Patches:
     """Attributes replaced on objects we do not own, put back only where still ours.
 
@@ -272,17 +277,17 @@ class PyStreams:
 
     # -- patches -----------------------------------------------------------------------
     def _install_random(self) -> None:
-        cls, inst, p = random.Random, random._inst, self._patches  # type: ignore[attr-defined]
+        cls, inst, p = random.Random, random._inst, self._patches
         for name in _PY_DRAW + _PY_SEED:
             orig = getattr(cls, name, None)
             if orig is None:
                 continue
             wrap = (self._wrap_py if name in _PY_DRAW else self._wrap_py_seed)(name, orig)
-            if not p.set(cls, name, wrap, lambda v, o=orig: v is o):
+            if not p.set(cls, name, wrap, is_(orig)):
                 continue
             bound = getattr(random, name, None)
             if bound is not None and getattr(bound, "__self__", None) is inst:
-                p.set(random, name, _bind(wrap, inst), lambda v, b=bound: v is b)
+                p.set(random, name, _bind(wrap, inst), is_(bound))
 
     def _install_numpy(self, np: Any) -> None:
         rand = np.random.mtrand._rand
@@ -296,10 +301,9 @@ class PyStreams:
                 wrap = self._wrap_np(name, attr)
             else:
                 continue
-            self._patches.set(np.random, name, wrap, lambda v, a=attr: v is a)
+            self._patches.set(np.random, name, wrap, is_(attr))
         maker = np.random.default_rng
-        self._patches.set(np.random, "default_rng", self._wrap_rng(maker),
-                          lambda v: v is maker)
+        self._patches.set(np.random, "default_rng", self._wrap_rng(maker), is_(maker))
 
     def _wrap_py(self, name: str, orig: Callable[..., Any]) -> Callable[..., Any]:
         me, system = self, random.SystemRandom
@@ -390,7 +394,7 @@ class PyStreams:
         hit = self.names.get(id(obj))
         if hit is not None:
             return hit[1]
-        if obj is random._inst:  # type: ignore[attr-defined]
+        if obj is random._inst:
             name = "python:random"
         elif self._np is not None and obj is self._np.random.mtrand._rand:
             name = "numpy:global"
@@ -404,7 +408,7 @@ class PyStreams:
     def _record(self, rng: Any, op: str, args: tuple, kwargs: dict[str, Any], out: Any,
                 before: str, read: Callable[[Any], str]) -> None:
         after = read(rng)
-        if isinstance(rng, random.Random) and rng is not random._inst:  # type: ignore[attr-defined]
+        if isinstance(rng, random.Random) and rng is not random._inst:
             op = "Random." + op.removeprefix("random.")
         name = self.name_of(rng, "python:Random", before)
         numel, shape, dtype = _count(out, args)

@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 from torch.utils.data import get_worker_info
 from torch.utils.data._utils import fetch as _fetch
 
-from .pystreams import Owner, current
+from .pystreams import Owner, current, is_
 
 if TYPE_CHECKING:
     from .pystreams import Patches, PyStreams
@@ -70,7 +70,7 @@ def install(patches: Patches, streams: PyStreams) -> None:
     for cls in (_fetch._MapDatasetFetcher, _fetch._IterableDatasetFetcher):
         orig = cls.__dict__.get("fetch")
         if orig is not None:
-            patches.set(cls, "fetch", _wrap_fetch(orig), lambda v, o=orig: v is o)
+            patches.set(cls, "fetch", _wrap_fetch(orig), is_(orig))
     streams.parts = tempfile.mkdtemp(prefix="rngtrace-workers-")
 
 
