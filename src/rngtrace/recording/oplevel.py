@@ -72,8 +72,16 @@ class Recorder:
         self._reseed.install()
         self._hooks.add(register_optimizer_step_post_hook(self._on_step))
         self._calls.install()
-        if self._py is not None:  # pystreams
-            self._py.install()
+        if self._py is not None:  # pystreams (rolls its own patches back if it fails)
+            try:
+                self._py.install()
+            except BaseException:
+                self._calls.uninstall()
+                self._hooks.remove()
+                self._reseed.uninstall()
+                self._names.uninstall()
+                release_window(self)
+                raise
         self._state = "recording"
         self._mode.__enter__()
         return self.log

@@ -293,7 +293,9 @@ class PyStreams:
         rand = np.random.mtrand._rand
         for name in np.random.mtrand.__all__:
             attr = getattr(np.random, name, None)
-            if attr is None or getattr(attr, "__self__", None) is not rand:
+            if name == "seed" and attr is getattr(np.random.mtrand, "seed", None):
+                pass  # a function of mtrand (seeds the global RandomState), not a method
+            elif attr is None or getattr(attr, "__self__", None) is not rand:
                 continue
             if name in _NP_SEED:
                 wrap = self._wrap_np_seed(name, attr)
@@ -359,7 +361,7 @@ class PyStreams:
         return wrapper
 
     def _wrap_np_seed(self, name: str, orig: Callable[..., Any]) -> Callable[..., Any]:
-        me, rand = self, orig.__self__  # type: ignore[attr-defined]
+        me, rand = self, self._np.random.mtrand._rand
 
         def wrapper(*args: Any, **kwargs: Any) -> Any:
             out = orig(*args, **kwargs)
@@ -425,7 +427,8 @@ class PyStreams:
         model = module = kind = None
         phase = "other"
         if owner is not None and owner.module is not None:
-            model, module, kind = self.name_module(owner.module, owner.root)
+            root = owner.root if owner.root is not None else frames.describe_stack(1).outermost
+            model, module, kind = self.name_module(owner.module, root)
             phase = owner.phase
         elif owner is not None:
             kind = type(owner.dataset).__name__
