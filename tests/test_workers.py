@@ -1,0 +1,125 @@
+"""DataLoader workers: their Python and NumPy draws merged into the log, copies flagged."""
+
+from __future__ import annotations
+
+import os
+import random
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+import rngtrace
+from rngtrace.diffing.workers import copied_streams
+
+pytestmark = pytest.mark.skipif(not hasattr(os, "fork"), reason="forked workers")
+
+
+class Noisy(Dataset):
+    """Holds one default_rng: every worker gets a copy of it."""
+
+    def __init__(self, seeded_per_worker=False):
+        self.rng = np.random.default_rng(0)
+        self.seeded_per_worker = seeded_per_worker
+
+    def __len__(self):
+        return 8
+
+    def __getitem__(self, i):
+        return torch.tensor(self.rng.normal(size=3))  # 3 values, 3 PCG64 words
+
+
+def per_worker_seed(worker_id):
+    info = torch.utils.data.get_worker_info()
+    info.dataset.rng = np.random.default_rng(info.seed)
+
+
+def load_all(dataset, **kw):
+    torch.manual_seed(0)
+    loader = DataLoader(dataset, batch_size=2, num_workers=2, multiprocessing_context="fork",
+                        **kw)
+    with rngtrace.record() as log:
+        batches = [b for b in loader]
+    return log, batches
+
+
+def test_two_workers_copies_of_one_generator_are_recorded_and_flagged():
+    log, batches = load_all(Noisy())
+    # the copies draw the same numbers: batch 0 (worker 0) equals batch 1 (worker 1)
+    assert torch.equal(batches[0], batches[1])
+    gen = [d for d in log.draws if d.worker is not None]
+    # 8 items in batches of 2: 4 fetches, 2 per worker, one boundary record each,
+    # 2 items x 3 words = 6 words per fetch
+    assert [(d.worker, d.op, d.generator, d.module, d.numel, d.args) for d in gen] == [
+        (w, "numpy.Generator", "numpy:Generator#1", "Noisy.__getitem__", 6,
+         {"held_by": "Noisy.rng"}) for w in (0, 0, 1, 1)]
+    assert [d.index for d in gen] == list(range(len(log.draws) - 4, len(log.draws)))
+    first = [d.state_before for d in gen]
+    assert first[0] == first[2] and first[1] == first[3] and first[0] != first[1]
+    found = copied_streams(log)
+    assert [(c.generator, c.workers, c.held_by, c.draws) for c in found] == [
+        ("numpy:Generator#1", (0, 1), "Noisy.rng", 2)]
+    assert "seed Noisy.rng per worker in worker_init_fn" in found[0].line()
+
+
+def test_seeding_per_worker_is_not_flagged():
+    log, batches = load_all(Noisy(), worker_init_fn=per_worker_seed)
+    assert not torch.equal(batches[0], batches[1])
+    assert len([d for d in log.draws if d.worker is not None]) == 4
+    assert copied_streams(log) == []
+
+
+class PyNoisy(Dataset):
+    def __init__(self):
+        self.r = random.Random(0)
+
+    def __len__(self):
+        return 4
+
+    def __getitem__(self, i):
+        return self.r.random() + random.random()  # a held copy, and the reseeded global
+
+
+def test_python_random_in_workers_held_copy_flagged_global_not():
+    log, _ = load_all(PyNoisy())
+    rows = [(d.worker, d.op, d.generator, d.args.get("held_by")) for d in log.draws
+            if d.worker is not None]
+    # 4 items, 2 per worker (one batch each), 2 draws per item
+    assert rows == [(w, op, g, h) for w in (0, 1) for _ in range(2) for op, g, h in (
+        ("Random.random", "python:Random#1", "PyNoisy.r"),
+        ("random.random", "python:random", None))]
+    # torch seeds python:random per worker: only the held copy is flagged
+    assert [(c.generator, c.workers) for c in copied_streams(log)] == [
+        ("python:Random#1", (0, 1))]
+
+
+def test_show_and_diff_flag_the_copies(tmp_path):
+    log, _ = load_all(Noisy())
+    log.save(tmp_path / "a.jsonl")
+    run = [sys.executable, "-m", "rngtrace"]
+    show = subprocess.run([*run, "show", str(tmp_path / "a.jsonl")], capture_output=True,
+                          text=True, check=True)
+    assert "Workers with identical streams:" in show.stdout
+    assert "workers 0, 1 drew identical streams from numpy:Generator#1 (Noisy.rng" \
+        in show.stdout
+    fixed, _ = load_all(Noisy(), worker_init_fn=per_worker_seed)
+    fixed.save(tmp_path / "b.jsonl")
+    diff = subprocess.run([*run, "diff", str(tmp_path / "a.jsonl"), str(tmp_path / "b.jsonl")],
+                          capture_output=True, text=True)
+    assert diff.returncode == 1, diff.stderr  # the workers' streams start elsewhere in b
+    flagged = [ln for ln in diff.stdout.splitlines() if "drew identical streams" in ln]
+    assert len(flagged) == 1 and flagged[0].startswith("a.jsonl: workers 0, 1 drew"), flagged
+    back = rngtrace.load(tmp_path / "a.jsonl")
+    assert [d.worker for d in back.draws] == [d.worker for d in log.draws]
+
+
+def test_no_parts_left_behind(tmp_path, monkeypatch):
+    monkeypatch.setenv("TMPDIR", str(tmp_path))
+    import tempfile
+
+    monkeypatch.setattr(tempfile, "tempdir", None)
+    load_all(Noisy())
+    assert os.listdir(tmp_path) == []
