@@ -7,6 +7,9 @@ when something draws while the checkpoint loads, or when the program reseeds aft
 restore. :func:`resume_diff` takes both logs (each recorded from its process's start),
 and:
 
+- leaves out, in the full run, the last draws of generators made before step K that
+  end at step K (a DataLoader sampler's per-epoch generator draws once more when the loop
+  asks for the batch after the epoch's last, after the checkpoint was saved);
 - splits the resumed log: its construction and checkpoint loading are a *preamble*; its
   training starts at the draws that repeat, kind for kind, the uninterrupted run's draws
   of step K (or, when they do not, after its last construction draw or reseed before
@@ -44,7 +47,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..errors import RngtraceError
-from ..log import Draw, Log, plural
+from ..log import Draw, Event, Log, plural
 from .model import Diff
 
 _RESTORES = ("set_rng_state", "set_state", "setstate")
@@ -55,7 +58,8 @@ class Finding:
     """Why one generator does not start step K where the uninterrupted run did.
 
     ``kind``: ``not-restored``, ``restored-elsewhere``, ``loading-draws``,
-    ``reseed-after-restore``."""
+    ``reseed-after-restore``, or ``consequence`` (a generator made during training and
+    seeded from a stream that differs)."""
 
     kind: str
     generator: str
@@ -108,13 +112,19 @@ def _exact(d: Draw) -> tuple[Any, ...]:
     return (*_sig(d), d.state_before, d.state_after)
 
 
+def _kind(d: Draw) -> tuple[Any, ...]:
+    """What a draw is, with numbered generators by kind only (their numbers differ)."""
+    sig = _sig(d)
+    return (*sig[:4], _numbered(d.generator) or d.generator, *sig[5:])
+
+
 def split(resumed: Log, step_k: list[Draw]) -> int:
     """Index of the resumed run's first training draw (see the module documentation)."""
     main = [d for d in resumed.draws if d.worker is None]
     zero = [d for d in main if d.step == 0]
-    m = len(step_k)
-    if m and len(zero) >= m and [_sig(d) for d in zero[-m:]] == [_sig(d) for d in step_k]:
-        return zero[-m].index
+    for m in range(min(len(step_k), len(zero)), 0, -1):  # the longest tail that repeats
+        if [_kind(d) for d in zero[-m:]] == [_kind(d) for d in step_k[-m:]]:
+            return zero[-m].index
     p = 0
     for d in zero:
         if d.phase == "init":
@@ -140,34 +150,103 @@ def resume_diff(full: Log, resumed: Log, *, resumed_at: int,
     span = full.steps - k
     limit = None if span == resumed.steps else min(span, resumed.steps)
     f_main = [d for d in full.draws if d.worker is None]
-    p = split(resumed, [d for d in f_main if d.step == k])
+    ended = _ended(f_main, k)
+    p = split(resumed, [d for d in f_main if d.step == k and d.generator not in ended])
+    dropped: set[int] = set()
 
     def keep_full(d: Draw) -> bool:
-        return d.step >= k and (limit is None or d.step - k < limit)
+        return d.step >= k and (limit is None or d.step - k < limit) and (
+            d.generator not in ended) and d.index not in dropped
 
     def keep_resumed(d: Draw) -> bool:
         return (d.worker is not None or d.index >= p) and (limit is None or d.step < limit)
 
-    a = _part(full, keep_full, -k, lambda e: e.before >= _first(full, keep_full))
-    b = _part(resumed, keep_resumed, 0, lambda e: e.before >= p)
-    findings = _findings(full, resumed, a, b, p)
+    def keep_event(e: Event) -> bool:
+        return e.before >= _first(full, keep_full)
+
+    b, b_names, _ = _part(resumed, keep_resumed, 0, lambda e: e.before >= p)
+    a, a_names, origin = _part(full, keep_full, -k, keep_event)
+    dropped.update(_before_save(a, origin, b))
+    if dropped:
+        a, a_names, origin = _part(full, keep_full, -k, keep_event)
+    fresh = {new for new, old in a_names.items()
+             if next(d.step for d in full.draws if d.generator == old) >= k}
+    findings = _findings(resumed, a, b, p, b_names, fresh)
     mismatches = _compare(a, b, k)
     return ResumeDiff(k, labels, not mismatches, findings, mismatches, p,
                       span if limit is None else limit, diff(a, b, labels=labels))
+
+
+def _before_save(a: Log, origin: list[int], b: Log) -> list[int]:
+    """Indices (in the full log; ``origin`` maps ``a``'s) of the draws of step K made
+    before the checkpoint was saved: where the resumed run starts a stream in a state
+    the full run reached only after some of its step-K draws (the loop drew after the
+    optimizer step, then saved), those draws came before the save."""
+    start_b: dict[str, str | None] = {}
+    for d in b.draws:
+        start_b.setdefault(d.generator, d.state_before)
+    streams: dict[str, list[Draw]] = {}
+    for d in a.draws:
+        streams.setdefault(d.generator, []).append(d)
+    out: list[int] = []
+    for g, ds in streams.items():
+        want = start_b.get(g)
+        j = next((i for i, d in enumerate(ds) if d.state_before == want), 0)
+        if j and all(d.step == 0 for d in ds[:j]):
+            out += [origin[d.index] for d in ds[:j]]
+    return out
+
+
+def _ended(draws: list[Draw], k: int) -> set[str]:
+    """Numbered generators of the full run first used before step ``k`` and last at step
+    ``k``: the tail of an object the checkpoint did not carry (a DataLoader sampler's
+    per-epoch generator draws a last ``randperm`` when the epoch's loop asks for the batch
+    after the last one, after step K). The resumed run never had them."""
+    first: dict[str, int] = {}
+    last: dict[str, int] = {}
+    for d in draws:
+        first.setdefault(d.generator, d.step)
+        last[d.generator] = d.step
+    return {g for g in first if first[g] < k and last[g] == k and _numbered(g)}
 
 
 def _first(log: Log, keep: Any) -> int:
     return next((d.index for d in log.draws if keep(d)), len(log.draws))
 
 
-def _part(log: Log, keep: Any, shift: int, keep_event: Any) -> Log:
-    """The kept draws, renumbered, steps shifted; events renumbered to match."""
+def _numbered(name: str) -> str | None:
+    """``"generator"`` for ``generator:3``, ``"python:Random"`` for ``python:Random#2``:
+    names numbered in order of first use, renumbered within a part; None for others."""
+    for kind, sep in (("generator", ":"), ("python:Random", "#"), ("numpy:Generator", "#")):
+        if name.startswith(kind + sep) and name[len(kind) + 1:].isdigit():
+            return kind + sep
+    return None
+
+
+def _part(log: Log, keep: Any, shift: int,
+          keep_event: Any) -> tuple[Log, dict[str, str], list[int]]:
+    """The kept draws, renumbered, steps shifted, numbered generators renumbered in
+    order of first use in the part (a sampler's per-epoch generator is ``generator:2``
+    at step 2 of the full run, ``generator:1`` in the resumed one); events renumbered to
+    match. Also the new names' originals, and each kept draw's index in ``log``."""
     draws: list[Draw] = []
     new_index: dict[int, int] = {}
+    names: dict[str, str] = {}  # original -> new
+    counts: dict[str, int] = {}
     for d in log.draws:
         if keep(d):
             new_index[d.index] = len(draws)
-            gen = d.generator if d.worker is None else f"{d.generator}@worker{d.worker}"
+            gen = names.get(d.generator)
+            if gen is None:
+                kind = _numbered(d.generator)
+                if kind is None:
+                    gen = d.generator
+                else:
+                    counts[kind] = counts.get(kind, 0) + 1
+                    gen = f"{kind}{counts[kind]}"
+                names[d.generator] = gen
+            if d.worker is not None:
+                gen = f"{gen}@worker{d.worker}"
             draws.append(dataclasses.replace(d, index=len(draws), step=d.step + shift,
                                              generator=gen))
     events = []
@@ -175,10 +254,13 @@ def _part(log: Log, keep: Any, shift: int, keep_event: Any) -> Log:
         if keep_event(e):
             after = [i for i in new_index if i >= e.before]
             before = new_index[after[0]] if after else len(draws)
-            events.append(dataclasses.replace(e, before=before))
-    return Log(draws=draws, events=events, generators=dict(log.generators),
-               meta=dict(log.meta), steps=max((d.step for d in draws), default=0),
-               level=log.level)
+            events.append(dataclasses.replace(e, before=before,
+                                              generator=names.get(e.generator, e.generator)))
+    gens = {names.get(n, n): dataclasses.replace(g, name=names.get(n, n))
+            for n, g in log.generators.items() if n in names or _numbered(n) is None}
+    part = Log(draws=draws, events=events, generators=gens, meta=dict(log.meta),
+               steps=max((d.step for d in draws), default=0), level=log.level)
+    return part, {new: old for old, new in names.items()}, list(new_index)
 
 
 def _streams(log: Log) -> dict[str, list[Draw]]:
@@ -210,8 +292,10 @@ def _compare(a: Log, b: Log, k: int) -> list[str]:
     return lines
 
 
-def _findings(full: Log, resumed: Log, a: Log, b: Log, p: int) -> list[Finding]:
-    """Generators whose state at the resume point differs, and why."""
+def _findings(resumed: Log, a: Log, b: Log, p: int, b_names: dict[str, str],
+              fresh: set[str]) -> list[Finding]:
+    """Generators whose state at the resume point differs, and why. ``fresh``: numbered
+    generators the full run first used at or after the resume step (made in training)."""
     out = []
     start_b: dict[str, str | None] = {}
     for d in b.draws:
@@ -221,13 +305,19 @@ def _findings(full: Log, resumed: Log, a: Log, b: Log, p: int) -> list[Finding]:
         if g not in start_b or "@worker" in g or start_b.pop(g) == d.state_before:
             start_b.pop(g, None)
             continue
-        out.append(_why(resumed, g, d.state_before, p))
+        if g in fresh:
+            out.append(Finding("consequence", g, f"{g} is made during training (a "
+                               "DataLoader sampler's generator, seeded from another "
+                               "stream) and starts elsewhere: a consequence of the above"))
+            continue
+        out.append(_why(resumed, g, b_names.get(g, g), d.state_before, p))
     return out
 
 
-def _why(resumed: Log, g: str, wanted: str | None, p: int) -> Finding:
-    """Why the resumed run's ``g`` does not start training in state ``wanted``."""
-    events = [e for e in resumed.events if e.generator == g and e.kind == "reseed"]
+def _why(resumed: Log, g: str, original: str, wanted: str | None, p: int) -> Finding:
+    """Why the resumed run's ``g`` (``original`` in its log) does not start training in
+    state ``wanted``."""
+    events = [e for e in resumed.events if e.generator == original and e.kind == "reseed"]
     restores = [e for e in events if e.before <= p and any(r in e.detail for r in _RESTORES)]
     if not restores:
         return Finding("not-restored", g, f"{g} was not restored: the checkpoint has no RNG "
@@ -244,7 +334,7 @@ def _why(resumed: Log, g: str, wanted: str | None, p: int) -> Finding:
                        + (f" at {e.site}" if e.site else "")
                        + " overwrites the restored state")
     after = [d for d in resumed.draws
-             if d.generator == g and d.worker is None and r.before <= d.index < p]
+             if d.generator == original and d.worker is None and r.before <= d.index < p]
     if after and after[0].state_before == wanted:
         first = after[0]
         return Finding("loading-draws", g,
