@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import random
 
 import numpy as np
@@ -10,7 +11,7 @@ import torch
 from torch import nn
 
 import rngtrace
-from rngtrace.recording import pystreams
+from rngtrace.recording import pypatches, pystreams
 
 
 class Augment(nn.Module):
@@ -77,12 +78,14 @@ def test_augmentation_draws_are_logged_with_module_generator_and_count():
     ]
     aug = py[1]
     assert aug.module_type == "Augment" and aug.model == "Net" and aug.phase == "forward"
-    assert aug.shape == (4,) and aug.dtype == "float64" and aug.args == {"a0": 0.0, "a1": 0.1, "size": 4}
-    assert aug.site.endswith("test_pystreams.py:22") and "np.random.normal" in aug.code
+    assert aug.shape == (4,) and aug.dtype == "float64"
+    assert aug.args == {"a0": 0.0, "a1": 0.1, "size": 4}
+    line = Augment.forward.__code__.co_firstlineno + 3  # the np.random.normal line
+    assert aug.site.endswith(f"test_pystreams.py:{line}") and "np.random.normal" in aug.code
     # the states chain: each draw starts where the previous one on its stream ended
     for s in ("python:random", "numpy:global"):
         chain = [d for d in py if d.generator == s]
-        assert all(x.state_after == y.state_before for x, y in zip(chain, chain[1:]))
+        assert all(x.state_after == y.state_before for x, y in itertools.pairwise(chain))
         assert all(d.consumed and d.state_before != d.state_after for d in chain)
     # torch's own draws are still there, in between: 1 dropout per step
     assert [d.op for d in log.draws if d.generator == "default:cpu"] == \
@@ -176,10 +179,9 @@ def test_pcg64_words_is_the_number_of_outputs():
 
 def test_a_patch_replaced_by_other_code_is_left_in_place_with_a_warning():
     window = rngtrace.record()
-    with pytest.warns(RuntimeWarning, match="random.gauss was replaced"):
-        with window:
-            mine = random.gauss
-            random.gauss = lambda *a: 0.0  # other code patches on top of ours
+    with pytest.warns(RuntimeWarning, match="random.gauss was replaced"), window:
+        mine = random.gauss
+        random.gauss = lambda *a: 0.0  # other code patches on top of ours
     assert random.gauss is not mine and random.gauss() == 0.0
     random.gauss = random._inst.gauss  # what the module had before both
 
@@ -187,13 +189,12 @@ def test_a_patch_replaced_by_other_code_is_left_in_place_with_a_warning():
 def test_install_failure_rolls_back(monkeypatch):
     before = dict(random.Random.__dict__), random.random, np.random.normal
 
-    def boom(self, np_module):
+    def boom(me, patches, np_module):
         raise RuntimeError("boom")
 
-    monkeypatch.setattr(pystreams.PyStreams, "_install_numpy", boom)
-    with pytest.raises(RuntimeError, match="boom"):
-        with rngtrace.record():
-            pass
+    monkeypatch.setattr(pypatches, "_install_numpy", boom)
+    with pytest.raises(RuntimeError, match="boom"), rngtrace.record():
+        pass
     assert (dict(random.Random.__dict__), random.random, np.random.normal) == before
     monkeypatch.undo()
     with rngtrace.record() as log:  # the window was released
@@ -212,3 +213,21 @@ def test_python_draws_round_trip_through_a_file(tmp_path):
     streamed = rngtrace.load(tmp_path / "streamed.jsonl")
     assert [(d.op, d.generator, d.numel) for d in streamed.draws] == [
         ("random.random", "python:random", 1), ("numpy.random.normal", "numpy:global", 4)]
+
+
+def test_light_mode_records_python_and_numpy_draws_too():
+    net = Net()
+    with rngtrace.record(level="module") as log:
+        net(torch.ones(3, 4))
+        random.random()
+    rows = [(d.op, d.generator, d.module, d.numel) for d in log.draws]
+    # the light records (one per module call that moved a torch generator: the dropout)
+    # and the Python/NumPy draws, in order: aug's two draws come before drop's record
+    assert rows == [("random.random", "python:random", "aug", 1),
+                    ("numpy.random.normal", "numpy:global", "aug", 4),
+                    ("module", "default:cpu", "drop", 0),
+                    ("random.random", "python:random", None, 1)]
+    assert [d.index for d in log.draws] == [0, 1, 2, 3]
+    with rngtrace.record(level="module", python_rng=False) as log:
+        net(torch.ones(3, 4))
+    assert [d.generator for d in log.draws] == ["default:cpu"]

@@ -144,12 +144,14 @@ def test_restoring_every_generator_is_identical_and_the_cli_exits_0(runs):
 @pytest.mark.slow
 def test_reseed_after_restore_and_extra_draws_while_loading_are_named(runs):
     r = check(runs, "torch+python+reseed")
-    assert [(f.kind, f.generator) for f in r.findings][0] == ("reseed-after-restore",
-                                                               "default:cpu")
+    # the sampler's per-epoch generator is seeded from the reseeded stream: a consequence
+    assert [(f.kind, f.generator) for f in r.findings] == [
+        ("reseed-after-restore", "default:cpu"), ("consequence", "generator:1")]
     assert "torch.manual_seed(0)" in r.findings[0].text
     assert "overwrites the restored state" in r.findings[0].text
     r = check(runs, "torch+python+extra")
-    assert [(f.kind, f.generator) for f in r.findings][0] == ("loading-draws", "default:cpu")
+    assert [(f.kind, f.generator) for f in r.findings] == [
+        ("loading-draws", "default:cpu"), ("consequence", "generator:1")]
     # train.py:37 is torch.set_rng_state(...), train.py:45 the torch.rand(3) after it
     assert r.findings[0].text == ("default:cpu was restored at train.py:37, then 1 extra "
                                   "draw while loading moved it (aten::rand at train.py:45)")

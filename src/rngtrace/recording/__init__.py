@@ -61,7 +61,7 @@ def record(
             mode for whole trainings (see :mod:`rngtrace.recording.modulelevel`).
         python_rng: also record draws from Python's ``random`` and NumPy, in this
             process and in DataLoader workers (:mod:`rngtrace.recording.pystreams`);
-            False leaves them alone. Op level only for now.
+            False leaves them alone. At module level too: its records are per call.
     """
     if level not in ("op", "module"):
         raise RecordError(f"level must be 'op' or 'module', not {level!r}")
@@ -74,5 +74,5 @@ def record(
         from .modulelevel import ModuleRecorder
 
         # The light recorder has the same window interface (``with ... as log``).
-        return cast(Recorder, ModuleRecorder(steps=steps, sink=sink))
+        return cast(Recorder, ModuleRecorder(steps=steps, sink=sink, python_rng=python_rng))
     return Recorder(steps=steps, sink=sink, python_rng=python_rng)

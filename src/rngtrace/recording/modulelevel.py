@@ -70,6 +70,7 @@ from .calls import CallPatch
 from .generators import raw_state, state_text
 from .hooks import Hooks, note_gradients
 from .module_paths import DROPOUT, PURE, Paths
+from .pystreams import PyStreams
 from .reseed import ReseedWatch, describe_call, unchanged_event
 from .window import default_generators
 
@@ -129,7 +130,8 @@ _BATCH = 256
 class ModuleRecorder:
     """The window opened by ``record(level="module")``; ``with`` gives its :class:`Log`."""
 
-    def __init__(self, steps: int | None = None, sink: _rec.Sink | None = None) -> None:
+    def __init__(self, steps: int | None = None, sink: _rec.Sink | None = None,
+                 python_rng: bool = True) -> None:
         self.steps_limit = _rec.check_steps(steps)
         self.log = Log(level="module")
         self._sink: _rec.Sink = sink if sink is not None else _rec.MemorySink()
@@ -150,6 +152,9 @@ class ModuleRecorder:
         self._pid = 0
         self._state = "new"  # new -> recording -> stopped
         self._warned = False
+        # pystreams: Python's random and NumPy, when asked (record(python_rng=...))
+        self._py = PyStreams(self._py_draw, self._py_event, self._py_name,
+                             lambda: self._steps) if python_rng else None
 
     # -- window --------------------------------------------------------------------
     def __enter__(self) -> Log:
@@ -166,6 +171,8 @@ class ModuleRecorder:
             self._hooks.add(register_optimizer_step_post_hook(self._on_step))
             self._calls.install()
             self._reseed.install()
+            if self._py is not None:  # pystreams
+                self._py.install()
         except BaseException:
             self._uninstall()
             raise
@@ -177,6 +184,8 @@ class ModuleRecorder:
 
     def _uninstall(self) -> None:
         self._thread = 0  # the module-call wrapper is a pass-through from now on
+        if self._py is not None:  # pystreams
+            self._py.uninstall()
         self._calls.uninstall()
         self._hooks.remove()
         self._reseed.uninstall()
@@ -187,17 +196,21 @@ class ModuleRecorder:
             return
         self._state = "stopped"
         try:
+            py_gens = {}
             try:
                 self._boundary()
                 while self._stack:  # closed inside a module call: charge what is open
                     self._close(len(self._stack) - 1)
                     self._stack.pop()
                 self._write()
+                if self._py is not None:  # pystreams: the last reads, the workers' parts
+                    py_gens = self._py.finish()
             except Exception as e:
                 self._internal_error(e)
             self._usage()
             self.log.generators = {g.name: GeneratorInfo(g.name, g.device, g.seed, g.first)
                                    for g in self._gens}
+            self.log.generators.update(py_gens)
             self.log.steps = self._steps
             self.log.complete = complete
             self._sink.finish(self.log, {})
@@ -234,6 +247,7 @@ class ModuleRecorder:
         rec, called, stack = self, self._called, self._stack
         get_ident, compiling = threading.get_ident, torch.compiler.is_compiling
         pure, dropout = PURE, DROPOUT
+        py = self._py
 
         def __call__(module: nn.Module, *args: Any, **kwargs: Any) -> Any:
             if compiling() or rec._thread != get_ident():  # dynamo: see _calls
@@ -245,6 +259,8 @@ class ModuleRecorder:
                 return call(module, *args, **kwargs)  # its own code cannot draw
             depth = rec._enter(module)
             try:
+                if py is not None:  # pystreams: module calls are boundaries
+                    return py.module_call(module, call, args, kwargs)
                 return call(module, *args, **kwargs)
             finally:
                 rec._leave(module, depth)
@@ -344,12 +360,29 @@ class ModuleRecorder:
         self._write()  # the records before it first: the sink keeps them in order
         self._sink.event(event)
 
+    # -- pystreams: records of Python and NumPy draws (recording.pystreams) ----------
+    def _py_draw(self, fields: dict[str, Any]) -> None:
+        self._write()  # the records noted before it first: the sink keeps them in order
+        step = fields.pop("step", self._steps)
+        self._sink.draw(Draw(index=self._count, step=step, **fields))
+        self._count += 1
+
+    def _py_event(self, kind: str, generator: str, site: str | None, detail: str) -> None:
+        self._event(Event(kind, generator, self._count, site, detail))
+
+    def _py_name(self, module: Any, root: Any) -> tuple[str | None, str | None, str | None]:
+        stack = self._stack
+        model, path = self._paths.resolve(module, stack[0] if stack else root)
+        return model, path, type(module).__name__
+
     # -- other callbacks -----------------------------------------------------------------
     def _on_step(self, optimizer: Any, args: Any, kwargs: Any) -> None:
         if threading.get_ident() != self._thread or self._state != "recording":
             return
         try:
             self._boundary()  # what the step and the code before it consumed is this step's
+            if self._py is not None:  # pystreams: a step is a boundary
+                self._py.boundary(None)
             self._write()
             note_gradients(optimizer, self._graded)
         except Exception as e:  # never break the user's optimizer step

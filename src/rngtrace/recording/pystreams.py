@@ -42,7 +42,6 @@ import struct
 import sys
 import sysconfig
 import threading
-import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -53,15 +52,6 @@ from torch.utils.data import Dataset
 from ..log import GeneratorInfo
 from . import frames
 
-# Drawing methods of random.Random, and seeding ones (reseed events).
-_PY_DRAW = ("random", "uniform", "triangular", "randint", "randrange", "choice", "choices",
-            "shuffle", "sample", "gauss", "normalvariate", "lognormvariate", "expovariate",
-            "vonmisesvariate", "gammavariate", "betavariate", "paretovariate",
-            "weibullvariate", "getrandbits", "randbytes", "binomialvariate")
-_PY_SEED = ("seed", "setstate")
-_NP_SEED = ("seed", "set_state")
-_NP_SKIP = {"RandomState", "get_state", "get_bit_generator", "set_bit_generator",
-            *_NP_SEED}
 _SCALARS = (bool, int, float, str)
 _MULT = 0x2360ED051FC65DA44385DF649FCCF645  # PCG64's multiplier (numpy pcg64.h)
 _MASK = (1 << 128) - 1
@@ -72,50 +62,10 @@ EmitEvent = Callable[[str, str, "str | None", str], None]  # kind, generator, si
 NameModule = Callable[[nn.Module, "nn.Module | None"],
                       "tuple[str | None, str | None, str | None]"]
 
-_OWN = os.path.dirname(os.path.abspath(__file__))
 _STDLIB = tuple({os.path.abspath(sysconfig.get_paths()[k]) + os.sep
                  for k in ("stdlib", "platstdlib")})
 _OPEN: list[PyStreams] = []  # the open window's streams (at most one), for the patches
 _patch_lock = threading.Lock()
-
-
-def is_(obj: Any) -> Callable[[Any], bool]:
-    """The check :meth:`Patches.set` takes: the attribute is still ``obj``."""
-    return lambda v: v is obj
-
-
-class Patches:
-    """Attributes replaced on objects we do not own, put back only where still ours.
-
-    :meth:`set` refuses (returns False) where the current value is not the one expected
-    (other code patched it first); :meth:`restore` leaves a value another patch put on
-    top of ours, with a warning. Install and restore hold one lock; a failure while
-    installing a group rolls the group back (see :meth:`PyStreams.install`).
-    """
-
-    def __init__(self) -> None:
-        self._done: list[tuple[Any, str, Any, bool, Any]] = []  # owner, name, old, own, new
-
-    def set(self, owner: Any, name: str, new: Any, expect: Callable[[Any], bool]) -> bool:
-        own = name in getattr(owner, "__dict__", {})
-        old = getattr(owner, name, None)
-        if old is None or not expect(old):
-            return False
-        setattr(owner, name, new)
-        self._done.append((owner, name, old, own, new))
-        return True
-
-    def restore(self) -> None:
-        done, self._done = self._done, []
-        for owner, name, old, own, new in reversed(done):
-            if owner.__dict__.get(name) is not new:
-                warnings.warn(f"{getattr(owner, '__name__', owner)}.{name} was replaced by "
-                              "other code while rngtrace recorded; rngtrace's wrapper stays "
-                              "in that chain as a pass-through", RuntimeWarning, stacklevel=4)
-            elif own:
-                setattr(owner, name, old)
-            else:
-                delattr(owner, name)
 
 
 def _feed(h: Any, v: Any) -> None:
@@ -225,7 +175,7 @@ class PyStreams:
     depth: int = 0
     worker: Any = None  # in a DataLoader worker: its part (recording.workers)
     _counts: dict[str, int] = field(default_factory=dict)
-    _patches: Patches = field(default_factory=Patches)
+    _patches: Any = None  # pypatches.Patches, made at install
     _np: Any = None
 
     # -- window ----------------------------------------------------------------------
@@ -233,15 +183,15 @@ class PyStreams:
         """Wrap the drawing and seeding functions (NumPy's only if already imported)."""
         with _patch_lock:
             try:
-                self._install_random()
-                self._np = sys.modules.get("numpy")
-                if self._np is not None:
-                    self._install_numpy(self._np)
-                from . import workers
+                from . import pypatches, workers
 
+                self._np = sys.modules.get("numpy")
+                self._patches = pypatches.Patches()
+                pypatches.install(self, self._patches)
                 workers.install(self._patches, self)
             except BaseException:
-                self._patches.restore()
+                if self._patches is not None:
+                    self._patches.restore()
                 raise
             self.thread, self.on = threading.get_ident(), True
             _OPEN.append(self)
@@ -251,7 +201,8 @@ class PyStreams:
             self.on = False
             if self in _OPEN:
                 _OPEN.remove(self)
-            self._patches.restore()
+            if self._patches is not None:
+                self._patches.restore()
 
     def finish(self) -> dict[str, GeneratorInfo]:
         """The last boundary read; the generators seen, for the log's header."""
@@ -274,115 +225,6 @@ class PyStreams:
 
     def active(self) -> bool:
         return self.on and threading.get_ident() == self.thread
-
-    # -- patches -----------------------------------------------------------------------
-    def _install_random(self) -> None:
-        cls, inst, p = random.Random, random._inst, self._patches
-        for name in _PY_DRAW + _PY_SEED:
-            orig = getattr(cls, name, None)
-            if orig is None:
-                continue
-            wrap = (self._wrap_py if name in _PY_DRAW else self._wrap_py_seed)(name, orig)
-            if not p.set(cls, name, wrap, is_(orig)):
-                continue
-            bound = getattr(random, name, None)
-            if bound is not None and getattr(bound, "__self__", None) is inst:
-                p.set(random, name, _bind(wrap, inst), is_(bound))
-
-    def _install_numpy(self, np: Any) -> None:
-        rand = np.random.mtrand._rand
-        for name in np.random.mtrand.__all__:
-            attr = getattr(np.random, name, None)
-            if name == "seed" and attr is getattr(np.random.mtrand, "seed", None):
-                pass  # a function of mtrand (seeds the global RandomState), not a method
-            elif attr is None or getattr(attr, "__self__", None) is not rand:
-                continue
-            if name in _NP_SEED:
-                wrap = self._wrap_np_seed(name, attr)
-            elif name not in _NP_SKIP:
-                wrap = self._wrap_np(name, attr)
-            else:
-                continue
-            self._patches.set(np.random, name, wrap, is_(attr))
-        maker = np.random.default_rng
-        self._patches.set(np.random, "default_rng", self._wrap_rng(maker), is_(maker))
-
-    def _wrap_py(self, name: str, orig: Callable[..., Any]) -> Callable[..., Any]:
-        me, system = self, random.SystemRandom
-
-        def wrapper(rng: Any, *args: Any, **kwargs: Any) -> Any:
-            if me.depth or not me.active() or isinstance(rng, system) or _from_stdlib(1):
-                return orig(rng, *args, **kwargs)
-            me.depth += 1  # the outermost call is the draw (shuffle calls _randbelow ...)
-            try:
-                before = py_digest(rng)
-                out = orig(rng, *args, **kwargs)
-            finally:
-                me.depth -= 1
-            me._guard(me._record, rng, f"random.{name}", args, kwargs, out, before,
-                      py_digest)
-            return out
-
-        wrapper.__name__ = wrapper.__qualname__ = name
-        wrapper.__doc__ = getattr(orig, "__doc__", None)
-        return wrapper
-
-    def _wrap_np(self, name: str, orig: Callable[..., Any]) -> Callable[..., Any]:
-        me = self
-        rand = orig.__self__  # type: ignore[attr-defined]
-
-        def wrapper(*args: Any, **kwargs: Any) -> Any:
-            if me.depth or not me.active():
-                return orig(*args, **kwargs)
-            me.depth += 1
-            try:
-                before = np_digest(rand.get_state(legacy=False))
-                out = orig(*args, **kwargs)
-            finally:
-                me.depth -= 1
-            me._guard(me._record, rand, f"numpy.random.{name}", args, kwargs, out, before,
-                      lambda r: np_digest(r.get_state(legacy=False)))
-            return out
-
-        wrapper.__name__ = wrapper.__qualname__ = name
-        wrapper.__doc__ = getattr(orig, "__doc__", None)
-        return wrapper
-
-    def _wrap_py_seed(self, name: str, orig: Callable[..., Any]) -> Callable[..., Any]:
-        me = self
-
-        def wrapper(rng: Any, *args: Any, **kwargs: Any) -> Any:
-            out = orig(rng, *args, **kwargs)
-            if not me.depth and me.active() and id(rng) in me.names:
-                me._guard(me._reseed, rng, f"random.{name}", args)
-            return out
-
-        wrapper.__name__ = wrapper.__qualname__ = name
-        return wrapper
-
-    def _wrap_np_seed(self, name: str, orig: Callable[..., Any]) -> Callable[..., Any]:
-        me, rand = self, self._np.random.mtrand._rand
-
-        def wrapper(*args: Any, **kwargs: Any) -> Any:
-            out = orig(*args, **kwargs)
-            if me.active():
-                me._guard(me._reseed, rand, f"numpy.random.{name}", args)
-            return out
-
-        wrapper.__name__ = wrapper.__qualname__ = name
-        return wrapper
-
-    def _wrap_rng(self, maker: Callable[..., Any]) -> Callable[..., Any]:
-        me = self
-
-        def default_rng(*args: Any, **kwargs: Any) -> Any:
-            gen = maker(*args, **kwargs)
-            if me.active() and hasattr(gen, "bit_generator"):
-                me._guard(me.watch, gen, None)
-            return gen
-
-        default_rng.__doc__ = maker.__doc__
-        return default_rng
 
     # -- records -------------------------------------------------------------------------
     def _guard(self, fn: Callable[..., Any], *args: Any) -> None:
@@ -407,7 +249,7 @@ class PyStreams:
         self.first.setdefault(name, state)
         return name
 
-    def _record(self, rng: Any, op: str, args: tuple, kwargs: dict[str, Any], out: Any,
+    def record(self, rng: Any, op: str, args: tuple, kwargs: dict[str, Any], out: Any,
                 before: str, read: Callable[[Any], str]) -> None:
         after = read(rng)
         if isinstance(rng, random.Random) and rng is not random._inst:
@@ -442,7 +284,7 @@ class PyStreams:
         else:
             self.emit(fields)
 
-    def _reseed(self, rng: Any, label: str, args: tuple) -> None:
+    def reseed(self, rng: Any, label: str, args: tuple) -> None:
         if self.worker is not None:
             return  # torch seeds random and NumPy in each worker: expected, not logged
         name = self.name_of(rng, "python:Random", "")
@@ -524,15 +366,6 @@ class PyStreams:
                            lambda: call(module, *args, **kwargs))
 
 
-def _bind(fn: Callable[..., Any], inst: Any) -> Callable[..., Any]:
-    def bound(*args: Any, **kwargs: Any) -> Any:
-        return fn(inst, *args, **kwargs)
-
-    bound.__name__ = bound.__qualname__ = fn.__name__
-    bound.__doc__ = fn.__doc__
-    return bound
-
-
 def _dataset_method(code: Any, obj: Any) -> bool:
     """A map-style ``__getitem__`` of any class, or an ``IterableDataset``'s iteration."""
     if code.co_filename.startswith(_STDLIB):
@@ -540,16 +373,6 @@ def _dataset_method(code: Any, obj: Any) -> bool:
     if code.co_name in ("__getitem__", "__getitems__"):
         return obj is not None and not isinstance(obj, random.Random)
     return code.co_name in ("__iter__", "__next__") and isinstance(obj, Dataset)
-
-
-def _from_stdlib(depth: int) -> bool:
-    """Whether the code calling a wrapper (``depth`` frames up, past rngtrace's own) is
-    the standard library's: ``tempfile`` names files with a private ``Random``,
-    multiprocessing too; those draws are the library's business, not the program's."""
-    f: Any = sys._getframe(depth)
-    while f is not None and f.f_code.co_filename.startswith(_OWN):
-        f = f.f_back
-    return f is not None and f.f_code.co_filename.startswith(_STDLIB)
 
 
 def _held_by(owner: Owner | None, rng: Any) -> str | None:

@@ -30,10 +30,12 @@ from typing import TYPE_CHECKING, Any
 from torch.utils.data import get_worker_info
 from torch.utils.data._utils import fetch as _fetch
 
-from .pystreams import Owner, current, is_
+from .pypatches import is_
+from .pystreams import Owner, current
 
 if TYPE_CHECKING:
-    from .pystreams import Patches, PyStreams
+    from .pypatches import Patches
+    from .pystreams import PyStreams
 
 
 class WorkerPart:

@@ -1,0 +1,216 @@
+"""The wrappers installed on ``random`` and NumPy while a window records their draws.
+
+Every wrapper calls the original once with the same arguments and returns its result;
+recording happens after, in :class:`~rngtrace.recording.pystreams.PyStreams`. Draws made
+by the standard library itself (``tempfile`` and multiprocessing name files with private
+``Random`` instances) and inner calls (``shuffle`` calling ``_randbelow``) are passed
+through. Each attribute is replaced only where it still holds what rngtrace expects, and
+put back only where it still holds rngtrace's wrapper (:class:`Patches`).
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import sys
+import sysconfig
+import warnings
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from .pystreams import np_digest, py_digest
+
+if TYPE_CHECKING:
+    from .pystreams import PyStreams
+
+# Drawing methods of random.Random, and seeding ones (reseed events).
+_PY_DRAW = ("random", "uniform", "triangular", "randint", "randrange", "choice", "choices",
+            "shuffle", "sample", "gauss", "normalvariate", "lognormvariate", "expovariate",
+            "vonmisesvariate", "gammavariate", "betavariate", "paretovariate",
+            "weibullvariate", "getrandbits", "randbytes", "binomialvariate")
+_PY_SEED = ("seed", "setstate")
+_NP_SEED = ("seed", "set_state")
+_NP_SKIP = {"RandomState", "get_state", "get_bit_generator", "set_bit_generator",
+            *_NP_SEED}
+_OWN = os.path.dirname(os.path.abspath(__file__))
+_STDLIB = tuple({os.path.abspath(sysconfig.get_paths()[k]) + os.sep
+                 for k in ("stdlib", "platstdlib")})
+
+
+def is_(obj: Any) -> Callable[[Any], bool]:
+    """The check :meth:`Patches.set` takes: the attribute is still ``obj``."""
+    return lambda v: v is obj
+
+
+class Patches:
+    """Attributes replaced on objects we do not own, put back only where still ours.
+
+    :meth:`set` refuses (returns False) where the current value is not the one expected
+    (other code patched it first); :meth:`restore` leaves a value another patch put on
+    top of ours, with a warning. Install and restore hold one lock; a failure while
+    installing a group rolls the group back (see :meth:`PyStreams.install`).
+    """
+
+    def __init__(self) -> None:
+        self._done: list[tuple[Any, str, Any, bool, Any]] = []  # owner, name, old, own, new
+
+    def set(self, owner: Any, name: str, new: Any, expect: Callable[[Any], bool]) -> bool:
+        own = name in getattr(owner, "__dict__", {})
+        old = getattr(owner, name, None)
+        if old is None or not expect(old):
+            return False
+        setattr(owner, name, new)
+        self._done.append((owner, name, old, own, new))
+        return True
+
+    def restore(self) -> None:
+        done, self._done = self._done, []
+        for owner, name, old, own, new in reversed(done):
+            if owner.__dict__.get(name) is not new:
+                warnings.warn(f"{getattr(owner, '__name__', owner)}.{name} was replaced by "
+                              "other code while rngtrace recorded; rngtrace's wrapper stays "
+                              "in that chain as a pass-through", RuntimeWarning, stacklevel=4)
+            elif own:
+                setattr(owner, name, old)
+            else:
+                delattr(owner, name)
+
+
+def install(me: PyStreams, p: Patches) -> None:
+    """Wrap ``random``'s drawing and seeding functions, and NumPy's if it is imported."""
+    _install_random(me, p)
+    if me._np is not None:
+        _install_numpy(me, p, me._np)
+
+
+def _install_random(me: PyStreams, p: Patches) -> None:
+    cls, inst = random.Random, random._inst
+    for name in _PY_DRAW + _PY_SEED:
+        orig = getattr(cls, name, None)
+        if orig is None:
+            continue
+        wrap = (_wrap_py if name in _PY_DRAW else _wrap_py_seed)(me, name, orig)
+        if not p.set(cls, name, wrap, is_(orig)):
+            continue
+        bound = getattr(random, name, None)
+        if bound is not None and getattr(bound, "__self__", None) is inst:
+            p.set(random, name, _bind(wrap, inst), is_(bound))
+
+
+def _install_numpy(me: PyStreams, p: Patches, np: Any) -> None:
+    rand = np.random.mtrand._rand
+    for name in np.random.mtrand.__all__:
+        attr: Any = getattr(np.random, name, None)
+        if attr is None:
+            continue
+        if name == "seed" and attr is getattr(np.random.mtrand, "seed", None):
+            pass  # a function of mtrand (seeds the global RandomState), not a method
+        elif getattr(attr, "__self__", None) is not rand:
+            continue
+        if name in _NP_SEED:
+            wrap = _wrap_np_seed(me, name, attr)
+        elif name not in _NP_SKIP:
+            wrap = _wrap_np(me, name, attr)
+        else:
+            continue
+        p.set(np.random, name, wrap, is_(attr))
+    maker = np.random.default_rng
+    p.set(np.random, "default_rng", _wrap_rng(me, maker), is_(maker))
+
+
+def _wrap_py(me: PyStreams, name: str, orig: Callable[..., Any]) -> Callable[..., Any]:
+    system = random.SystemRandom
+
+    def wrapper(rng: Any, *args: Any, **kwargs: Any) -> Any:
+        if me.depth or not me.active() or isinstance(rng, system) or _from_stdlib(1):
+            return orig(rng, *args, **kwargs)
+        me.depth += 1  # the outermost call is the draw (shuffle calls _randbelow ...)
+        try:
+            before = py_digest(rng)
+            out = orig(rng, *args, **kwargs)
+        finally:
+            me.depth -= 1
+        me._guard(me.record, rng, f"random.{name}", args, kwargs, out, before,
+                  py_digest)
+        return out
+
+    wrapper.__name__ = wrapper.__qualname__ = name
+    wrapper.__doc__ = getattr(orig, "__doc__", None)
+    return wrapper
+
+
+def _wrap_np(me: PyStreams, name: str, orig: Callable[..., Any]) -> Callable[..., Any]:
+    rand = orig.__self__  # type: ignore[attr-defined]
+
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        if me.depth or not me.active():
+            return orig(*args, **kwargs)
+        me.depth += 1
+        try:
+            before = np_digest(rand.get_state(legacy=False))
+            out = orig(*args, **kwargs)
+        finally:
+            me.depth -= 1
+        me._guard(me.record, rand, f"numpy.random.{name}", args, kwargs, out, before,
+                  lambda r: np_digest(r.get_state(legacy=False)))
+        return out
+
+    wrapper.__name__ = wrapper.__qualname__ = name
+    wrapper.__doc__ = getattr(orig, "__doc__", None)
+    return wrapper
+
+
+def _wrap_py_seed(me: PyStreams, name: str, orig: Callable[..., Any]) -> Callable[..., Any]:
+
+    def wrapper(rng: Any, *args: Any, **kwargs: Any) -> Any:
+        out = orig(rng, *args, **kwargs)
+        if not me.depth and me.active() and id(rng) in me.names:
+            me._guard(me.reseed, rng, f"random.{name}", args)
+        return out
+
+    wrapper.__name__ = wrapper.__qualname__ = name
+    return wrapper
+
+
+def _wrap_np_seed(me: PyStreams, name: str, orig: Callable[..., Any]) -> Callable[..., Any]:
+    rand = me._np.random.mtrand._rand
+
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        out = orig(*args, **kwargs)
+        if me.active():
+            me._guard(me.reseed, rand, f"numpy.random.{name}", args)
+        return out
+
+    wrapper.__name__ = wrapper.__qualname__ = name
+    return wrapper
+
+
+def _wrap_rng(me: PyStreams, maker: Callable[..., Any]) -> Callable[..., Any]:
+
+    def default_rng(*args: Any, **kwargs: Any) -> Any:
+        gen = maker(*args, **kwargs)
+        if me.active() and hasattr(gen, "bit_generator"):
+            me._guard(me.watch, gen, None)
+        return gen
+
+    default_rng.__doc__ = maker.__doc__
+    return default_rng
+
+
+def _bind(fn: Callable[..., Any], inst: Any) -> Callable[..., Any]:
+    def bound(*args: Any, **kwargs: Any) -> Any:
+        return fn(inst, *args, **kwargs)
+
+    bound.__name__ = bound.__qualname__ = fn.__name__
+    bound.__doc__ = fn.__doc__
+    return bound
+
+
+def _from_stdlib(depth: int) -> bool:
+    """Whether the code calling a wrapper (``depth`` frames up, past rngtrace's own) is
+    the standard library's: ``tempfile`` names files with a private ``Random``,
+    multiprocessing too; those draws are the library's business, not the program's."""
+    f: Any = sys._getframe(depth)
+    while f is not None and f.f_code.co_filename.startswith(_OWN):
+        f = f.f_back
+    return f is not None and f.f_code.co_filename.startswith(_STDLIB)
