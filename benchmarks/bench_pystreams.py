@@ -5,9 +5,9 @@
 Cases alternate round by round (``harness.alternate``) on the small transformer of
 ``make bench`` (2a), in one process:
 
-- ``record(python_rng=False)`` and ``record()`` (python_rng on) on the plain step: the
-  cost of the feature when the program draws nothing from random or NumPy (the patches,
-  and one check per module call);
+- ``record(python_rng=False)`` (twice: the second is the noise floor) and ``record()``
+  (python_rng on) on the plain step: the cost of the feature when the program draws
+  nothing from random or NumPy (the patches, and one check per module call);
 - the same two with an augmentation in the step that draws 4 values from ``random`` and
   one array from ``np.random`` per step: the cost per Python/NumPy draw recorded.
 
@@ -66,6 +66,7 @@ def main(argv: list[str] | None = None) -> int:
 
     cases = {
         "record(python_rng=False)": window(False, False),
+        "record(python_rng=False) again (control)": window(False, False),
         "record()": window(True, False),
         "record(python_rng=False), augmented": window(False, True),
         "record(), augmented": window(True, True),
@@ -77,7 +78,9 @@ def main(argv: list[str] | None = None) -> int:
     for k, v in med.items():
         print(f"  {k:40s} {v * 1e3:8.3f} ms/step")
     off, on = med["record(python_rng=False)"], med["record()"]
-    print(f"  unused: record() / record(python_rng=False) = {on / off:.4f}")
+    again = med["record(python_rng=False) again (control)"]
+    print(f"  unused: record() / record(python_rng=False) = {on / off:.4f} "
+          f"(control, the noise floor: {again / off:.4f})")
     aoff, aon = med["record(python_rng=False), augmented"], med["record(), augmented"]
     print(f"  augmented (5 Python/NumPy draws per step): ratio {aon / aoff:.4f}, "
           f"{(aon - aoff) / 5 * 1e6:.1f} us per draw recorded")
