@@ -123,3 +123,13 @@ def test_no_parts_left_behind(tmp_path, monkeypatch):
     monkeypatch.setattr(tempfile, "tempdir", None)
     load_all(Noisy())
     assert os.listdir(tmp_path) == []
+
+
+def test_workers_compute_the_same_with_and_without_recording():
+    torch.manual_seed(0)
+    plain = list(DataLoader(PyNoisy(), batch_size=2, num_workers=2, shuffle=True,
+                            multiprocessing_context="fork"))
+    state = torch.get_rng_state()
+    _, recorded = load_all(PyNoisy(), shuffle=True)
+    assert [b.tolist() for b in recorded] == [b.tolist() for b in plain]
+    assert torch.equal(torch.get_rng_state(), state)

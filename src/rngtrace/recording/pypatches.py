@@ -18,7 +18,7 @@ import warnings
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from .pystreams import np_digest, py_digest
+from .pystreams import np_global_digest, py_digest
 
 if TYPE_CHECKING:
     from .pystreams import PyStreams
@@ -147,12 +147,12 @@ def _wrap_np(me: PyStreams, name: str, orig: Callable[..., Any]) -> Callable[...
             return orig(*args, **kwargs)
         me.depth += 1
         try:
-            before = np_digest(rand.get_state(legacy=False))
+            before = np_global_digest(rand)
             out = orig(*args, **kwargs)
         finally:
             me.depth -= 1
         me._guard(me.record, rand, f"numpy.random.{name}", args, kwargs, out, before,
-                  lambda r: np_digest(r.get_state(legacy=False)))
+                  np_global_digest)
         return out
 
     wrapper.__name__ = wrapper.__qualname__ = name

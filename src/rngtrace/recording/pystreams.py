@@ -86,6 +86,15 @@ def np_digest(state: Any) -> str:
     return h.hexdigest()
 
 
+def np_global_digest(rand: Any) -> str:
+    """NumPy's global RandomState as a digest: its MT19937 words, position and cached
+    gaussian (the fast path of :func:`np_digest` for the state read around each call)."""
+    _, key, pos, has_gauss, gauss = rand.get_state(legacy=True)
+    h = hashlib.blake2b(key.tobytes(), digest_size=8)
+    h.update(struct.pack("<qqd", pos, has_gauss, gauss))
+    return h.hexdigest()
+
+
 def py_digest(rng: random.Random) -> str:
     """A ``random.Random`` state (625 words and the cached gauss) as a digest."""
     _, words, gauss = random.Random.getstate(rng)
