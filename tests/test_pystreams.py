@@ -231,3 +231,24 @@ def test_light_mode_records_python_and_numpy_draws_too():
     with rngtrace.record(level="module", python_rng=False) as log:
         net(torch.ones(3, 4))
     assert [d.generator for d in log.draws] == ["default:cpu"]
+
+
+def test_draws_of_the_standard_library_and_of_imports_are_not_the_programs(tmp_path):
+    import importlib
+    import sys
+    import tempfile
+
+    pkg = tmp_path / "site-packages"
+    pkg.mkdir()
+    (pkg / "drawing_at_import.py").write_text(
+        "import random\n_prng = random.Random()\nINDEX = _prng.randint(10, 99)\n")
+    sys.path.insert(0, str(pkg))
+    try:
+        with rngtrace.record() as log:
+            tempfile.mkdtemp(dir=tmp_path)  # names it with tempfile's private Random
+            importlib.import_module("drawing_at_import")  # an unseeded Random at import
+            random.random()
+    finally:
+        sys.path.remove(str(pkg))
+        sys.modules.pop("drawing_at_import", None)
+    assert [(d.op, d.generator) for d in log.draws] == [("random.random", "python:random")]

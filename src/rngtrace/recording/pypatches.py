@@ -33,6 +33,7 @@ _NP_SEED = ("seed", "set_state")
 _NP_SKIP = {"RandomState", "get_state", "get_bit_generator", "set_bit_generator",
             *_NP_SEED}
 _OWN = os.path.dirname(os.path.abspath(__file__))
+_PKG = (os.sep + "site-packages" + os.sep, os.sep + "dist-packages" + os.sep)
 _STDLIB = tuple({os.path.abspath(sysconfig.get_paths()[k]) + os.sep
                  for k in ("stdlib", "platstdlib")})
 
@@ -122,7 +123,7 @@ def _wrap_py(me: PyStreams, name: str, orig: Callable[..., Any]) -> Callable[...
     system = random.SystemRandom
 
     def wrapper(rng: Any, *args: Any, **kwargs: Any) -> Any:
-        if me.depth or not me.active() or isinstance(rng, system) or _from_stdlib(1):
+        if me.depth or not me.active() or isinstance(rng, system) or _not_the_program(1):
             return orig(rng, *args, **kwargs)
         me.depth += 1  # the outermost call is the draw (shuffle calls _randbelow ...)
         try:
@@ -143,7 +144,7 @@ def _wrap_np(me: PyStreams, name: str, orig: Callable[..., Any]) -> Callable[...
     rand = orig.__self__  # type: ignore[attr-defined]
 
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        if me.depth or not me.active():
+        if me.depth or not me.active() or _not_the_program(1):
             return orig(*args, **kwargs)
         me.depth += 1
         try:
@@ -206,11 +207,18 @@ def _bind(fn: Callable[..., Any], inst: Any) -> Callable[..., Any]:
     return bound
 
 
-def _from_stdlib(depth: int) -> bool:
+def _not_the_program(depth: int) -> bool:
     """Whether the code calling a wrapper (``depth`` frames up, past rngtrace's own) is
-    the standard library's: ``tempfile`` names files with a private ``Random``,
-    multiprocessing too; those draws are the library's business, not the program's."""
+    the standard library (``tempfile`` and multiprocessing name files with a private
+    ``Random``) or an installed package's module body running as it is imported (sympy
+    draws from an unseeded ``Random()`` then): not the program's draws, and different in
+    every run."""
     f: Any = sys._getframe(depth)
     while f is not None and f.f_code.co_filename.startswith(_OWN):
         f = f.f_back
-    return f is not None and f.f_code.co_filename.startswith(_STDLIB)
+    if f is None:
+        return False
+    name = f.f_code.co_filename
+    installed = any(m in name for m in _PKG)
+    return (name.startswith(_STDLIB) and not installed) or (
+        installed and f.f_code.co_name == "<module>")
