@@ -210,9 +210,9 @@ def _bind(fn: Callable[..., Any], inst: Any) -> Callable[..., Any]:
 def _not_the_program(depth: int) -> bool:
     """Whether the code calling a wrapper (``depth`` frames up, past rngtrace's own) is
     the standard library (``tempfile`` and multiprocessing name files with a private
-    ``Random``) or an installed package's module body running as it is imported (sympy
-    draws from an unseeded ``Random()`` then): not the program's draws, and different in
-    every run."""
+    ``Random``) or an installed package's code running while it is imported (sympy's
+    ``Dummy`` class body draws from an unseeded ``Random()``): not the program's draws,
+    and different in every run."""
     f: Any = sys._getframe(depth)
     while f is not None and f.f_code.co_filename.startswith(_OWN):
         f = f.f_back
@@ -220,5 +220,12 @@ def _not_the_program(depth: int) -> bool:
         return False
     name = f.f_code.co_filename
     installed = any(m in name for m in _PKG)
-    return (name.startswith(_STDLIB) and not installed) or (
-        installed and f.f_code.co_name == "<module>")
+    if name.startswith(_STDLIB) and not installed:
+        return True
+    if not installed:
+        return False
+    while f is not None:  # a module (or class) body of a package, run by an import
+        if f.f_code.co_filename.startswith("<frozen importlib"):
+            return True
+        f = f.f_back
+    return False
