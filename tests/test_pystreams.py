@@ -241,7 +241,10 @@ def test_draws_of_the_standard_library_and_of_imports_are_not_the_programs(tmp_p
     pkg = tmp_path / "site-packages"
     pkg.mkdir()
     (pkg / "drawing_at_import.py").write_text(
-        "import random\nclass Dummy:\n    _prng = random.Random()\n    INDEX = _prng.randint(1, 9)\n")
+        "import random\n"
+        "class Dummy:\n"  # as sympy's: a class body drawing from an unseeded Random
+        "    _prng = random.Random()\n"
+        "    INDEX = _prng.randint(1, 9)\n")
     sys.path.insert(0, str(pkg))
     try:
         with rngtrace.record() as log:

@@ -9,6 +9,7 @@ import textwrap
 import pytest
 
 import rngtrace
+from helpers import cli
 from rngtrace.diffing.resume import resume_diff
 
 # 8 samples in batches of 4: 2 optimizer steps per epoch; the checkpoint is saved after
@@ -127,16 +128,13 @@ def test_restoring_torch_only_leaves_python_random(runs):
 def test_restoring_every_generator_is_identical_and_the_cli_exits_0(runs):
     r = check(runs, "torch+python")
     assert r.identical and r.findings == [] and r.mismatches == []
-    cli = [sys.executable, "-m", "rngtrace", "diff", str(runs / "full.jsonl")]
-    ok = subprocess.run([*cli, str(runs / "torch+python.jsonl"), "--resumed-at", "2"],
-                        capture_output=True, text=True)
+    full = str(runs / "full.jsonl")
+    ok = cli("diff", full, str(runs / "torch+python.jsonl"), "--resumed-at", "2")
     assert ok.returncode == 0, ok.stdout + ok.stderr
     assert "identical over 2 steps" in ok.stdout
-    bad = subprocess.run([*cli, str(runs / "none.jsonl"), "--resumed-at", "2"],
-                         capture_output=True, text=True)
+    bad = cli("diff", full, str(runs / "none.jsonl"), "--resumed-at", "2")
     assert bad.returncode == 1 and "default:cpu was not restored" in bad.stdout
-    wrong = subprocess.run([*cli, str(runs / "none.jsonl"), "--resumed-at", "9"],
-                           capture_output=True, text=True)
+    wrong = cli("diff", full, str(runs / "none.jsonl"), "--resumed-at", "9")
     assert wrong.returncode == 2 and wrong.stderr.count("\n") == 1
     assert "the full run did only 4 optimizer steps" in wrong.stderr
 

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import os
 import random
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -13,9 +11,12 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 import rngtrace
+from helpers import cli
 from rngtrace.diffing.workers import copied_streams
 
-pytestmark = pytest.mark.skipif(not hasattr(os, "fork"), reason="forked workers")
+# DataLoader workers are processes (and the CLI runs in one): slow, as main's convention
+pytestmark = [pytest.mark.slow,
+              pytest.mark.skipif(not hasattr(os, "fork"), reason="forked workers")]
 
 
 class Noisy(Dataset):
@@ -99,16 +100,14 @@ def test_python_random_in_workers_held_copy_flagged_global_not():
 def test_show_and_diff_flag_the_copies(tmp_path):
     log, _ = load_all(Noisy())
     log.save(tmp_path / "a.jsonl")
-    run = [sys.executable, "-m", "rngtrace"]
-    show = subprocess.run([*run, "show", str(tmp_path / "a.jsonl")], capture_output=True,
-                          text=True, check=True)
+    show = cli("show", str(tmp_path / "a.jsonl"))
+    assert show.returncode == 0, show.stderr
     assert "Workers with identical streams:" in show.stdout
     assert "workers 0, 1 drew identical streams from numpy:Generator#1 (Noisy.rng" \
         in show.stdout
     fixed, _ = load_all(Noisy(), worker_init_fn=per_worker_seed)
     fixed.save(tmp_path / "b.jsonl")
-    diff = subprocess.run([*run, "diff", str(tmp_path / "a.jsonl"), str(tmp_path / "b.jsonl")],
-                          capture_output=True, text=True)
+    diff = cli("diff", str(tmp_path / "a.jsonl"), str(tmp_path / "b.jsonl"))
     assert diff.returncode == 1, diff.stderr  # the workers' streams start elsewhere in b
     flagged = [ln for ln in diff.stdout.splitlines() if "drew identical streams" in ln]
     assert len(flagged) == 1 and flagged[0].startswith("a.jsonl: workers 0, 1 drew"), flagged
