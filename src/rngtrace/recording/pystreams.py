@@ -223,7 +223,12 @@ class PyStreams:
                  self.names.values()}
         from . import workers
 
-        for fields in workers.collect(self):  # the workers' parts, after the window's own
+        try:
+            parts = workers.collect(self)  # the workers' parts, after the window's own
+        except Exception as e:  # a part that cannot be read: the window still closes
+            parts = []
+            self.emit_event("error", "", None, f"worker parts: {type(e).__name__}: {e}")
+        for fields in parts:
             name = fields["generator"]
             if name not in infos:
                 infos[name] = GeneratorInfo(name, "cpu", None, fields["state_before"])
