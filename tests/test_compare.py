@@ -53,7 +53,7 @@ def test_diff_verb_exit_codes_and_json(tmp_path, capsys):
     b = _log(tmp_path / "b.jsonl", extra=True)
     other = _rngtrace("diff", a, b)  # once for real, in a subprocess
     assert other.returncode == 1, other.stderr
-    assert "Cause: module inserted in b.jsonl: x (Linear), 2 draws (not in a.jsonl)" \
+    assert "Cause: module only in b.jsonl: x (Linear), 2 draws" \
         in other.stdout
     assert main(["diff", a, a2]) == 0
     assert capsys.readouterr().out.startswith(
@@ -113,7 +113,7 @@ def test_compare_two_revisions_in_temporary_worktrees(repo):
     before = _state(repo)
     r = _rngtrace("compare", "HEAD~1", "HEAD", "--", "train.py", cwd=repo)
     assert r.returncode == 1, r.stderr
-    assert "Cause: module inserted in HEAD: extra (Linear), 2 draws (not in HEAD~1)" \
+    assert "Cause: module only in HEAD: extra (Linear), 2 draws" \
         in r.stdout
     assert "  at train.py:9: self.extra = nn.Linear(4, 4)" in r.stdout
     # progress while the runs go, with the program's own output relayed
@@ -185,6 +185,6 @@ def test_compare_level_module_runs_the_light_mode(tmp_path, capsys, monkeypatch)
     # the construction's draws are one outside record; then one per Dropout call
     assert [d.module for d in a.draws] == [None, "1", "2", "1", "2"]
     assert [d.module for d in b.draws] == [None, "1", "2", "3", "1", "2", "3"]
-    assert "Cause: module inserted in new: 3 (Dropout)" in out  # by path: 1, 2 in both
+    assert "Cause: module only in new: 3 (Dropout)" in out  # by path: 1, 2 in both
     assert main(["compare", "old", "new", "--level", "kernel", "net.py"]) == 2
     assert "--level is 'op' or 'module', not 'kernel'" in capsys.readouterr().err

@@ -86,7 +86,8 @@ def test_unused_linear_is_an_inserted_module(story):
     assert [u.module for u in d.unused_b] == ["blocks.0.attn.linear", "blocks.1.attn.linear"]
     assert d.unused_a == ()
     text = d.report()
-    assert text.splitlines()[2].startswith("Cause: module inserted in B: blocks.0.attn.linear")
+    assert text.splitlines()[2] == ("Cause: module only in B: blocks.0.attn.linear, "
+                                    "blocks.1.attn.linear (Linear), 2 draws each")
     assert "B never calls blocks.0.attn.linear, blocks.1.attn.linear" in text
 
 
@@ -112,14 +113,14 @@ def test_default_stream_change_in_a_small_program():
     assert _stream(d, "generator:1") == {"equal": 3}
     assert _stream(d, "default:cpu") == {"shifted": 3, "inserted": 1}
     assert d.cause.kind == "inserted" and d.cause.module is None
-    assert d.cause.summary.startswith("inserted in B: a draw outside any module (torch.rand)")
+    assert d.cause.summary == "draws only in B outside any module (torch.rand), 1 draw"
 
 
 def test_unused_gamma_is_an_inserted_parameter(story):
     d = rngtrace.diff(story["original"], story["unused_gamma"])
     c = d.cause
     assert (c.kind, c.module, c.target) == ("inserted", "blocks.0.attn", "blocks.0.attn.gamma")
-    assert c.summary.startswith("parameter inserted in B: blocks.0.attn.gamma, "
+    assert c.summary.startswith("parameter only in B: blocks.0.attn.gamma, "
                                 "blocks.1.attn.gamma")
     assert c.code.startswith("self.gamma = nn.Parameter(torch.randn(")
     assert c.shifted_draws == 18  # as for the linear: 25 - 7
@@ -197,10 +198,11 @@ def test_rejection_sampling_count_change_is_a_consequence_not_a_cause():
     assert d.cause.module == "extra"
     count = d.causes[1]
     assert count.summary.startswith("torch.nn.init.trunc_normal_ at ")
-    assert "drew 1 more time in B" in count.summary and "not a cause" in count.summary
+    assert count.summary.endswith("drew 1 more time in B")
+    assert count.detail.endswith("a consequence, not a cause.")
     text = d.report()
     assert "Also:" not in text  # the count change is never presented as a cause
-    assert text.index("Consequences (not causes):") > text.index("Cause: module inserted")
+    assert text.index("Consequences (not causes):") > text.index("Cause: module only in B")
 
 
 def test_a_different_generator():
@@ -267,8 +269,7 @@ def test_to_dict_is_json():
     assert data["first_divergence"]["kind"] == "inserted"
     assert data["first_divergence"]["module"] == "b"
     assert [h["kind"] for h in data["hunks"]] == ["equal", "inserted", "shifted"]
-    assert data["causes"][0]["summary"] == "module inserted in new: b (Linear), 2 draws " \
-                                           "(not in old)"
+    assert data["causes"][0]["summary"] == "module only in new: b (Linear), 2 draws"
     assert data["affected_targets"] == ["b.weight", "b.bias", "c.weight", "c.bias"]
 
 
@@ -382,6 +383,75 @@ def test_renamed_module_draws_the_same_values():
         return log
 
     d = rngtrace.diff(run("b"), run("c"))
-    assert [h.kind for h in d.hunks] == ["equal", "changed"]
-    assert d.cause.summary == "renamed: b in A is c in B (same draws, same values)"
-    assert d.cause.shifted_draws == 0
+    # the same 4 draws from the same states, b's 2 under the name c: the same numbers
+    assert d.identical and [h.kind for h in d.hunks] == ["equal"] and d.causes == ()
+    assert d.renamed == "b is c (1 module)"
+    assert d.hunks[0].b_draws[2].module == "b"  # B's draws carry A's names
+    assert d.b is not None and d.b.draws[2].module == "c"  # the log itself is B's
+    assert d.report(width=0) == ("rngtrace diff: A and B drew the same values in the same places "
+                                 "(4 draws, 1 generator), under other names: b is c (1 module).")
+
+
+def test_last_draw_same_call_other_end_state_is_a_consumption_cause():
+    # issue 18 item 7: the last draw of both logs starts from the same state and ends in
+    # different ones (two torch versions): min() of no pieces raised ValueError
+    a = Log(draws=[_draw(0, "fc", "fc.weight"), _draw(1, "fc", "fc.bias")])
+    b_last = _draw(1, "fc", "fc.bias")
+    b = Log(draws=[_draw(0, "fc", "fc.weight"),
+                   Draw(*[getattr(b_last, f) for f in Draw.__slots__][:14], "other", True,
+                        *[getattr(b_last, f) for f in Draw.__slots__][16:])])
+    d = rngtrace.diff(a, b)
+    assert [(c.kind, c.a_index, c.b_index, c.shifted_draws) for c in d.causes] == [
+        ("consumption", 1, 1, 0)]
+    assert d.causes[0].summary.startswith("the same call consumed default:cpu differently")
+    assert "Cause: the same call consumed default:cpu differently" in d.report()
+
+
+def test_a_deep_crafted_path_costs_linear_memory():
+    # issue 18 item 5: a 100,000-part module path; every ancestor prefix built took
+    # ~10 GB. One path in A, another in B: the diff must finish at once.
+    deep = ".".join(["m"] * 100_000)
+    a = Log(draws=[_draw(0, deep, deep + ".w")])
+    b = Log(draws=[_draw(0, deep + ".x", deep + ".x.w", state="t")])
+    import tracemalloc
+
+    tracemalloc.start()
+    d = rngtrace.diff(a, b)
+    text = d.report()
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert [c.kind for c in d.causes] == ["removed", "inserted"] or \
+        [c.kind for c in d.causes] == ["inserted", "removed"]
+    assert d.cause.module in (deep, deep + ".x")
+    assert peak < 50 * len(deep)  # a few copies of the path, never one per ancestor
+    assert len(text) < 20 * len(deep)
+
+
+def test_logs_of_different_levels_are_refused():
+    def run(level: str) -> Log:
+        torch.manual_seed(0)
+        with rngtrace.record(level=level) as log:
+            _Drop(False)(torch.ones(2, 4))
+        return log
+
+    with pytest.raises(rngtrace.RngtraceError, match="cannot compare a op-level log"):
+        rngtrace.diff(run("op"), run("module"))
+
+
+def test_calls_that_drew_nothing_are_never_causes():
+    def run(p: float) -> Log:
+        torch.manual_seed(0)
+        with rngtrace.record() as log:
+            q = torch.ones(1, 2, 4, 8)
+            torch.nn.functional.scaled_dot_product_attention(q, q, q, dropout_p=p)
+            torch.rand(3)
+        return log
+
+    a, b = run(0.0), run(0.0)
+    b_extra = run(0.0)
+    # attention without dropout is a tagged kernel that moved no state: in the log ...
+    assert [(x.op.endswith("attention_for_cpu"), x.consumed) for x in a.draws] == [
+        (True, False), (False, True)]
+    # ... but with one such call fewer in A, nothing differs
+    a_less = Log(draws=[a.draws[1]], generators=a.generators)
+    assert rngtrace.diff(a_less, b).identical and rngtrace.diff(a, b_extra).identical

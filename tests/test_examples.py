@@ -26,7 +26,7 @@ def test_seed_story_demo(tmp_path):
     first = [ln.split("first losses")[1] for ln in lines if "first losses" in ln]
     assert len(first) == 4 and first[0] != first[1] and first[2] == first[3]
     # 3. the diff names the inserted module, its line, and that it is never used
-    assert "Cause: module inserted in tidy: blocks.0.attn.linear, blocks.1.attn.linear" in text
+    assert "Cause: module only in tidy: blocks.0.attn.linear, blocks.1.attn.linear" in text
     assert "self.linear = nn.Linear(dim, dim)" in text
     assert "tidy: blocks.0.attn.linear (Linear), never called" in text
     # 4. the remedy keeps every shared parameter

@@ -165,7 +165,8 @@ class Log:
     steps: int = 0
     level: str = "op"
     # What the window saw being used, as (model, path) pairs: modules called in forward
-    # and parameters that received a gradient. None when no forward (or no backward)
+    # and parameters that received a gradient (with the frozen ones, once a backward
+    # ran: they take part without a gradient). None when no forward (or no backward)
     # ran in the window, so that "unused" is only claimed where use was observable.
     called: list[tuple[str | None, str]] | None = None
     with_grad: list[tuple[str | None, str]] | None = None

@@ -13,16 +13,35 @@ import operator
 from collections.abc import Sequence
 from typing import Any
 
+from ..errors import RngtraceError
 from ..log import Draw, Log
 from .align import align_stream, pair_generators
 from .cause_text import build
 from .causes import StreamView, explain
-from .model import HUNK_KINDS, Diff, Hunk, Stream
+from .model import HUNK_KINDS, Cause, Diff, Hunk, Stream
+from .names import infer_renames
 from .usage import unused_consumers
 
 
+class LevelError(RngtraceError):
+    """Two logs of different levels (op and module) cannot be compared draw by draw."""
+
+
 def assemble(a: Log, b: Log, labels: tuple[str, str]) -> Diff:
-    """The :class:`~rngtrace.diffing.Diff` of two logs (what :func:`rngtrace.diff` returns)."""
+    """The :class:`~rngtrace.diffing.Diff` of two logs (what :func:`rngtrace.diff` returns).
+
+    B is read in A's names where it draws the same values under other names (a wrapper,
+    a renamed attribute: :func:`~rngtrace.diffing.names.infer_renames`).
+    """
+    if a.level != b.level:
+        raise LevelError(
+            f"cannot compare a {a.level}-level log ({labels[0]}) with a {b.level}-level "
+            f"log ({labels[1]}): a module-level log has one record per module call, an "
+            f"op-level log one per random kernel; record both at the same level")
+    renames = infer_renames(a, b)
+    original_b = b
+    if renames:
+        b = renames.apply(b)
     split_a = _by_generator(a)
     split_b = _by_generator(b)
     views = []
@@ -40,6 +59,9 @@ def assemble(a: Log, b: Log, labels: tuple[str, str]) -> Diff:
         p.hunk = n
     groups = explain(a, b, views, labels)
     causes = build(groups, a, b, labels)
+    order = sorted(range(len(causes)), key=lambda n: _rank(causes[n], n))
+    groups = [groups[n] for n in order]
+    causes = [causes[n] for n in order]
     index_of = {id(g): n for n, g in enumerate(groups)}
     hunks = []
     for ai, bi, v, p in placed:
@@ -55,20 +77,45 @@ def assemble(a: Log, b: Log, labels: tuple[str, str]) -> Diff:
             cause=index_of.get(id(c)) if c is not None and p.kind != "equal" else None,
         ))
     streams = tuple(_stream(a, b, v) for v in views)
+    affected = _affected(hunks)
     return Diff(
         hunks=tuple(hunks), causes=tuple(causes), streams=streams,
-        affected_targets=_affected(hunks), unused_a=tuple(unused_consumers(a)),
+        affected_targets=affected, new_targets=_new(affected, a, b),
+        unused_a=tuple(unused_consumers(a)),
         unused_b=tuple(unused_consumers(b)), labels=labels, notes=_notes(a, b, labels),
-        a=a, b=b,
+        renamed=renames.describe() if renames else "", a=a, b=original_b,
     )
 
 
+def _rank(c: Cause, position: int) -> tuple:
+    """Causes first, by what they shift (parameters, draws, values), then by place;
+    consequences last."""
+    return (c.consequence, -len(c.shifted_targets), -c.shifted_draws, -c.shifted_values,
+            position)
+
+
+def _new(affected: tuple[str, ...], a: Log, b: Log) -> tuple[str, ...]:
+    """The affected targets that only one of the two runs has."""
+    def keys(log: Log) -> set[str]:
+        out = {d.target for d in log.draws if d.target is not None}
+        out.update(t for _, t in log.with_grad or ())
+        return out
+
+    ka, kb = keys(a), keys(b)
+    return tuple(t for t in affected if (t in ka) != (t in kb))
+
+
 def _by_generator(log: Log) -> dict[str, list[Draw]]:
-    names = list(map(operator.attrgetter("generator"), log.draws))
+    """Each generator's draws, without the calls that moved no state (attention with
+    dropout 0, meta tensors): they stay in the log, but drew nothing to compare."""
+    draws = log.draws
+    if not all(map(operator.attrgetter("consumed"), draws)):
+        draws = [d for d in draws if d.consumed]
+    names = list(map(operator.attrgetter("generator"), draws))
     if len(set(names)) == 1:  # one stream: no Python loop over a million draws
-        return {names[0]: list(log.draws)}
+        return {names[0]: list(draws)}
     out: dict[str, list[Draw]] = {}
-    for name, d in zip(names, log.draws, strict=True):
+    for name, d in zip(names, draws, strict=True):
         out.setdefault(name, []).append(d)
     return out
 

@@ -9,8 +9,10 @@ a structural piece made by the same call as its shifted neighbours is a conseque
 rejection loop such as ``trunc_normal_`` drew another number of times), never a cause.
 Afterwards, removed and inserted draws of the same module with the same structure are
 merged into one "reordered" (same stream) or "generator" (other stream) cause, and
-causes made by the same line of code are grouped. The candidates become
-:class:`~rngtrace.diffing.Cause` records, with what they count, in :mod:`.cause_text`.
+what a person calls one change is grouped: an inserted or removed subtree by its root
+(the outermost module the other run lacks), a new parameter by its name, anything else
+by its line of code. The candidates become :class:`~rngtrace.diffing.Cause` records,
+with what they count, in :mod:`.cause_text`.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from dataclasses import dataclass, field
 
 from ..log import UNCHANGED, Draw, Event, Log, module_label
 from .align import Piece, StreamPair, structure_key
+from .names import Known
 
 
 @dataclass(slots=True)
@@ -53,6 +56,8 @@ class Candidate:
     jumped: list[str] = field(default_factory=list)  # modules a moved module jumped over
     merged_into: Candidate | None = None
     members: list[Candidate] = field(default_factory=list)
+    root: str | None = None  # the outermost module only one run has (inserted/removed)
+    new_target: bool = False  # a parameter only one run has, in a module both have
 
     @property
     def first(self) -> Draw | None:
@@ -67,9 +72,10 @@ def explain(a: Log, b: Log, streams: list[StreamView],
     for st in streams:
         cands += _walk(a, b, st, first_shift)
     _find_moves(cands)
+    _place(cands, Known.of(a), Known.of(b))
     groups = _group(cands)
-    groups.sort(key=lambda c: (c.consequence, min(p.hunk for m in c.members
-                                                  for p in m.pieces)))
+    groups.sort(key=lambda c: (c.consequence, min((p.hunk for m in c.members
+                                                   for p in m.pieces), default=1 << 62)))
     return groups
 
 
@@ -256,18 +262,44 @@ def _between(st: StreamView, p: Piece, q: Piece) -> list[str]:
     return out
 
 
+def _place(cands: list[Candidate], known_a: Known, known_b: Known) -> None:
+    """Note, for each insertion or removal, the outermost module (or the parameter)
+    that the other run does not have: what a person would call inserted."""
+    for c in cands:
+        f = c.first
+        if c.kind not in ("inserted", "removed") or f is None or f.module is None:
+            continue
+        other = known_a if c.kind == "inserted" else known_b
+        c.root = other.outermost_unknown(f.model, f.module)
+        if c.root is None and f.target is not None:
+            c.new_target = not other.target(f.model, f.target)
+
+
+def _group_key(c: Candidate) -> tuple:
+    """Candidates with one key are one cause: the same inserted subtree (its root's
+    name: ``linear`` in every block, or ``layer.*`` for numbered entries), the same
+    new parameter name, or else the same line of code."""
+    f = c.first
+    if f is None or c.kind not in ("inserted", "removed", "reordered", "changed",
+                                   "generator", "count"):
+        return (id(c),)
+    if c.root is not None or c.new_target:
+        name = c.root if c.root is not None else str(f.target)
+        leaf = name.rpartition(".")[2]
+        if leaf.isdigit():
+            leaf = ".".join("*" if x.isdigit() else x for x in name.split("."))
+        return (c.kind, c.run, c.stream.name, f.model, c.root is not None, leaf)
+    return (c.kind, c.run, c.stream.name, f.code, f.module_type, f.op, c.consequence)
+
+
 def _group(cands: list[Candidate]) -> list[Candidate]:
-    """Merge causes made by the same line of code (the same module in every block)."""
+    """Merge the candidates that are one cause for a person (see :func:`_group_key`)."""
     groups: dict[tuple, Candidate] = {}
     out: list[Candidate] = []
     for c in cands:
         if c.merged_into is not None:
             continue
-        f = c.first
-        key: tuple = (id(c),)
-        if c.kind in ("inserted", "removed", "reordered", "changed", "generator", "count") \
-                and f is not None:
-            key = (c.kind, c.run, c.stream.name, f.code, f.module_type, f.op, c.consequence)
+        key = _group_key(c)
         g = groups.get(key)
         if g is None:
             groups[key] = c
@@ -275,6 +307,7 @@ def _group(cands: list[Candidate]) -> list[Candidate]:
             out.append(c)
         else:
             g.members.append(c)
+            g.consequence = g.consequence and c.consequence
             for p in c.pieces:
                 if p.cause is c:
                     p.cause = g

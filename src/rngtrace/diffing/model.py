@@ -120,8 +120,12 @@ class Cause:
         consequence: True when this difference follows from an earlier one (a loop
             that drew another number of times in an already shifted stream, a
             generator seeded from a shifted stream): reported, never as a cause.
-        detail: more text (the event, the seeds, the torch versions).
+        detail: what a person needs to read the summary right, or ``""``: why a
+            consequence is not a cause, that a re-initialisation pass re-draws modules
+            built earlier, what a module-level log cannot see.
         hunks: indices into :attr:`Diff.hunks` of the hunks it is made of.
+        lines: the lines of code of its own draws, ``(site, code, draws)``, in order
+            of first draw (an inserted layer has one per submodule it builds).
     """
 
     kind: str
@@ -144,6 +148,7 @@ class Cause:
     consequence: bool = False
     detail: str = ""
     hunks: tuple[int, ...] = ()
+    lines: tuple[tuple[str | None, str | None, int], ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -156,7 +161,7 @@ class Cause:
             "shifted_values": self.shifted_values,
             "shifted_targets": list(self.shifted_targets),
             "consequence": self.consequence, "detail": self.detail,
-            "hunks": list(self.hunks),
+            "hunks": list(self.hunks), "lines": [list(x) for x in self.lines],
         }
 
 
@@ -228,10 +233,14 @@ class Diff:
         streams: each generator stream and its counts.
         affected_targets: state_dict keys whose initial values differ (drawn from
             other states, with another shape, or in one run only), in order of A.
+        new_targets: those of ``affected_targets`` that only one run has.
         unused_a, unused_b: consumers that drew at init but were never used, per run
             (empty when the log saw no forward and backward).
         labels: how the report names the two runs.
         notes: facts worth knowing (other torch versions, an incomplete log).
+        renamed: what B names otherwise, when it draws the same values as A into
+            modules of other names (``"(root) is base_model.model (35 modules)"``); B's
+            draws in hunks and causes then carry A's names. ``""`` when nothing was.
     """
 
     hunks: tuple[Hunk, ...]
@@ -242,13 +251,17 @@ class Diff:
     unused_b: tuple[Unused, ...] = ()
     labels: tuple[str, str] = ("A", "B")
     notes: tuple[str, ...] = ()
+    new_targets: tuple[str, ...] = ()
+    renamed: str = ""
     a: Log | None = field(default=None, repr=False, compare=False)
     b: Log | None = field(default=None, repr=False, compare=False)
 
     @property
     def identical(self) -> bool:
-        """The two runs drew the same values in the same places."""
-        return all(h.kind == "equal" for h in self.hunks)
+        """The two runs drew the same values in the same places, and left their
+        generators in the same states (no cause: the same last call can end in
+        other states under another torch version)."""
+        return not self.causes and all(h.kind == "equal" for h in self.hunks)
 
     @property
     def first_divergence(self) -> Hunk | None:
@@ -266,11 +279,12 @@ class Diff:
                 return c
         return None
 
-    def report(self) -> str:
-        """The text a person reads: the cause first, then what it did."""
+    def report(self, width: int = 100) -> str:
+        """The text a person reads: the cause first, then what it did, wrapped to
+        ``width`` columns (0: no wrapping)."""
         from .report import render
 
-        return render(self)
+        return render(self, width=width)
 
     def __str__(self) -> str:
         return self.report()
@@ -291,6 +305,7 @@ class Diff:
             "streams": [s.to_dict() for s in self.streams],
             "hunks": [h.to_dict() for h in self.hunks],
             "affected_targets": list(self.affected_targets),
+            "new_targets": list(self.new_targets), "renamed": self.renamed,
             "unused": {"a": [u.to_dict() for u in self.unused_a],
                        "b": [u.to_dict() for u in self.unused_b]},
             "notes": list(self.notes),

@@ -6,6 +6,7 @@ is shared with ``rngtrace show``.
 
 from __future__ import annotations
 
+import textwrap
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
@@ -16,41 +17,31 @@ if TYPE_CHECKING:
 
 MAX_HUNKS = 40  # hunk lines in a report; to_dict() has them all
 MAX_NAMES = 8  # parameter names listed before "and N more"
+MAX_LINES = 6  # lines of code listed under a cause
+MAX_UNUSED = 8  # unused consumers listed per run
+WIDTH = 100  # the default width of a report
 
 
-def render(d: Diff) -> str:
-    """The report of a diff, as lines of text."""
+def render(d: Diff, width: int = WIDTH) -> str:
+    """The report of a diff, as lines of text no wider than ``width`` where they can be
+    broken (0: never broken); a broken line goes on indented by four more spaces."""
     la, lb = d.labels
     lines: list[str] = []
     if d.identical:
         n = sum(len(h) for h in d.hunks)
         lines.append(f"rngtrace diff: {la} and {lb} drew the same values in the same places "
-                     f"({n:,} draws, {_plural(len(d.streams), 'generator')}).")
+                     f"({n:,} draws, {_plural(len(d.streams), 'generator')})"
+                     + (f", under other names: {d.renamed}." if d.renamed else "."))
     else:
         lines.append(f"rngtrace diff: {la} and {lb} draw different random numbers.")
-        causes = [c for c in d.causes if not c.consequence]
-        for n, c in enumerate(causes):
-            lines.append("")
-            lines += _cause(d, c, "Cause" if n == 0 else "Also")
-        later = [c for c in d.causes if c.consequence]
-        if later:
-            lines += ["", "Consequences (not causes):"]
-            lines += [f"  {c.summary}" for c in later]
-        legend = "" if (la, lb) == ("A", "B") else f" (A: {la}, B: {lb})"
-        lines += ["", f"Streams{legend}:"]
-        names = [s.name if s.b_name in (None, s.a_name) else f"{s.a_name} ~ {s.b_name}"
-                 for s in d.streams]
-        width = max(len(n) for n in names)
-        for s, name in zip(d.streams, names, strict=True):
-            counts = ", ".join(f"{n:,} {k}" for k, n in s.counts.items())
-            lines.append(f"  {name.ljust(width)}  A {s.a_draws:,}, B {s.b_draws:,} draws: "
-                         f"{counts}")
-        if d.affected_targets:
-            n = len(d.affected_targets)
-            what = _plural(n, "parameter or buffer", "parameters or buffers")
-            lines += ["", f"{what} start{'s' if n == 1 else ''} from other values: "
-                          f"{_list(d.affected_targets)}"]
-    unused = unused_lines(d.unused_a, la) + unused_lines(d.unused_b, lb)
+        if d.renamed:
+            lines.append(f"Renamed in {lb} (same draws, same values; {lb}'s names are shown "
+                         f"as {la}'s below): {d.renamed}.")
+        lines += _causes(d)
+        lines += _streams(d)
+        lines += _targets(d)
+    unused = (unused_lines(d.unused_a, la, MAX_UNUSED)
+              + unused_lines(d.unused_b, lb, MAX_UNUSED))
     if unused:
         lines += ["", "Unused consumers (drew at init, never used in the window):"]
         lines += unused
@@ -63,13 +54,95 @@ def render(d: Diff) -> str:
             lines.append("  " + _hunk(h))
         if len(d.hunks) > len(shown):
             lines.append(f"  ... {len(d.hunks) - len(shown):,} more hunks (--json has them all)")
-    return "\n".join(lines)
+    return "\n".join(wrap(lines, width))
+
+
+def wrap(lines: Sequence[str], width: int) -> list[str]:
+    """Break lines longer than ``width`` at spaces, each piece after the first indented
+    four spaces more than the line; a word longer than the width stays whole.
+
+    >>> wrap(["  it shifts 90 later draws of default:cpu: 77 parameters"], 30)
+    ['  it shifts 90 later draws of', '      default:cpu: 77', '      parameters']
+    """
+    if width <= 0:
+        return list(lines)
+    out: list[str] = []
+    for line in lines:
+        if len(line) <= width:
+            out.append(line)
+            continue
+        indent = " " * (len(line) - len(line.lstrip(" ")))
+        out += textwrap.wrap(line, width, initial_indent="", subsequent_indent=indent + "    ",
+                             break_long_words=False, break_on_hyphens=False,
+                             drop_whitespace=True) or [line]
+    return out
+
+
+def _causes(d: Diff) -> list[str]:
+    """The causes: the first and every one that shifts something in full, those that
+    shift nothing later folded to one line each; then the consequences."""
+    causes = [c for c in d.causes if not c.consequence]
+    lines: list[str] = []
+    folded = []
+    for n, c in enumerate(causes):
+        if n and not c.shifted_draws:
+            folded.append(c)
+            continue
+        lines.append("")
+        lines += _cause(d, c, "Cause" if n == 0 else "Also")
+    if folded:
+        lines += ["", f"Also, shifting no later draw ({len(folded)}):"]
+        for c in folded:
+            at = f" at {c.site}" if c.site and len(c.lines) <= 1 else ""
+            lines.append(f"  {c.summary}{at}")
+    later = [c for c in d.causes if c.consequence]
+    if later:
+        lines += ["", "Consequences (not causes):"]
+        for c in later:
+            lines.append(f"  {c.summary}" + (f". {c.detail}" if c.detail else ""))
+    return lines
+
+
+def _streams(d: Diff) -> list[str]:
+    la, lb = d.labels
+    legend = "" if (la, lb) == ("A", "B") else f" (A: {la}, B: {lb})"
+    lines = ["", f"Streams{legend}:"]
+    names = [s.name if s.b_name in (None, s.a_name) else f"{s.a_name} ~ {s.b_name}"
+             for s in d.streams]
+    width = max((len(n) for n in names), default=0)
+    for s, name in zip(d.streams, names, strict=True):
+        counts = ", ".join(f"{n:,} {k}" for k, n in s.counts.items())
+        lines.append(f"  {name.ljust(width)}  A {s.a_draws:,}, B {s.b_draws:,} draws: "
+                     f"{counts}")
+    return lines
+
+
+def _targets(d: Diff) -> list[str]:
+    """Parameters that start from other values: those both runs have first."""
+    new = set(d.new_targets)
+    shared = [t for t in d.affected_targets if t not in new]
+    lines = []
+    if shared:
+        n = len(shared)
+        lines += ["", f"{_plural(n, 'parameter or buffer', 'parameters or buffers')} of both "
+                      f"runs start{'s' if n == 1 else ''} from other values: {_list(shared)}"]
+    if d.new_targets:
+        only = [t for t in d.affected_targets if t in new]
+        lines += ["", f"{_plural(len(only), 'parameter or buffer', 'parameters or buffers')} "
+                      f"only one run has: {_list(only)}"]
+    return lines
 
 
 def _cause(d: Diff, c: Cause, head: str) -> list[str]:
     la, lb = d.labels
     out = [f"{head}: {c.summary}"]
-    if (c.site or c.code) and c.kind != "state":
+    if len(c.lines) > 1:
+        for site, code, n in c.lines[:MAX_LINES]:
+            out.append(f"  at {site or '?'}" + (f": {code}" if code else "")
+                       + f" ({_plural(n, 'draw')})")
+        if len(c.lines) > MAX_LINES:
+            out.append(f"  and {len(c.lines) - MAX_LINES:,} more lines of code")
+    elif (c.site or c.code) and c.kind != "state":
         out.append(f"  at {c.site or '?'}" + (f": {c.code}" if c.code else ""))
     at = []
     if c.a_index is not None:
@@ -95,6 +168,8 @@ def _cause(d: Diff, c: Cause, head: str) -> list[str]:
 
 
 def _agree_again(d: Diff, c: Cause) -> bool:
+    if not c.hunks:
+        return False
     last = max(c.hunks)
     return any(h.kind == "equal" and h.generator == c.generator for h in d.hunks[last + 1:])
 
@@ -108,7 +183,8 @@ def _unused_hint(d: Diff, c: Cause) -> list[str]:
     if not unused:
         return []
     mods = set(c.modules)
-    hits = [u for u in unused if module_label(u.module) in mods]
+    hits = [u for u in unused if module_label(u.module) in mods
+            or any(str(u.module).startswith(m + ".") for m in mods)]
     if not hits:
         return []
     names = ", ".join(u.where if u.reason == "never called" else ", ".join(u.targets)
@@ -121,16 +197,20 @@ def _unused_hint(d: Diff, c: Cause) -> list[str]:
             f"{'it' if it == 'it' else 'them'} after everything else)"]
 
 
-def unused_lines(unused: Sequence[Unused], label: str | None = None) -> list[str]:
-    """One line per unused consumer (``rngtrace show`` prints these too)."""
+def unused_lines(unused: Sequence[Unused], label: str | None = None,
+                 limit: int | None = None) -> list[str]:
+    """One line per unused consumer (``rngtrace show`` prints these too), the first
+    ``limit`` of them and a count of the rest."""
     out = []
-    for u in unused:
+    for u in unused[:limit]:
         who = f"{label}: " if label else ""
         what = f"{u.where} ({u.module_type})" if u.module_type else u.where
         if u.reason == "no gradient":
             what = f"{', '.join(u.targets)} in {what}"
         out.append(f"  {who}{what}, {u.reason}: {_plural(u.draws, 'draw')}, {u.values:,} "
                    f"values" + (f" at {u.site}" if u.site else ""))
+    if limit is not None and len(unused) > limit:
+        out.append(f"  {label + ': ' if label else ''}and {len(unused) - limit:,} more")
     return out
 
 
@@ -142,11 +222,21 @@ def _hunk(h: Hunk) -> str:
 
     draws = h.draws
     first, last = module_label(draws[0].module), module_label(draws[-1].module)
-    where = first if first == last else f"{first} .. {last}"
+    where = first if first == last else f"{first} .. {_after_common(first, last)}"
     gen = h.generator if h.b_generator == h.generator else f"{h.generator}~{h.b_generator}"
     return (f"{h.kind:<8}  A {span(h.a_index, h.a_stop, len(h.a_draws)):<11} "
             f"B {span(h.b_index, h.b_stop, len(h.b_draws)):<11} {gen:<12} "
             f"{_plural(len(h), 'draw'):>10}  {where}")
+
+
+def _after_common(first: str, last: str) -> str:
+    """``last`` without the dotted parts it shares with ``first`` (``enc.1.q .. 1.k``
+    for ``enc.1.q`` .. ``enc.1.k``)."""
+    a, b = first.split("."), last.split(".")
+    n = 0
+    while n < min(len(a), len(b)) - 1 and a[n] == b[n]:
+        n += 1
+    return ".".join(b[n:]) if n < 2 else "..." + ".".join(b[n:])
 
 
 def _plural(n: int, word: str, many: str | None = None) -> str:

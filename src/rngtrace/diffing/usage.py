@@ -6,11 +6,27 @@ from ..log import Draw, Log
 from .model import Unused
 
 
+def _used_inside(model: str | None, module: str, draws: list[Draw],
+                 called: set[tuple[str | None, str]],
+                 graded: set[tuple[str | None, str]] | None) -> bool:
+    """A module never called as a module but used by its parent: one of its parameters
+    got a gradient, or it is ``MultiheadAttention.out_proj``, whose weight
+    ``F.multi_head_attention_forward`` uses directly (its class exists for that alone)."""
+    if graded is not None and any((model, d.target) in graded for d in draws
+                                  if d.target is not None):
+        return True
+    parent = module.rpartition(".")[0]
+    return draws[0].module_type == "NonDynamicallyQuantizableLinear" and (
+        model, parent) in called
+
+
 def unused_consumers(log: Log) -> list[Unused]:
     """Modules and parameters that drew at init but were never used in the window.
 
-    A module that drew while the model was built and never ran forward, or a
-    parameter that drew and never received a gradient, changes nothing in the model's
+    A module that drew while the model was built and never ran forward (nor gave a
+    parameter to a gradient: ``MultiheadAttention.out_proj`` is used without a call),
+    or a parameter that drew and never received a gradient (frozen ones count as
+    used: the recorder lists them with the graded ones), changes nothing in the model's
     output but moves the generator for everything built after it: the usual reason
     why a tidy copy of a project does not reproduce the old numbers. Only claimed where
     use was observable: an empty list when the log saw no forward (``log.called`` is
@@ -36,7 +52,8 @@ def unused_consumers(log: Log) -> list[Unused]:
             by_module.setdefault((d.model, d.module), []).append(d)
     out = []
     for (model, module), draws in by_module.items():
-        if called is not None and (model, module) not in called:
+        if called is not None and (model, module) not in called and not _used_inside(
+                model, module, draws, called, graded):
             reason, mine = "never called", draws
         elif graded is not None:
             reason = "no gradient"

@@ -30,11 +30,18 @@ _INTERNAL = tuple({_TORCH_DIR, _OWN_DIR, os.path.realpath(_TORCH_DIR) + os.sep,
 _STDLIB_DIRS = tuple(_STDLIB)
 _MODULE_FILE = nn.modules.module.__file__
 _PKG_MARKERS = (os.sep + "site-packages" + os.sep, os.sep + "dist-packages" + os.sep)
+# Generic init helpers of libraries: a draw made in one of them is asked for by the line
+# that called it (a model's ``_init_weights``), never by the helper itself.
+_HELPERS = tuple(os.sep + os.path.join(*p) for p in (
+    ("transformers", "initialization.py"),
+    ("timm", "layers", "weight_init.py"),
+    ("timm", "models", "layers", "weight_init.py"),
+))
 
 
 @dataclass(frozen=True, slots=True)
 class _CodeFacts:
-    internal: bool  # in torch, rngtrace or the standard library: never a user site
+    internal: bool  # in torch, rngtrace, the standard library or an init helper: never a site
     own: bool  # rngtrace's own code: its methods never run on a module
     has_self: bool  # a method: its first argument is called self
     call_impl: bool  # Module._call_impl / _wrapped_call_impl: a forward call
@@ -59,7 +66,7 @@ def _is_public(module: str, qualname: str) -> bool:
 
 def _facts(code: CodeType, frame: FrameType) -> _CodeFacts:
     filename = code.co_filename
-    internal = filename.startswith((*_INTERNAL, "<frozen ")) or (
+    internal = filename.startswith((*_INTERNAL, "<frozen ")) or filename.endswith(_HELPERS) or (
         filename.startswith(_STDLIB_DIRS) and not any(m in filename for m in _PKG_MARKERS))
     in_module_py = filename == _MODULE_FILE
     name = code.co_name
@@ -151,55 +158,69 @@ def describe_stack(depth: int = 1, known: Container[int] | None = None) -> Stack
     the module is in ``known`` (its names are already resolved: in a training loop, every
     draw after a module's first) or a module's ``__init__`` is running (the names will
     come from the registration hooks at the end): the outer frames would only tell which
-    model it belongs to.
+    model it belongs to; once only the site is missing, only the site is looked for.
     """
     info = StackInfo()
-    building = []
+    building: list[nn.Module] = []
     f: FrameType | None = sys._getframe(depth + 1)
-    settled = False  # module and phase known and names cached: only the site is missing
     while f is not None:
-        code = f.f_code
-        facts = _FACTS.get(code) or _facts(code, f)
-        if info.site is None:
-            if facts.internal:
-                if info.api is None and facts.api is not None:
-                    info.api = facts.api
-            else:
-                info.site, info.code = site_of(code, f.f_lineno)
-        if settled:
-            pass
-        elif (facts.call_impl and info.phase is None and info.module is not None
-                and known is not None and id(info.module) in known):
-            info.phase = "forward"  # the module's names are known: no need to read self
-        elif (facts.has_self or facts.apply) and not facts.own:
-            mod = _self_module(f)
-            if mod is not None:
-                if info.module is None:
-                    info.module = mod
-                    back = f.f_back
-                    # fn(child) called from Module.apply: the draw belongs to the child
-                    # being visited, not to the model whose method fn happens to be.
-                    if not facts.apply and back is not None:
-                        bf = _FACTS.get(back.f_code) or _facts(back.f_code, back)
-                        if bf.apply:
-                            parent = _self_module(back)
-                            if parent is not None:
-                                info.module = parent
-                info.outermost = mod
-                # The innermost of a forward call and an init method decides: lazy
-                # modules initialise inside forward, some constructors run a forward.
-                if info.phase is None:
-                    if facts.call_impl:
-                        info.phase = "forward"
-                    elif facts.apply or facts.init_like:
-                        info.phase = "init"
-                if code.co_name == "__init__":
-                    building.append(mod)
+        facts = _FACTS.get(f.f_code) or _facts(f.f_code, f)
+        _note_site(info, f, facts)
+        _note_module(info, f, facts, known, building)
         if known is not None and info.phase is not None and info.module is not None and (
                 building or id(info.module) in known):
-            if info.site is not None:
-                break
-            settled = True
+            f = f.f_back
+            while info.site is None and f is not None:  # settled: only the site is missing
+                _note_site(info, f, _FACTS.get(f.f_code) or _facts(f.f_code, f))
+                f = f.f_back
+            break
         f = f.f_back
     info.building = tuple(building)
     return info
+
+
+def _note_site(info: StackInfo, f: FrameType, facts: _CodeFacts) -> None:
+    """The innermost frame outside torch, rngtrace and the helpers is the site; the
+    innermost public torch function inside it, the api."""
+    if info.site is not None:
+        return
+    if facts.internal:
+        if info.api is None and facts.api is not None:
+            info.api = facts.api
+    else:
+        info.site, info.code = site_of(f.f_code, f.f_lineno)
+
+
+def _note_module(info: StackInfo, f: FrameType, facts: _CodeFacts,
+                 known: Container[int] | None, building: list[nn.Module]) -> None:
+    """What a frame says about the module that drew and the phase."""
+    if (facts.call_impl and info.phase is None and info.module is not None
+            and known is not None and id(info.module) in known):
+        info.phase = "forward"  # the module's names are known: no need to read self
+        return
+    if not (facts.has_self or facts.apply) or facts.own:
+        return
+    mod = _self_module(f)
+    if mod is None:
+        return
+    if info.module is None:
+        info.module = mod
+        back = f.f_back
+        # fn(child) called from Module.apply: the draw belongs to the child being
+        # visited, not to the model whose method fn happens to be.
+        if not facts.apply and back is not None:
+            bf = _FACTS.get(back.f_code) or _facts(back.f_code, back)
+            if bf.apply:
+                parent = _self_module(back)
+                if parent is not None:
+                    info.module = parent
+    info.outermost = mod
+    # The innermost of a forward call and an init method decides: lazy modules
+    # initialise inside forward, some constructors run a forward.
+    if info.phase is None:
+        if facts.call_impl:
+            info.phase = "forward"
+        elif facts.apply or facts.init_like:
+            info.phase = "init"
+    if f.f_code.co_name == "__init__":
+        building.append(mod)

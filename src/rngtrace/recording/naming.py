@@ -310,12 +310,19 @@ class Names:
         return out
 
     def graded_parameters(self) -> dict[int, torch.Tensor]:
-        """Parameters of the window's models that hold a gradient now."""
+        """Parameters of the window's models that hold a gradient now and, once any
+        does, the frozen ones (``requires_grad=False``): a backward ran, and they take
+        part in it without a gradient by design, so they are not unused."""
         found: dict[int, torch.Tensor] = {}
+        frozen: dict[int, torch.Tensor] = {}
         for top in self._all_tops():
             for p in top.parameters():
                 if p.grad is not None:
                     found[id(p)] = p
+                elif not p.requires_grad:
+                    frozen[id(p)] = p
+        if found:
+            found.update(frozen)
         return found
 
     def tensor_names(self, tensors: Any) -> list[tuple[str | None, str]]:
