@@ -46,6 +46,9 @@ class Draw:
         discarded: the tensor drawn into was replaced later (e.g. a weight before tying).
         worker: the DataLoader worker that drew (its id), None in the window's own
             process (see :mod:`rngtrace.recording.workers`).
+        copied: the module drawn into was deep-copied into the model and is not in it
+            itself (``nn.TransformerEncoder``'s layer, ``copy.deepcopy`` while building):
+            ``module``, ``target`` and ``model`` name the first copy.
 
     Python and NumPy draws (:mod:`rngtrace.recording.pystreams`) use the same fields:
     ``op`` is the function (``random.gauss``, ``numpy.random.normal``), ``generator``
@@ -75,6 +78,7 @@ class Draw:
     model: str | None = None
     discarded: bool = False
     worker: int | None = None
+    copied: bool = False
 
     @property
     def where(self) -> str:

@@ -23,7 +23,7 @@ by the generator state it started from: the same structure from the same state i
 >>> [h.kind for h in d.hunks]
 ['equal', 'inserted', 'shifted']
 >>> d.cause.summary
-'module inserted in B: b (Linear), 2 draws (not in A)'
+'module only in B: b (Linear), 2 draws'
 """
 
 from __future__ import annotations

@@ -175,6 +175,8 @@ def _subtrees(g: Candidate, roots: list[str]) -> str:
         what = _names(roots)
     if inside == set(roots):
         return f"{what} ({f.module_type})" if f is not None and f.module_type else what
+    if len(roots) > 1:
+        return what
     n = len(inside)
     it = "it" if len(roots) == 1 else "them"
     return f"{what} ({n:,} module{'s' if n != 1 else ''} in {it} draw)"

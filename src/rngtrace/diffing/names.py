@@ -128,7 +128,7 @@ class Renames:
     _cache: dict[Path, Path] = field(default_factory=dict, repr=False)
 
     def __bool__(self) -> bool:
-        return bool(self.modules)
+        return bool(self.modules) or bool(self.models)
 
     def to_a(self, model: str | None, path: str) -> Path:
         """A's name for a module of B: its own mapping, else that of its nearest mapped
@@ -236,7 +236,8 @@ def _value_pairs(a: Log, b: Log, names_a: set[Path], names_b: set[Path]
         x = by_value.get(_value(d))
         if x is None or x.module is None or (x.model, x.module) == (d.model, d.module):
             continue
-        if (x.model, d.module) in names_a or (x.module and (d.model, x.module) in names_b):
+        if x.module != d.module and ((x.model, d.module) in names_a or (
+                x.module and (d.model, x.module) in names_b)):
             continue
         pairs.setdefault((d.model, d.module), (x.model, x.module))
     return list(pairs.items())
@@ -249,6 +250,8 @@ def _learn(out: Renames, b: Path, a: Path) -> None:
     ca, cb = a[1].split(".") if a[1] else [], b[1].split(".") if b[1] else []
     for edit in _edits(ca, cb):
         out.edits[edit] += 1
+    if ca == cb:  # the same path in another model class (a subclass of the model)
+        out.edits[(f"model {a[0]}", str(b[0]))] += 1
     while ca and cb and ca[-1] == cb[-1]:
         ca, cb = ca[:-1], cb[:-1]
         out.modules.setdefault((b[0], ".".join(cb)), (a[0], ".".join(ca)))

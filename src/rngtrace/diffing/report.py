@@ -37,11 +37,17 @@ def render(d: Diff, width: int = WIDTH) -> str:
         if d.renamed:
             lines.append(f"Renamed in {lb} (same draws, same values; {lb}'s names are shown "
                          f"as {la}'s below): {d.renamed}.")
-        lines += _causes(d)
+        lines += _causes(d, width)
         lines += _streams(d)
         lines += _targets(d)
-    unused = (unused_lines(d.unused_a, la, MAX_UNUSED)
-              + unused_lines(d.unused_b, lb, MAX_UNUSED))
+    both = {(u.module, u.targets, u.reason) for u in d.unused_a} & {
+        (u.module, u.targets, u.reason) for u in d.unused_b}
+    unused = (unused_lines([u for u in d.unused_a if (u.module, u.targets, u.reason) in both],
+                           "both", MAX_UNUSED)
+              + unused_lines([u for u in d.unused_a
+                              if (u.module, u.targets, u.reason) not in both], la, MAX_UNUSED)
+              + unused_lines([u for u in d.unused_b
+                              if (u.module, u.targets, u.reason) not in both], lb, MAX_UNUSED))
     if unused:
         lines += ["", "Unused consumers (drew at init, never used in the window):"]
         lines += unused
@@ -50,8 +56,7 @@ def render(d: Diff, width: int = WIDTH) -> str:
     if not d.identical:
         lines += ["", "Hunks (draw indices in A and B; @: where an insertion goes):"]
         shown = d.hunks[:MAX_HUNKS]
-        for h in shown:
-            lines.append("  " + _hunk(h))
+        lines += ["  " + row for row in _hunk_rows(shown)]
         if len(d.hunks) > len(shown):
             lines.append(f"  ... {len(d.hunks) - len(shown):,} more hunks (--json has them all)")
     return "\n".join(wrap(lines, width))
@@ -78,7 +83,7 @@ def wrap(lines: Sequence[str], width: int) -> list[str]:
     return out
 
 
-def _causes(d: Diff) -> list[str]:
+def _causes(d: Diff, width: int) -> list[str]:
     """The causes: the first and every one that shifts something in full, those that
     shift nothing later folded to one line each; then the consequences."""
     causes = [c for c in d.causes if not c.consequence]
@@ -89,7 +94,7 @@ def _causes(d: Diff) -> list[str]:
             folded.append(c)
             continue
         lines.append("")
-        lines += _cause(d, c, "Cause" if n == 0 else "Also")
+        lines += _cause(d, c, "Cause" if n == 0 else "Also", width)
     if folded:
         lines += ["", f"Also, shifting no later draw ({len(folded)}):"]
         for c in folded:
@@ -133,13 +138,16 @@ def _targets(d: Diff) -> list[str]:
     return lines
 
 
-def _cause(d: Diff, c: Cause, head: str) -> list[str]:
+def _cause(d: Diff, c: Cause, head: str, width: int) -> list[str]:
     la, lb = d.labels
     out = [f"{head}: {c.summary}"]
     if len(c.lines) > 1:
         for site, code, n in c.lines[:MAX_LINES]:
-            out.append(f"  at {site or '?'}" + (f": {code}" if code else "")
-                       + f" ({_plural(n, 'draw')})")
+            line = f"  at {site or '?'} ({_plural(n, 'draw')})"
+            if code:  # one line each: the code is cut to the width
+                room = width - len(line) - 2 if width > 0 else len(code)
+                line += f": {code if len(code) <= room else code[:max(room - 3, 8)] + '...'}"
+            out.append(line)
         if len(c.lines) > MAX_LINES:
             out.append(f"  and {len(c.lines) - MAX_LINES:,} more lines of code")
     elif (c.site or c.code) and c.kind != "state":
@@ -214,29 +222,41 @@ def unused_lines(unused: Sequence[Unused], label: str | None = None,
     return out
 
 
-def _hunk(h: Hunk) -> str:
+def _hunk_rows(hunks: Sequence[Hunk]) -> list[str]:
+    """One row per hunk, its columns as wide as their widest cell."""
     def span(start: int, stop: int, n: int) -> str:
         if n == 0:
             return f"@{start}"
         return f"{start}" if stop - start == 1 else f"{start}-{stop - 1}"
 
-    draws = h.draws
-    first, last = module_label(draws[0].module), module_label(draws[-1].module)
-    where = first if first == last else f"{first} .. {_after_common(first, last)}"
-    gen = h.generator if h.b_generator == h.generator else f"{h.generator}~{h.b_generator}"
-    return (f"{h.kind:<8}  A {span(h.a_index, h.a_stop, len(h.a_draws)):<11} "
-            f"B {span(h.b_index, h.b_stop, len(h.b_draws)):<11} {gen:<12} "
-            f"{_plural(len(h), 'draw'):>10}  {where}")
+    cells = []
+    for h in hunks:
+        draws = h.draws
+        first, last = module_label(draws[0].module), module_label(draws[-1].module)
+        where = _span(first, last)
+        gen = h.generator if h.b_generator == h.generator else f"{h.generator}~{h.b_generator}"
+        cells.append((h.kind, "A " + span(h.a_index, h.a_stop, len(h.a_draws)),
+                      "B " + span(h.b_index, h.b_stop, len(h.b_draws)), gen,
+                      _plural(len(h), "draw"), where))
+    if not cells:
+        return []
+    widths = [max(len(row[i]) for row in cells) for i in range(5)]
+    return ["  ".join([*(c.rjust(w) if i == 4 else c.ljust(w)
+                         for i, (c, w) in enumerate(zip(row[:5], widths, strict=True))),
+                       row[5]]) for row in cells]
 
 
-def _after_common(first: str, last: str) -> str:
-    """``last`` without the dotted parts it shares with ``first`` (``enc.1.q .. 1.k``
-    for ``enc.1.q`` .. ``enc.1.k``)."""
+def _span(first: str, last: str) -> str:
+    """``first .. last``, their common dotted head said once: ``enc.1: q .. k``."""
+    if first == last:
+        return first
     a, b = first.split("."), last.split(".")
     n = 0
     while n < min(len(a), len(b)) - 1 and a[n] == b[n]:
         n += 1
-    return ".".join(b[n:]) if n < 2 else "..." + ".".join(b[n:])
+    if n == 0:
+        return f"{first} .. {last}"
+    return f"{'.'.join(a[:n])}: {'.'.join(a[n:])} .. {'.'.join(b[n:])}"
 
 
 def _plural(n: int, word: str, many: str | None = None) -> str:

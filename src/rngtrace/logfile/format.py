@@ -79,6 +79,7 @@ _DRAW: tuple[tuple[str, str, Callable[[Any], bool], Any], ...] = (
     ("md", "model", _ostr, None),
     ("x", "discarded", _bool, False),
     ("w", "worker", _oint, None),
+    ("cp", "copied", _bool, False),
 )
 _FIRST = {key: first for key, _, _, first in _DRAW}
 

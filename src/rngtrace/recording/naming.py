@@ -15,7 +15,10 @@ the final models when the window closes:
   (``Parameter(torch.randn(...))``), or, for tensors registered before the window, at
   the end; its key is the first ``named_parameters()``/``named_buffers()`` key;
 - a draw into a tensor that its module later dropped (a weight replaced by tying) keeps
-  the name it was registered under and is marked ``discarded``.
+  the name it was registered under and is marked ``discarded``;
+- a draw into a module that was deep-copied into a model and is in none itself
+  (``nn.TransformerEncoder`` copies the layer it is given into ``layers.N``) is named by
+  its first copy (same class, same parameter values) and marked ``copied``.
 """
 
 from __future__ import annotations
@@ -59,6 +62,7 @@ class Resolved:
     module_type: str | None
     target: str | None
     discarded: bool
+    copied: bool = False
 
 
 OUTSIDE = Resolved(None, None, None, None, False)  # a draw made outside any module
@@ -112,6 +116,7 @@ class Names:
         self._hooks = Hooks()
         self._roots: list[nn.Module] = []
         self._root_ids: dict[int, nn.Module] = {}
+        self._copies: dict[str, tuple[str, str]] | None = None  # label -> first copy
 
     # -- hooks ---------------------------------------------------------------------
     def install(self) -> None:
@@ -240,7 +245,23 @@ class Names:
         assert module is not None
         r = self._resolve(module, pending, final=True)
         assert r is not None
-        return r
+        return self._as_copy(r)
+
+    def _as_copy(self, r: Resolved) -> Resolved:
+        """``r`` named by the first copy of its model, if that model was deep-copied
+        into another one (see the module documentation)."""
+        if self._copies is None:
+            self._copies = _find_copies([self._map(t) for t in self._all_tops()])
+        hit = self._copies.get(r.model) if r.model is not None else None
+        if hit is None or r.module is None:
+            return r
+        label, prefix = hit
+
+        def under(path: str) -> str:
+            return f"{prefix}.{path}" if prefix and path else prefix or path
+
+        return Resolved(label, under(r.module), r.module_type,
+                        under(r.target) if r.target is not None else None, r.discarded, True)
 
     def _all_tops(self) -> list[nn.Module]:
         """The models of the window, in the order they first drew."""
@@ -367,3 +388,34 @@ class Names:
         self._top_order.clear()
         self._roots.clear()
         self._root_ids.clear()
+        self._copies = None
+
+
+def _find_copies(maps: list[_TopMap]) -> dict[str, tuple[str, str]]:
+    """For each model that another model holds deep copies of (same class, same
+    parameter names and values), the label and path of the first copy."""
+    out: dict[str, tuple[str, str]] = {}
+    tops = [(m, m.modules[next(iter(m.paths))]) for m in maps if m.paths]
+    for src_map, src in tops:
+        params: dict[str, torch.Tensor] = dict(src.named_parameters())
+        if not params:
+            continue
+        for dst_map, _ in tops:
+            if dst_map is src_map:
+                continue
+            hit = next((path for i, path in dst_map.paths.items()
+                        if type(dst_map.modules[i]) is type(src)
+                        and _same_values(params, dst_map.modules[i])), None)
+            if hit is not None:
+                out[src_map.label] = (dst_map.label, hit)
+                break
+    return out
+
+
+def _same_values(params: dict[str, torch.Tensor], module: nn.Module) -> bool:
+    other: dict[str, torch.Tensor] = dict(module.named_parameters())
+    if other.keys() != params.keys():
+        return False
+    with torch.no_grad():
+        return all(p.shape == other[k].shape and p is not other[k]
+                   and torch.equal(p, other[k]) for k, p in params.items())

@@ -239,7 +239,7 @@ class Recorder:
         phase = "init" if r.target is not None and d.phase == "other" else d.phase
         return dataclasses.replace(d, module=r.module, module_type=r.module_type,
                                    target=r.target, model=r.model, discarded=r.discarded,
-                                   phase=phase)
+                                   phase=phase, copied=r.copied)
 
     # -- pystreams: records of Python and NumPy draws (recording.pystreams) ----------
     def _py_draw(self, fields: dict[str, Any]) -> None:
