@@ -132,3 +132,26 @@ def test_workers_compute_the_same_with_and_without_recording():
     _, recorded = load_all(PyNoisy(), shuffle=True)
     assert [b.tolist() for b in recorded] == [b.tolist() for b in plain]
     assert torch.equal(torch.get_rng_state(), state)
+
+
+class TorchNoisy(Dataset):
+    def __len__(self):
+        return 4
+
+    def __getitem__(self, i):
+        return torch.rand(3)  # torch seeds its generator per worker: distinct streams
+
+
+def test_torch_draws_in_workers_are_recorded_and_not_flagged():
+    log, batches = load_all(TorchNoisy())
+    rows = [(d.worker, d.op, d.generator, d.module, d.numel, d.api) for d in log.draws
+            if d.worker is not None]
+    # 4 items in batches of 2: one batch per worker, 2 draws of 3 values each
+    assert rows == [(w, "aten::rand", "default:cpu", "TorchNoisy.__getitem__", 3, "torch.rand")
+                    for w in (0, 0, 1, 1)]
+    worker_draws = [d for d in log.draws if d.worker is not None]
+    # each worker's draws chain: the second starts where the first ended
+    assert worker_draws[0].state_after == worker_draws[1].state_before
+    assert worker_draws[0].state_before != worker_draws[2].state_before
+    assert copied_streams(log) == []
+    assert not torch.equal(batches[0], batches[1])

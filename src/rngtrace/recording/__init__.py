@@ -59,9 +59,10 @@ def record(
         path: stream the log to this file as it is recorded (see :mod:`rngtrace.logfile`).
         level: ``"op"`` records every random kernel call; ``"module"`` is the light
             mode for whole trainings (see :mod:`rngtrace.recording.modulelevel`).
-        python_rng: also record draws from Python's ``random`` and NumPy, in this
-            process and in DataLoader workers (:mod:`rngtrace.recording.pystreams`);
-            False leaves them alone. At module level too: its records are per call.
+        python_rng: also record draws from Python's ``random`` and NumPy
+            (:mod:`rngtrace.recording.pystreams`), and every draw of forked DataLoader
+            workers (:mod:`rngtrace.recording.workers`); False leaves them alone. At
+            module level too (Python and NumPy records are per call there as well).
     """
     if level not in ("op", "module"):
         raise RecordError(f"level must be 'op' or 'module', not {level!r}")

@@ -21,8 +21,8 @@ class RecordingMode(TorchDispatchMode):
         super().__init__()
         self.recorder = recorder
         self.active = True
-        # A forked child (a DataLoader worker) inherits the mode stack; its draws are the
-        # child's business, and its copy of the recorder is thrown away.
+        # A forked child (a DataLoader worker) inherits the mode stack and a copy of the
+        # recorder, which writes the worker's draws to its part (recording.workers).
         self.pid = os.getpid()
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
@@ -30,6 +30,8 @@ class RecordingMode(TorchDispatchMode):
             info = ops.CACHE[func]
         except KeyError:
             info = ops.classify(func)
-        if info is None or not self.active or os.getpid() != self.pid:
+        if info is None or not self.active:
             return func(*args, **kwargs) if kwargs else func(*args)
+        if os.getpid() != self.pid:  # a forked DataLoader worker (recording.workers)
+            return self.recorder.on_worker_random(func, info, args, kwargs or {})
         return self.recorder.on_random(func, info, args, kwargs or {})

@@ -247,6 +247,35 @@ class Recorder:
         self._sink.draw(Draw(index=self._count, step=step, **fields))
         self._count += 1
 
+    def on_worker_random(self, func: Any, info: ops.OpInfo, args: tuple, kwargs: dict) -> Any:
+        """A random kernel in a forked DataLoader worker: into the worker's part, with the
+        generator, the states and the Dataset method or module that drew."""
+        py = self._py
+        part = py.worker if py is not None else None
+        if py is None or part is None or not part.active():
+            return func(*args, **kwargs)
+        try:
+            slot, before = self._before(info, args, kwargs)
+        except Exception:  # never let a recorder bug break the user's program
+            return func(*args, **kwargs)
+        out = func(*args, **kwargs)
+        try:
+            after = slot.read()
+            slot.last_raw, slot.last_text = after
+            result = result_tensor(info, args, kwargs, out)
+            owner = py.owner()
+            site, code = frames.user_site(1)
+            part.draw(py.fields(
+                owner, op=info.name, generator=slot.name, state_before=before[1],
+                state_after=after[1], numel=result.numel() if result is not None else 0,
+                shape=tuple(result.shape) if result is not None else (),
+                dtype=str(result.dtype).removeprefix("torch.") if result is not None else "",
+                args=ops.scalar_args(info, args, kwargs), site=site, code=code,
+                api=ops.api_name(info.name)))
+        except Exception:
+            pass  # a worker has no log to put an error event in
+        return out
+
     def _py_event(self, kind: str, generator: str, site: str | None, detail: str) -> None:
         self._event(Event(kind, generator, self._count, site, detail))
 

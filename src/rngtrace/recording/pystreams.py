@@ -270,7 +270,7 @@ class PyStreams:
             op = "Random." + op.removeprefix("random.")
         name = self.name_of(rng, "python:Random", before)
         numel, shape, dtype = _count(out, args)
-        owner = self._owner()
+        owner = self.owner()
         fields = _scalar_args(args, kwargs)
         held = _held_by(owner, rng)
         if held is not None:
@@ -280,6 +280,14 @@ class PyStreams:
                    numel=numel, shape=shape, dtype=dtype, args=fields, site=site, code=code)
 
     def _emit(self, owner: Owner | None, **fields: Any) -> None:
+        fields = self.fields(owner, **fields)
+        if self.worker is not None:
+            self.worker.draw(fields)
+        else:
+            self.emit(fields)
+
+    def fields(self, owner: Owner | None, **fields: Any) -> dict[str, Any]:
+        """A draw's fields (without index and step), with its owner's names."""
         model = module = kind = None
         phase = "other"
         if owner is not None and owner.module is not None:
@@ -290,13 +298,10 @@ class PyStreams:
             kind = type(owner.dataset).__name__
             module = f"{kind}.{owner.method}"
         fields.update(module=module, module_type=kind, model=model, phase=phase,
-                      target=None, device="cpu",
+                      target=None, device=fields.get("device", "cpu"),
                       consumed=fields["state_before"] != fields["state_after"],
                       api=fields.get("api"), discarded=False)
-        if self.worker is not None:
-            self.worker.draw(fields)
-        else:
-            self.emit(fields)
+        return fields
 
     def reseed(self, rng: Any, label: str, args: tuple) -> None:
         if self.worker is not None:
@@ -306,7 +311,7 @@ class PyStreams:
         site, _ = frames.user_site(1)
         self.emit_event("reseed", name, site, f"{label}({shown})")
 
-    def _owner(self) -> Owner | None:
+    def owner(self) -> Owner | None:
         """The innermost module call or Dataset method on the stack."""
         info = frames.describe_stack(1)
         if info.module is not None:

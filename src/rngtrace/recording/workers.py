@@ -10,7 +10,11 @@ of each fetch, before the batch is sent back. When the window closes, the parts 
 and added to the log after the window's own draws, ordered by worker, each draw with
 ``Draw.worker`` set to the worker's id and ``step`` the optimizer steps done when the
 worker started. Torch's per-worker seeding of ``random`` and NumPy's global generator is
-expected and not logged. Draws from torch's generators inside workers are not recorded.
+expected and not logged. Torch's draws in a worker (``torch.rand`` in ``__getitem__``)
+are recorded too, by the worker's copy of the op-level recorder (the dispatch mode is
+inherited), with the generator, the states and the Dataset method that drew; names are
+not resolved against the models there (``module`` is the Dataset method or the module's
+provisional name).
 
 A worker's part only holds what its fetches drew: a worker still running when the window
 closes (``persistent_workers``, ``record(steps=N)`` stopping mid-epoch) adds nothing
@@ -46,6 +50,10 @@ class WorkerPart:
         self.step = step
         self.lines: list[str] = []
         self.seq = 0
+
+    def active(self) -> bool:
+        """Whether this process is a DataLoader worker that has started."""
+        return get_worker_info() is not None
 
     def draw(self, fields: dict[str, Any]) -> None:
         info = get_worker_info()
