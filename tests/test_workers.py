@@ -66,6 +66,25 @@ def test_two_workers_copies_of_one_generator_are_recorded_and_flagged():
     assert "seed Noisy.rng per worker in worker_init_fn" in found[0].line()
 
 
+class LegacyNoisy(Noisy):
+    """Holds a legacy RandomState: read at boundaries the same way."""
+
+    def __init__(self):
+        self.rng = np.random.RandomState(0)
+
+    def __getitem__(self, i):
+        return torch.tensor(self.rng.rand(3))
+
+
+def test_a_held_random_state_is_flagged_too():
+    log, batches = load_all(LegacyNoisy())
+    assert torch.equal(batches[0], batches[1])
+    ops = {(d.op, d.generator, d.numel) for d in log.draws if d.worker is not None}
+    assert ops == {("numpy.RandomState", "numpy:RandomState#1", 0)}  # MT19937: no count
+    assert [(c.generator, c.workers, c.held_by) for c in copied_streams(log)] == [
+        ("numpy:RandomState#1", (0, 1), "LegacyNoisy.rng")]
+
+
 def test_seeding_per_worker_is_not_flagged():
     log, batches = load_all(Noisy(), worker_init_fn=per_worker_seed)
     assert not torch.equal(batches[0], batches[1])

@@ -40,9 +40,9 @@ def record(
     ``complete=False``. Windows cannot be nested.
 
     Draws are seen at the dispatcher (a ``TorchDispatchMode``), so only the thread that
-    opened the window is traced; draws made by other threads (and by DataLoader worker
-    processes on the parent's generators, which they do not touch) show as ``"gap"``
-    events when they move a generator the window uses.
+    opened the window is traced; draws made by other threads show as ``"gap"`` events
+    when they move a generator the window uses. Forked DataLoader workers record their
+    own draws, merged into the log with ``Draw.worker`` (see ``python_rng``).
 
     Example::
 

@@ -17,6 +17,8 @@ default) these draws are logged as :class:`~rngtrace.Draw` records next to torch
   Dataset whose code ran in between. Generators are found when made by
   ``np.random.default_rng`` in the window, or held as attributes by a module or a Dataset
   (two levels deep: ``dataset.transform.rng``); they are named ``numpy:Generator#N``.
+  ``np.random.RandomState`` objects held so are read the same way
+  (``numpy:RandomState#N``, ``op="numpy.RandomState"``).
 
 A record's ``op`` is the function called (``random.gauss``, ``Random.shuffle``,
 ``numpy.random.normal``); ``module`` the module that drew, or ``Class.method`` for a
@@ -327,24 +329,27 @@ class PyStreams:
             f = f.f_back
         return self.stack[-1] if self.stack else None
 
-    # -- NumPy Generators, read at boundaries ------------------------------------------
+    # -- NumPy Generators (and RandomState objects), read at boundaries ----------------
     def watch(self, gen: Any, held_by: str | None) -> None:
         if any(w.gen is gen for w in self.watched):
             return
-        state = gen.bit_generator.state
+        state = _state(gen)
         text = np_digest(state)
-        name = self.name_of(gen, "numpy:Generator", text)
+        name = self.name_of(gen, "numpy:" + _kind(gen), text)
         self.watched.append(Watched(gen, name, held_by, state, text))
 
     def scan(self, obj: Any, label: str, depth: int = 2) -> None:
-        """Watch the Generators ``obj`` holds as attributes (``depth`` levels deep)."""
+        """Watch the Generators and RandomStates ``obj`` holds as attributes (``depth``
+        levels deep); NumPy's global RandomState is patched instead."""
         self.scanned.add(id(obj))
-        gen_type = getattr(getattr(self._np, "random", None), "Generator", None)
-        if gen_type is None:
+        npr = getattr(self._np, "random", None)
+        if npr is None:
             return
+        types = (npr.Generator, npr.RandomState)
         for attr, value in list(getattr(obj, "__dict__", {}).items()):
-            if isinstance(value, gen_type):
-                self.watch(value, f"{label}.{attr}")
+            if isinstance(value, types):
+                if value is not npr.mtrand._rand:
+                    self.watch(value, f"{label}.{attr}")
             elif depth > 1 and hasattr(value, "__dict__") and not isinstance(
                     value, nn.Module | type) and not callable(value):
                 self.scan(value, f"{label}.{attr}", depth - 1)
@@ -352,17 +357,16 @@ class PyStreams:
     def boundary(self, owner: Owner | None) -> None:
         """Read every watched Generator; charge what moved to ``owner`` (or outside)."""
         for w in self.watched:
-            state = w.gen.bit_generator.state
+            state = _state(w.gen)
             text = np_digest(state)
             if text == w.text:
                 continue
-            before, w.last, w.text = w.last, state, text
+            before, old, w.last, w.text = w.last, w.text, state, text
             words = pcg64_words(before, state)
             args: dict[str, Any] = {"held_by": w.held_by} if w.held_by else {}
-            self._emit(owner, op="numpy.Generator", generator=w.name,
-                       state_before=np_digest(before), state_after=text,
-                       numel=words or 0, shape=(), dtype="", args=args,
-                       site=None, code=None)
+            self._emit(owner, op="numpy." + _kind(w.gen), generator=w.name,
+                       state_before=old, state_after=text, numel=words or 0, shape=(),
+                       dtype="", args=args, site=None, code=None)
 
     def around(self, owner: Owner, call: Callable[..., Any], *args: Any) -> Any:
         """Run ``call`` as a boundary pair charged to ``owner`` (a module call, a fetch)."""
@@ -383,6 +387,17 @@ class PyStreams:
             return call(module, *args, **kwargs)
         return self.around(Owner(module=module, phase="forward"),
                            lambda: call(module, *args, **kwargs))
+
+
+def _kind(gen: Any) -> str:
+    return "Generator" if hasattr(gen, "bit_generator") else "RandomState"
+
+
+def _state(gen: Any) -> Any:
+    """A Generator's ``bit_generator.state``, a RandomState's ``get_state`` (as a dict)."""
+    if hasattr(gen, "bit_generator"):
+        return gen.bit_generator.state
+    return gen.get_state(legacy=False)
 
 
 def _dataset_method(code: Any, obj: Any) -> bool:
