@@ -49,6 +49,10 @@ class Draw:
         copied: the module drawn into was deep-copied into the model and is not in it
             itself (``nn.TransformerEncoder``'s layer, ``copy.deepcopy`` while building):
             ``module``, ``target`` and ``model`` name the first copy.
+        local_shape, local_offset, placement: for a draw into a DTensor (an FSDP2 or
+            tensor-parallel parameter), this rank's shard: its shape, its offset in the
+            global tensor (``shape`` is the global one) and the placements as torch
+            prints them (``"S(0)"``, ``"R"``); None for plain tensors.
 
     Python and NumPy draws (:mod:`rngtrace.recording.pystreams`) use the same fields:
     ``op`` is the function (``random.gauss``, ``numpy.random.normal``), ``generator``
@@ -79,6 +83,9 @@ class Draw:
     discarded: bool = False
     worker: int | None = None
     copied: bool = False
+    local_shape: tuple[int, ...] | None = None
+    local_offset: tuple[int, ...] | None = None
+    placement: str | None = None
 
     @property
     def where(self) -> str:

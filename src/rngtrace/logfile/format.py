@@ -50,6 +50,10 @@ def _shape(v: Any) -> bool:
     return type(v) is list and len(v) <= 64 and all(_int(x) for x in v)
 
 
+def _oshape(v: Any) -> bool:
+    return v is None or _shape(v)
+
+
 def _args(v: Any) -> bool:
     return type(v) is dict and all(type(x) in (bool, int, float, str) for x in v.values())
 
@@ -80,6 +84,9 @@ _DRAW: tuple[tuple[str, str, Callable[[Any], bool], Any], ...] = (
     ("x", "discarded", _bool, False),
     ("w", "worker", _oint, None),
     ("cp", "copied", _bool, False),
+    ("ls", "local_shape", _oshape, None),
+    ("lo", "local_offset", _oshape, None),
+    ("pl", "placement", _ostr, None),
 )
 _FIRST = {key: first for key, _, _, first in _DRAW}
 

@@ -24,6 +24,7 @@ from .format import (
     _bool,
     _int,
     _oint,
+    _oshape,
     _ostr,
     _shape,
     _str,
@@ -34,6 +35,7 @@ _EXPECTED: dict[Callable[[Any], bool], str] = {
     _bool: "true or false", _shape: "a list of non-negative integers",
     _args: "an object of numbers and strings",
     _oint: "a non-negative integer or null",
+    _oshape: "null or a list of non-negative integers",
 }
 _ABSENT: Any = object()
 _CHECKS = {key: check for key, _, check, _ in _DRAW}
@@ -126,6 +128,8 @@ class Reader:
             self._cut_short(log, gens, cut)
         else:
             log.complete, log.steps, log.generators = end["complete"], end["steps"], end["gens"]
+            if type(end["dist"]) is dict:  # the header's, completed as the window closed
+                log.meta["dist"] = end["dist"]
             for kind in ("called", "with_grad"):
                 if end[kind] is not None:
                     if end[kind] != len(usage[kind]):
@@ -207,7 +211,7 @@ class Reader:
                 self.fail(f"{what} field {key!r} is {_show(v)}, expected {_EXPECTED[check]}")
             if type(v) is str:
                 v = self._strs.setdefault(v, v)
-            elif key == "sh":
+            elif key == "sh" or (key in ("ls", "lo") and v is not None):
                 v = tuple(v)
                 v = self._shapes.setdefault(v, v)
             vals[key] = v
@@ -258,7 +262,8 @@ class Reader:
                 "steps": self._check(rec, "steps", _int, "end"),
                 "gens": self._gens(rec.get("gens", {}), "end"),
                 "called": self._check(rec, "called", _int, "end", None),
-                "with_grad": self._check(rec, "with_grad", _int, "end", None)}
+                "with_grad": self._check(rec, "with_grad", _int, "end", None),
+                "dist": rec.get("dist")}
 
     def _gens(self, gens: Any, what: str) -> dict[str, GeneratorInfo]:
         if type(gens) is not dict:

@@ -71,6 +71,8 @@ class _Writer:
         lines = []
         end: dict[str, Any] = {"t": "end", "complete": log.complete, "steps": log.steps,
                                "gens": _gens(log.generators)}
+        if isinstance(log.meta.get("dist"), dict):  # the rank, as known at the end
+            end["dist"] = log.meta["dist"]
         for kind, pairs in (("called", log.called), ("with_grad", log.with_grad)):
             if pairs is None:
                 continue

@@ -57,6 +57,8 @@ def record(
     Args:
         steps: stop recording after this many optimizer steps.
         path: stream the log to this file as it is recorded (see :mod:`rngtrace.logfile`).
+            In a torch.distributed job each rank writes its own file,
+            ``<stem>.rank<R>.rngtrace.jsonl`` (see :mod:`rngtrace.recording.distributed`).
         level: ``"op"`` records every random kernel call; ``"module"`` is the light
             mode for whole trainings (see :mod:`rngtrace.recording.modulelevel`).
         python_rng: also record draws from Python's ``random`` and NumPy
@@ -69,8 +71,9 @@ def record(
     sink: Sink | None = None
     if path is not None:
         from ..logfile import FileSink
+        from .distributed import job_path
 
-        sink = FileSink(path)
+        sink = FileSink(job_path(path))
     if level == "module":
         from .modulelevel import ModuleRecorder
 

@@ -67,6 +67,7 @@ from ..log import Draw, Event, GeneratorInfo, Log
 from . import frames
 from . import window as _rec
 from .calls import CallPatch
+from .distributed import GroupWatch
 from .generators import raw_state, state_text
 from .hooks import Hooks, note_gradients
 from .module_paths import DROPOUT, PURE, Paths
@@ -134,6 +135,7 @@ class ModuleRecorder:
                  python_rng: bool = True) -> None:
         self.steps_limit = _rec.check_steps(steps)
         self.log = Log(level="module")
+        self._group = GroupWatch()  # the rank's backend, for the header
         self._sink: _rec.Sink = sink if sink is not None else _rec.MemorySink()
         self._gens: list[_Gen] = []
         self._cuda_seen = 0
@@ -163,6 +165,7 @@ class ModuleRecorder:
             self._thread = threading.get_ident()
             self._pid = os.getpid()
             self.log.meta = _rec.header()
+            self._group.open(self.log.meta)
             self._add_gen("default:cpu", "cpu", torch.default_generator, cuda=False)
             self._check_cuda()
             self._sink.start(self.log, default_generators())
@@ -183,6 +186,7 @@ class ModuleRecorder:
         self._stop(complete=exc_type is None)
 
     def _uninstall(self) -> None:
+        self._group.close()  # idempotent: also when __enter__ failed
         self._thread = 0  # the module-call wrapper is a pass-through from now on
         if self._py is not None:  # pystreams
             self._py.uninstall()
@@ -213,6 +217,7 @@ class ModuleRecorder:
             self.log.generators.update(py_gens)
             self.log.steps = self._steps
             self.log.complete = complete
+            self._group.close()
             self._sink.finish(self.log, {})
         finally:
             self._uninstall()

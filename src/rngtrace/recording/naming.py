@@ -91,6 +91,11 @@ class _TopMap:
 
 
 def _storage_of(t: torch.Tensor) -> Any:
+    # A DTensor (an FSDP2 or tensor-parallel parameter) is a wrapper without storage of
+    # its own: its local shard's storage identifies it.
+    local = getattr(t, "_local_tensor", None)
+    if isinstance(local, torch.Tensor):
+        t = local
     try:
         return t.untyped_storage()
     except Exception:  # tensors without storage (some subclasses, sparse)
@@ -170,11 +175,27 @@ class Names:
             if ref is not None:
                 pending.target = ref
                 return
+        ref = self._by_identity(tensor, pending.module)
+        if ref is not None:
+            pending.target = ref
+            return
         if may_wait:
             # The callback forgets temporaries as soon as they are freed, so that a long
             # window does not accumulate them.
             pending.storage = weakref.ref(storage, functools.partial(self._freed, sid))
             self._waiting.setdefault(sid, []).append(pending)
+
+    @staticmethod
+    def _by_identity(tensor: torch.Tensor, module: Any) -> TargetRef | None:
+        """A parameter of the drawing module whose storage changed under the same Python
+        object (``torch.utils.swap_tensors``: FSDP2's ``to_empty`` after a meta build)."""
+        if not isinstance(module, nn.Module):
+            return None
+        for kind in (module._parameters, module._buffers):
+            for name, t in kind.items():
+                if t is tensor:
+                    return TargetRef(tensor, module, name)
+        return None
 
     def _freed(self, sid: int, ref: Any) -> None:
         waiting = self._waiting.get(sid)

@@ -14,6 +14,7 @@ from torch.utils._python_dispatch import _get_current_dispatch_mode
 from ..log import Draw, Event, Log
 from . import frames, ops
 from .calls import CallPatch
+from .distributed import GroupWatch, shard_fields
 from .generators import Generators, Slot
 from .hooks import Hooks, note_gradients
 from .mode import RecordingMode
@@ -60,12 +61,14 @@ class Recorder:
         # pystreams: Python's random and NumPy, when asked (record(python_rng=...))
         self._py = PyStreams(self._py_draw, self._py_event, self._py_name,
                              lambda: self._steps) if python_rng else None
+        self._group = GroupWatch()  # the rank's backend, for the header
 
     # -- window --------------------------------------------------------------------
     def __enter__(self) -> Log:
         claim_window(self, self._state)
         self._thread = threading.get_ident()
         self.log.meta = header()
+        self._group.open(self.log.meta)
         self._sink.start(self.log, default_generators())
         self._gens.snapshot_defaults()
         self._names.install()
@@ -145,6 +148,7 @@ class Recorder:
             self.log.steps = self._steps
             self._usage()
             self.log.complete = complete
+            self._group.close()
             self._sink.finish(self.log, patches)
         finally:
             self._pending.clear()
@@ -211,6 +215,7 @@ class Recorder:
         if resolved is None:
             resolved = _provisional(pending)
         shape = tuple(result.shape) if result is not None else ()
+        local_shape, local_offset, placement = shard_fields(result)
         draw = Draw(
             index=index, op=info.name, module=resolved.module,
             module_type=resolved.module_type, target=resolved.target, phase=phase,
@@ -223,6 +228,7 @@ class Recorder:
             site=stack.site, code=stack.code,
             api=stack.api or ops.api_name(info.name),
             model=resolved.model, discarded=resolved.discarded,
+            local_shape=local_shape, local_offset=local_offset, placement=placement,
         )
         pending.draw = draw
         if not final:

@@ -13,6 +13,7 @@ import torch
 from .._version import __version__
 from ..errors import RecordError
 from ..log import Draw, Event, GeneratorInfo, Log
+from .distributed import rank_meta
 
 _active_lock = threading.Lock()
 _active: Any = None  # the open window (a Recorder or a light ModuleRecorder), or None
@@ -53,8 +54,9 @@ class MemorySink:
 
 
 def header() -> dict[str, Any]:
-    """What a log says about where it was made."""
-    return {
+    """What a log says about where it was made (``"dist"``: the rank in a distributed
+    job, see :mod:`.distributed`)."""
+    meta: dict[str, Any] = {
         "tool": "rngtrace",
         "rngtrace": __version__,
         "torch": torch.__version__,
@@ -63,6 +65,10 @@ def header() -> dict[str, Any]:
         "argv": list(sys.argv),
         "time": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
     }
+    dist = rank_meta()
+    if dist is not None:
+        meta["dist"] = dist
+    return meta
 
 
 def claim_window(window: Any, state: str) -> None:
