@@ -8,7 +8,8 @@
 
 The pipeline, one subpackage a stage: :mod:`rngtrace.recording` makes a :class:`Log`
 (:mod:`rngtrace.log`), :mod:`rngtrace.logfile` saves and loads it, :mod:`rngtrace.diffing`
-compares two, :mod:`rngtrace.graph` draws them, :mod:`rngtrace.stable` is the remedy, and
+compares two, :mod:`rngtrace.ranks` the ranks of one job, :mod:`rngtrace.graph` draws them,
+:mod:`rngtrace.stable` is the remedy, and
 :mod:`rngtrace.cli` and :mod:`rngtrace.pytest_plugin` use only this public API.
 """
 
@@ -20,6 +21,7 @@ from .errors import LogFormatError, RecordError, RngtraceError, StableInitError
 from .graph import to_dot, to_networkx
 from .log import Draw, Event, GeneratorInfo, Log, ModuleStats
 from .logfile import load, save
+from .ranks import RankReport, compare_ranks
 
 if TYPE_CHECKING:
     from .recording import record
@@ -55,12 +57,14 @@ __all__ = [
     "Log",
     "LogFormatError",
     "ModuleStats",
+    "RankReport",
     "RecordError",
     "RngtraceError",
     "StableInitError",
     "Stream",
     "Unused",
     "__version__",
+    "compare_ranks",
     "diff",
     "load",
     "record",

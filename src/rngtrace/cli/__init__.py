@@ -30,6 +30,7 @@ VERBS: dict[str, str] = {
     "diff": "diff",
     "compare": "compare",
     "dot": "dot",
+    "ranks": "ranks",
 }
 
 
