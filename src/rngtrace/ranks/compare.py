@@ -16,8 +16,8 @@ from typing import Any
 
 from ..diffing import Diff, diff
 from ..errors import RngtraceError
-from ..log import Draw, Log, plural
-from .model import RankInfo, RankReport, Relation
+from ..log import Draw, Log
+from .model import RankInfo
 
 _SEED = re.compile(r"manual_seed\((?:seed=)?(-?\d+)")
 _DDP = "module."  # DistributedDataParallel keeps the model as its attribute `module`
@@ -174,7 +174,3 @@ def parallelism(logs: Sequence[Log]) -> str:
 def key_name(key: Key, models: set[str | None]) -> str:
     model, target = key
     return f"{model}:{target}" if len(models) > 1 and model is not None else target
-
-
-def count(n: int, noun: str) -> str:
-    return plural(n, noun)
