@@ -329,3 +329,20 @@ def test_torchrun_fsdp2_equal_shards(tmp_path):
     assert r.returncode == OK, r.stdout + r.stderr  # the draws agree, so exit 0 ...
     assert ("PROBLEM: 4 sharded parameters drew equal shards on every rank, first "
             "0.weight (S(0))") in r.stdout  # ... and the report flags it
+
+
+def test_dot_draws_ranks_side_by_side(tmp_path, capsys):
+    paths = []
+    for r, seed in ((0, 0), (1, 0), (2, 1)):
+        p = tmp_path / f"t.rank{r}.rngtrace.jsonl"
+        rank_log(r, seed).save(p)
+        paths.append(str(p))
+    assert main(["dot", *paths, "-o", "-"]) == OK  # three logs: the ranks of one job
+    src = capsys.readouterr().out
+    # one column per rank, one row per parameter (4), each row at one height
+    assert [src.count(f"subgraph cluster_rank{r}") for r in range(3)] == [1, 1, 1]
+    assert src.count("rank=same") == 4
+    # ranks 0 and 1 drew a.weight alike (A), rank 2 not (B); replicas that differ: red
+    assert 'r0_0 [label="a.weight\\nvalues A" color=red' in src
+    assert 'r2_0 [label="a.weight\\nvalues B" color=red' in src
+    assert main(["dot", "--ranks", paths[0], "-o", "-"]) == ERROR

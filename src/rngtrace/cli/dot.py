@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from . import OK, UsageError, load_log, run_labels
@@ -13,14 +14,17 @@ EXAMPLE = """examples:
   rngtrace dot a.rnglog b.rnglog -o diff.svg     what moved between two runs
   rngtrace dot big.rnglog -o big.png --depth 2   fold modules deeper than 2 levels
   rngtrace dot run.rnglog -o -                   DOT source on stdout
+  rngtrace dot train.rank*.rngtrace.jsonl -o ranks.svg   a job's ranks side by side
 
 The format follows the extension of -o: .dot/.gv (DOT source, no Graphviz needed),
 .svg, .png, .pdf (these need Graphviz's 'dot' program). Without it the DOT source is
 written next to the requested file (out.svg -> out.dot), a one-line message says how
 to install Graphviz, and the exit code is 2, since the requested file was not written.
-Numbered siblings with the same draws (h.0 ... h.11) are drawn once unless
---no-collapse is given. The exit code is 0 when the picture was written, also for a
-diff of two runs that differ (use 'rngtrace diff' to test for differences)."""
+Three logs or more (or two with --ranks) are the ranks of one job: drawn side by side,
+one column per rank, as 'rngtrace ranks' compares them. Numbered siblings with the same
+draws (h.0 ... h.11) are drawn once unless --no-collapse is given. The exit code is 0
+when the picture was written, also for a diff of two runs that differ (use 'rngtrace
+diff' to test for differences)."""
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -32,14 +36,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="show modules at most N levels below the model (0: the model)")
     parser.add_argument("--no-collapse", action="store_true",
                         help="draw every numbered sibling, even identical ones")
+    parser.add_argument("--ranks", action="store_true",
+                        help="the logs are the ranks of one job: draw them side by side "
+                             "(the default for three logs or more)")
 
 
 def run(args: argparse.Namespace) -> int:
     import rngtrace
     from rngtrace import diff, graph
 
-    if len(args.files) > 2:
-        raise UsageError(f"rngtrace dot: takes one or two log files, not {len(args.files)}")
+    ranks = args.ranks or len(args.files) > 2
+    if ranks and len(args.files) < 2:
+        raise UsageError("rngtrace dot: --ranks takes the logs of 2 ranks or more")
     if args.depth is not None and args.depth < 0:
         raise UsageError(f"rngtrace dot: --depth must be 0 or more, not {args.depth}")
     ext = args.output.rpartition(".")[2].lower()
@@ -47,8 +55,12 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"rngtrace dot: -o {args.output}: the extension must be one of "
                          + ", ".join("." + f for f in graph.FORMATS))
     logs = [load_log(path) for path in args.files]
-    obj = logs[0] if len(logs) == 1 else diff(logs[0], logs[1],
-                                              labels=run_labels(*args.files))
+    obj: object
+    if ranks:
+        obj = rngtrace.compare_ranks(logs, labels=[os.path.basename(p) for p in args.files])
+    else:
+        obj = logs[0] if len(logs) == 1 else diff(logs[0], logs[1],
+                                                  labels=run_labels(*args.files))
     collapse = not args.no_collapse
     if args.output == "-":
         sys.stdout.write(rngtrace.to_dot(obj, args.depth, collapse=collapse))

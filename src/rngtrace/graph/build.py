@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import RngtraceError
 from ..log import Draw, Log, module_label
+from ..ranks import RankReport
 from .dot import OUTSIDE, render
 
 if TYPE_CHECKING:
@@ -182,7 +183,12 @@ def to_dot(obj: Log | Diff, depth: int | None = None, *, collapse: bool = True) 
         return render(to_networkx(obj), depth, collapse)
     if hasattr(obj, "hunks"):
         return render(diff_graph(obj), depth, collapse)
-    raise RngtraceError(f"to_dot() takes a Log or a Diff, not {type(obj).__name__}")
+    if isinstance(obj, RankReport):  # the ranks of a job side by side
+        from .ranks import ranks_dot
+
+        return ranks_dot(obj)
+    raise RngtraceError(f"to_dot() takes a Log, a Diff or a RankReport, not "
+                        f"{type(obj).__name__}")
 
 
 def save(obj: Log | Diff, path: str | os.PathLike[str], depth: int | None = None, *,
