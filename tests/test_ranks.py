@@ -208,11 +208,6 @@ model = nn.Sequential(nn.Linear(4, 8), nn.Dropout(0.5), nn.Linear(8, 2))
 model(torch.ones(3, 4)).sum().backward()
 dist.destroy_process_group()
 """,
-    "seedrank": HEAD + """\
-torch.manual_seed(0 + rank)
-model = nn.Sequential(nn.Linear(4, 8), nn.Dropout(0.5), nn.Linear(8, 2))
-model(torch.ones(3, 4)).sum().backward()
-""",
     "ddp": HEAD + """\
 from torch.nn.parallel import DistributedDataParallel as DDP
 from torch.utils.data import DataLoader, DistributedSampler, TensorDataset
@@ -247,6 +242,11 @@ print("equal shards:", torch.equal(both[0], both[1]))
 dist.destroy_process_group()
 """,
 }
+
+
+EXAMPLES = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "examples")
+with open(os.path.join(EXAMPLES, "ranks_seed.py"), encoding="utf-8") as _f:
+    SCRIPTS["ranks_seed"] = _f.read()  # the README's example
 
 
 def _job(tmp_path, name: str) -> tuple[subprocess.CompletedProcess, list[str]]:
@@ -288,12 +288,14 @@ def test_torchrun_same_seed_everywhere(tmp_path):
 
 @pytest.mark.slow
 def test_torchrun_seed_plus_rank(tmp_path):
-    _, logs = _job(tmp_path, "seedrank")
+    _, logs = _job(tmp_path, "ranks_seed")
+    assert logs == ["ranks_seed.rank0.rngtrace.jsonl", "ranks_seed.rank1.rngtrace.jsonl"]
     r = _ranks(tmp_path, *logs)
     assert r.returncode == DIFFERENT, r.stdout + r.stderr
+    # Linear, Dropout, Linear: 0.weight, 0.bias, 2.weight, 2.bias, all seeded per rank
     assert ("4 of 4 parameters differ across ranks; first: 0.weight (differ: rank 0 | "
             "rank 1): another seed per rank on default:cpu (rank 0: 0, rank 1: 1), set at "
-            "seedrank.py:5") in r.stdout
+            "ranks_seed.py:12") in r.stdout
     assert "seeds: default:cpu rank 0: 0, rank 1: 1" in r.stdout
     assert "PROBLEM: 4 replicated parameters differ across ranks" in r.stdout
 

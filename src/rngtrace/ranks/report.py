@@ -85,13 +85,17 @@ def _groups(rel: Relation, r: RankReport) -> str:
 def _rows(rels: tuple[Relation, ...], r: RankReport) -> list[str]:
     show = rels if len(rels) <= _LIST else [x for x in rels if x.relation != "same"]
     lines = []
+    said = ("", "")  # meaning and why are written when they change from the row above
     for x in show:
         place = f" [{x.placement}]" if x.placement and x.kind == "parameter" else ""
         tag = "BUG: " if x.verdict == "bug" else ""
-        lines.append(f"  {x.name}{place}: {plural(x.draws, 'draw')}, {_groups(x, r)}"
-                     f" - {tag}{x.meaning}")
-        if x.why:
+        line = f"  {x.name}{place}: {plural(x.draws, 'draw')}, {_groups(x, r)}"
+        if (x.meaning, x.why) != said:
+            line += f" - {tag}{x.meaning}"
+        lines.append(line)
+        if x.why and (x.meaning, x.why) != said:
             lines.append(f"      why: {x.why}")
+        said = (x.meaning, x.why)
     hidden = len(rels) - len(show)
     if hidden:
         lines.append(f"  ... and {hidden} more, the same on every rank")
