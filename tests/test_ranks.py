@@ -348,3 +348,22 @@ def test_dot_draws_ranks_side_by_side(tmp_path, capsys):
     assert 'r0_0 [label="a.weight\\nvalues A" color=red' in src
     assert 'r2_0 [label="a.weight\\nvalues B" color=red' in src
     assert main(["dot", "--ranks", paths[0], "-o", "-"]) == ERROR
+
+
+def test_cuda_mesh_shards_at_other_offsets_differ():
+    # Forged: what a 2-GPU FSDP2 init would log (not run: no GPU here). DTensor's RNG
+    # tracker offsets each shard inside the op, after the state the recorder reads, so
+    # both ranks show the same "SEED:OFFSET" before; the shard offsets tell them apart.
+    import dataclasses
+
+    logs = []
+    for r in (0, 1):
+        log = rank_log(r, 0)
+        log.draws = [dataclasses.replace(d, device=f"cuda:{r}", generator=f"default:cuda:{r}",
+                                         state_before="0:0", placement="S(0)",
+                                         local_offset=(4 * r, 0)) for d in log.draws]
+        logs.append(log)
+    rep = rngtrace.compare_ranks(logs)
+    assert not rep.problems and {p.verdict for p in rep.parameters} == {"ok"}
+    assert {p.relation for p in rep.parameters} == {"differ"}  # parts of one tensor
+    assert [list(i.seeds) for i in rep.ranks] == [["default:cuda"], ["default:cuda"]]

@@ -126,7 +126,7 @@ def _problems(params: list[Relation], samplers: list[Relation]) -> tuple[str, ..
         out.append(f"{len(equal)} sharded parameter{'s' if len(equal) > 1 else ''} drew "
                    f"equal shards on every rank, first {equal[0].name} ({equal[0].placement})"
                    f": {_SHARD_SAME} (DTensor's random ops offset the generator per shard "
-                   "only on accelerator meshes; on a CPU mesh they only warn)")
+                   "only on CUDA-like meshes; on a CPU mesh they only warn)")
     for s in samplers:
         if s.verdict == "bug":
             out.append(f"sampler {s.name}: {s.meaning}")

@@ -26,9 +26,23 @@ Key = tuple[str | None, str]
 
 
 def signature(d: Draw) -> tuple[Any, ...]:
-    """What fixes a draw's values: equal signatures drew equal values."""
+    """What fixes a draw's values: equal signatures drew equal values.
+
+    On CUDA-like meshes DTensor's RNG tracker moves the Philox offset by the shard's
+    position inside the op, after the state the recorder reads (which is the same on
+    every rank): there the shard's offset is part of what fixes its values. On a CPU
+    mesh the local op draws straight from the generator, offset or not.
+    """
+    tracked = (d.placement is not None and "S(" in d.placement
+               and not d.device.startswith(("cpu", "meta")))
     return (d.op, tuple(sorted(d.args.items())), d.local_shape or d.shape, d.dtype,
-            d.state_before, d.consumed)
+            d.state_before, d.consumed, d.local_offset if tracked else None)
+
+
+def stream(generator: str) -> str:
+    """A generator's name without its device index: every rank of a GPU job draws from
+    its own device's default generator (``default:cuda:0`` on rank 0, ``:1`` on 1)."""
+    return "default:cuda" if generator.startswith("default:cuda:") else generator
 
 
 def order_logs(logs: Sequence[Log], labels: Sequence[str] | None
@@ -77,8 +91,8 @@ def rank_info(rank: int, label: str, log: Log) -> RankInfo:
     dist: dict[str, Any] = d if isinstance(d, dict) else {}
     seeds: dict[str, int | None] = {}
     for draw in log.draws:
-        if draw.generator not in seeds and draw.consumed:
-            seeds[draw.generator] = seed_at(log, draw.generator, draw.index)[0]
+        if stream(draw.generator) not in seeds and draw.consumed:
+            seeds[stream(draw.generator)] = seed_at(log, draw.generator, draw.index)[0]
     return RankInfo(rank, label, dist.get("world_size"), dist.get("local_rank"),
                     dist.get("host"), dist.get("backend"), len(log.draws), seeds)
 
@@ -115,7 +129,8 @@ def forward_key(d: Draw) -> tuple[str | None, str | None, str] | None:
 def sampler_key(d: Draw) -> tuple[str, str | None] | None:
     if d.op != "aten::randperm" or not d.consumed:
         return None
-    return ("explicit" if d.generator.startswith("generator:") else d.generator, d.site)
+    return ("explicit" if d.generator.startswith("generator:") else stream(d.generator),
+            d.site)
 
 
 class Aligner:
@@ -145,9 +160,10 @@ class Aligner:
         if len({s for s, _ in seeds.values()}) > 1:
             per = ", ".join(f"rank {r}: {s}" for r, (s, _) in sorted(seeds.items()))
             sites = sorted({site for _, site in seeds.values() if site})
-            return (f"another seed per rank on {da.generator} ({per})"
+            return (f"another seed per rank on {stream(da.generator)} ({per})"
                     + (f", set at {', '.join(sites)}" if sites else ""))
-        if da.generator != db.generator and not da.generator.startswith("generator:"):
+        if stream(da.generator) != stream(db.generator) and not da.generator.startswith(
+                "generator:"):
             return f"another generator: {da.generator} on rank {a}, {db.generator} on rank {b}"
         d = self._diffs.get((a, b))
         if d is None:
