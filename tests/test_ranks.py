@@ -12,6 +12,7 @@ import pytest
 import torch
 from torch import nn
 
+import helpers
 import rngtrace
 from rngtrace.cli import DIFFERENT, ERROR, OK, main
 from rngtrace.log import Draw, Log
@@ -183,8 +184,9 @@ def test_cli_exit_codes_json_and_errors(tmp_path, capsys):
     assert main(["ranks", *paths[:2]]) == OK
     assert "every parameter's initial draws agree across ranks (4 of 4)" in (
         capsys.readouterr().out)
-    assert main(["ranks", "--json", *paths]) == DIFFERENT
-    data = json.loads(capsys.readouterr().out)
+    r = helpers.cli("ranks", "--json", *paths)  # once for real, in a subprocess
+    assert r.returncode == DIFFERENT, r.stderr
+    data = json.loads(r.stdout)
     assert data["same"] is False and data["parameters"][0]["groups"] == [[0, 1], [2]]
     assert main(["ranks", paths[0]]) == ERROR
     assert main(["ranks", paths[0], str(tmp_path / "nope.jsonl")]) == ERROR

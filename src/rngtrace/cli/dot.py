@@ -55,7 +55,7 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"rngtrace dot: -o {args.output}: the extension must be one of "
                          + ", ".join("." + f for f in graph.FORMATS))
     logs = [load_log(path) for path in args.files]
-    obj: object
+    obj: rngtrace.Log | rngtrace.Diff | rngtrace.RankReport
     if ranks:
         obj = rngtrace.compare_ranks(logs, labels=[os.path.basename(p) for p in args.files])
     else:

@@ -157,8 +157,10 @@ def to_networkx(log: Log, draws: bool = False) -> nx.DiGraph:
 
 # -- DOT --------------------------------------------------------------------------
 
-def to_dot(obj: Log | Diff, depth: int | None = None, *, collapse: bool = True) -> str:
-    """DOT source (Graphviz) picturing a :class:`~rngtrace.Log` or a ``Diff``.
+def to_dot(obj: Log | Diff | RankReport, depth: int | None = None, *,
+           collapse: bool = True) -> str:
+    """DOT source (Graphviz) picturing a :class:`~rngtrace.Log`, a ``Diff`` or a
+    ``RankReport`` (the ranks side by side: :func:`rngtrace.graph.ranks.ranks_dot`).
 
     A log's picture nests modules in clusters that follow the module tree; each module
     that drew is a box with its name, type, draws and values, and arrows (one colour
@@ -181,18 +183,18 @@ def to_dot(obj: Log | Diff, depth: int | None = None, *, collapse: bool = True) 
     """
     if isinstance(obj, Log):
         return render(to_networkx(obj), depth, collapse)
-    if hasattr(obj, "hunks"):
-        return render(diff_graph(obj), depth, collapse)
     if isinstance(obj, RankReport):  # the ranks of a job side by side
         from .ranks import ranks_dot
 
         return ranks_dot(obj)
+    if hasattr(obj, "hunks"):
+        return render(diff_graph(obj), depth, collapse)
     raise RngtraceError(f"to_dot() takes a Log, a Diff or a RankReport, not "
                         f"{type(obj).__name__}")
 
 
-def save(obj: Log | Diff, path: str | os.PathLike[str], depth: int | None = None, *,
-         collapse: bool = True) -> str:
+def save(obj: Log | Diff | RankReport, path: str | os.PathLike[str],
+         depth: int | None = None, *, collapse: bool = True) -> str:
     """Write the picture of a log or diff to ``path``; returns the path written.
 
     The format follows the extension: ``.dot``/``.gv`` write DOT source; ``.svg``,
