@@ -189,7 +189,7 @@ def to_dot(obj: Log | Diff | RankReport, depth: int | None = None, *,
         return ranks_dot(obj)
     if hasattr(obj, "hunks"):
         return render(diff_graph(obj), depth, collapse)
-    raise RngtraceError(f"to_dot() takes a Log, a Diff or a RankReport, not "
+    raise RngtraceError(f"to_dot() takes a Log or a Diff (or a RankReport), not "
                         f"{type(obj).__name__}")
 
 
