@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import sys
 from typing import TYPE_CHECKING
 
@@ -39,6 +40,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--resumed-at", type=int, metavar="K",
                         help="B was resumed from a checkpoint saved after A's optimizer "
                              "step K: check it draws what A drew from there")
+    parser.add_argument("--width", type=int, metavar="N",
+                        help="wrap the report to N columns (0: never; default: the "
+                             "terminal's width, 100 when not a terminal)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -55,7 +59,7 @@ def run(args: argparse.Namespace) -> int:
         emit(r, args.json)
         return OK if r.identical else DIFFERENT
     d = rngtrace.diff(a, b, labels=labels)
-    emit(d, args.json)
+    emit(d, args.json, width=report_width(args.width))
     if not args.json:
         with stdout_may_close():
             for label, log in zip(labels, (a, b), strict=True):
@@ -64,11 +68,25 @@ def run(args: argparse.Namespace) -> int:
     return OK if d.identical else DIFFERENT
 
 
-def emit(d: Diff | ResumeDiff, as_json: bool) -> None:
-    """Print a diff as the verbs do: its report, or its JSON."""
+def report_width(asked: int | None) -> int:
+    """The width to wrap a report to: ``asked``, else the terminal's, else 100."""
+    if asked is not None:
+        if asked < 0:
+            raise UsageError(f"rngtrace diff: --width must be 0 or more, not {asked}")
+        return asked
+    if sys.stdout.isatty():
+        return shutil.get_terminal_size((100, 24)).columns
+    return 100
+
+
+def emit(d: Diff | ResumeDiff, as_json: bool, width: int | None = None) -> None:
+    """Print a diff as the verbs do: its report (wrapped to ``width`` when given), or
+    its JSON."""
     with stdout_may_close():
         if as_json:
             json.dump(d.to_dict(), sys.stdout, indent=1)
             sys.stdout.write("\n")
+        elif width is not None and not hasattr(d, "resumed_at"):
+            print(d.report(width=width))
         else:
             print(d.report())

@@ -13,7 +13,7 @@ from __future__ import annotations
 import itertools
 import operator
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from ..log import Draw, GeneratorInfo, Log
@@ -152,76 +152,83 @@ def align_stream(a: Sequence[Draw], b: Sequence[Draw]) -> list[Piece]:
     gaps between them, draws at the same place (or with the same values under another
     name) pair up as ``changed``; the rest is ``removed`` (A) or ``inserted`` (B).
     """
-    ka = _keys(a, _STRUCTURE)
-    kb = _keys(b, _STRUCTURE)
-    pieces: list[Piece] = []
-
-    def add(kind: str, i: int | None, j: int | None) -> None:
-        last = pieces[-1] if pieces else None
-        ai = last.a1 if last is not None else 0
-        bj = last.b1 if last is not None else 0
-        if i is not None:
-            ai = i
-        if j is not None:
-            bj = j
-        if (last is not None and last.kind == kind and (i is None or last.a1 == i)
-                and (j is None or last.b1 == j)):
-            last.a1 += i is not None
-            last.b1 += j is not None
-            return
-        pieces.append(Piece(kind, ai, ai + (i is not None), bj, bj + (j is not None)))
-
-    def pair(i: int, j: int) -> None:
-        if ka[i] != kb[j]:
-            add("changed", i, j)
-        elif a[i].state_before == b[j].state_before:
-            add("equal", i, j)
-        else:
-            add("shifted", i, j)
-
-    def gap(i0: int, i1: int, j0: int, j1: int) -> None:
-        sub: list[tuple[int, int]] = []
-        if i0 < i1 and j0 < j1:
-            sub = _gap_pairs(a, i0, i1, b, j0, j1)
-        for i, j in [*sub, (i1, j1)]:
-            while i0 < i:
-                add("removed", i0, None)
-                i0 += 1
-            while j0 < j:
-                add("inserted", None, j0)
-                j0 += 1
-            if i < i1:
-                pair(i, j)
-                i0, j0 = i + 1, j + 1
-
+    out = _Pieces(a, b, _keys(a, _STRUCTURE), _keys(b, _STRUCTURE))
     # The hot part: a matched run is cut where "same state before" changes, with the
     # comparisons done in C (map/index), so a long equal run costs little Python.
     sa = [d.state_before for d in a]
     sb = [d.state_before for d in b]
     pi, pj = 0, 0
-    for i, j, n in match(ka, kb):
+    for i, j, n in match(out.ka, out.kb):
         if i != pi or j != pj:
-            gap(pi, i, pj, j)
+            out.gap(pi, i, pj, j)
         same = list(map(operator.eq, sa[i:i + n], sb[j:j + n]))
         k = 0
         while k < n:
-            v = same[k]
             try:
-                k2 = same.index(not v, k)
+                k2 = same.index(not same[k], k)
             except ValueError:
                 k2 = n
-            kind = "equal" if v else "shifted"
-            last = pieces[-1] if pieces else None
-            if last is not None and last.kind == kind and last.a1 == i + k \
-                    and last.b1 == j + k:
-                last.a1 += k2 - k
-                last.b1 += k2 - k
-            else:
-                pieces.append(Piece(kind, i + k, i + k2, j + k, j + k2))
+            out.run("equal" if same[k] else "shifted", i + k, j + k, k2 - k)
             k = k2
         pi, pj = i + n, j + n
-    gap(pi, len(a), pj, len(b))
-    return pieces
+    out.gap(pi, len(a), pj, len(b))
+    return out.pieces
+
+
+@dataclass(slots=True)
+class _Pieces:
+    """The pieces of one stream as :func:`align_stream` finds them, merged as they come."""
+
+    a: Sequence[Draw]
+    b: Sequence[Draw]
+    ka: list[Any]
+    kb: list[Any]
+    pieces: list[Piece] = field(default_factory=list)
+
+    def run(self, kind: str, i: int, j: int, n: int) -> None:
+        """``n`` pairs of one kind from ``(i, j)``, merged into the last piece if it
+        ends right there with the same kind."""
+        last = self.pieces[-1] if self.pieces else None
+        if last is not None and last.kind == kind and last.a1 == i and last.b1 == j:
+            last.a1 += n
+            last.b1 += n
+        else:
+            self.pieces.append(Piece(kind, i, i + n, j, j + n))
+
+    def one(self, kind: str, i: int | None, j: int | None) -> None:
+        """One draw of A (``j`` None: removed), of B (``i`` None: inserted) or a pair."""
+        last = self.pieces[-1] if self.pieces else None
+        ai = i if i is not None else (last.a1 if last is not None else 0)
+        bj = j if j is not None else (last.b1 if last is not None else 0)
+        if (last is not None and last.kind == kind and (i is None or last.a1 == i)
+                and (j is None or last.b1 == j)):
+            last.a1 += i is not None
+            last.b1 += j is not None
+            return
+        self.pieces.append(Piece(kind, ai, ai + (i is not None), bj, bj + (j is not None)))
+
+    def pair(self, i: int, j: int) -> None:
+        if self.ka[i] != self.kb[j]:
+            self.one("changed", i, j)
+        else:
+            self.one("equal" if self.a[i].state_before == self.b[j].state_before
+                     else "shifted", i, j)
+
+    def gap(self, i0: int, i1: int, j0: int, j1: int) -> None:
+        """Draws between two matched runs: pairs at one place, the rest one-sided."""
+        sub: list[tuple[int, int]] = []
+        if i0 < i1 and j0 < j1:
+            sub = _gap_pairs(self.a, i0, i1, self.b, j0, j1)
+        for i, j in [*sub, (i1, j1)]:
+            while i0 < i:
+                self.one("removed", i0, None)
+                i0 += 1
+            while j0 < j:
+                self.one("inserted", None, j0)
+                j0 += 1
+            if i < i1:
+                self.pair(i, j)
+                i0, j0 = i + 1, j + 1
 
 
 _ARGS = operator.attrgetter("args")

@@ -29,20 +29,22 @@ class _Context:
     a: Log
     b: Log
     labels: tuple[str, str]
-    first_a: dict[str, int]  # target -> index of its first draw in A
+    _first: dict[tuple[str | None, str], int] | None = None
 
-    @classmethod
-    def of(cls, a: Log, b: Log, labels: tuple[str, str]) -> _Context:
-        first: dict[str, int] = {}
-        for d in a.draws:
-            if d.target is not None and d.target not in first:
-                first[d.target] = d.index
-        return cls(a, b, labels, first)
+    @property
+    def first_a(self) -> dict[tuple[str | None, str], int]:
+        """(model, target) -> index of its first draw in A (built when first needed)."""
+        if self._first is None:
+            self._first = {}
+            for d in reversed(self.a.draws):
+                if d.target is not None:
+                    self._first[(d.model, d.target)] = d.index
+        return self._first
 
 
 def build(groups: list[Candidate], a: Log, b: Log, labels: tuple[str, str]) -> list[Cause]:
     """Turn grouped candidates into :class:`Cause` records, with what each shifts."""
-    ctx = _Context.of(a, b, labels)
+    ctx = _Context(a, b, labels)
     return [_cause(g, ctx) for g in groups]
 
 
@@ -66,7 +68,9 @@ def _cause(g: Candidate, ctx: _Context) -> Cause:
         a_index, b_index = g.draws[0].index, g.b_draws[0].index if g.b_draws else None
     summary, detail = _TEXT.get(g.kind, _unknown)(g, ctx)
     if g.kind in ("inserted", "removed") and targets and a_index is not None:
-        detail = _join(detail, _reinit(sh_draws, targets, a_index, ctx))
+        detail = _join(detail, _reinit(sh_draws, a_index, ctx))
+    if g.kind in ("inserted", "removed") and f is not None and f.module is None:
+        detail = _join(detail, _loader(g, ctx))
     site = f.site if f is not None else None
     code = f.code if f is not None else None
     where = f if f is not None and g.kind in _LOCATED else None
@@ -118,17 +122,39 @@ def _join(*parts: str) -> str:
     return " ".join(p for p in parts if p)
 
 
-def _reinit(sh_draws: list[Draw], targets: tuple[str, ...], at: int, ctx: _Context) -> str:
+def _reinit(sh_draws: list[Draw], at: int, ctx: _Context) -> str:
     """Say so when a cause shifts parameters built before it: a second init pass."""
-    earlier = [t for t in targets if ctx.first_a.get(t, at) < at]
+    again = [d for d in sh_draws if d.target is not None and not d.discarded
+             and ctx.first_a.get((d.model, d.target), at) < at < d.index]
+    earlier = list(dict.fromkeys(str(d.target) for d in again))
     if not earlier:
         return ""
-    again = next((d for d in sh_draws if d.target in earlier and d.index > at), None)
-    where = f" ({again.site})" if again is not None and again.site else ""
+    again = again[:1]
+    where = f" ({again[0].site})" if again[0].site else ""
     return (f"It also shifts {len(earlier):,} parameter{'s' if len(earlier) != 1 else ''} "
             f"built before it ({earlier[0]}...): a re-initialisation pass{where} re-draws "
             f"every module after construction (Hugging Face's post_init, "
             f"model.apply(_init_weights)), so those draws come after the insertion too.")
+
+
+_LOADER = "DataLoader.__iter__"  # the api of the draw that starts a DataLoader's iterator
+
+
+def _loader(g: Candidate, ctx: _Context) -> str:
+    """Draws outside modules made while a DataLoader was iterated in one run only: the
+    other run's DataLoader draws them in worker processes, which its log does not see."""
+    here, log, there = ((ctx.labels[1], ctx.b, ctx.labels[0]) if g.kind == "inserted"
+                        else (ctx.labels[0], ctx.a, ctx.labels[1]))
+    own = [d for m in g.members for d in m.draws]
+    first = min(d.index for d in own)
+    start = next((d for d in reversed(log.draws[:first])
+                  if d.api is not None and d.api.endswith(_LOADER)), None)
+    if start is None or any(d.site == start.site for d in own):
+        return ""
+    return (f"{here} makes them while a DataLoader is iterated (its iterator starts at draw "
+            f"{start.index}), in its own process: num_workers=0. {there} does not: with "
+            f"num_workers > 0 the Dataset draws in worker processes, from generators seeded "
+            f"per worker, and only the iterator's own draw stays here.")
 
 
 def _names(modules: list[str], limit: int = 3) -> str:

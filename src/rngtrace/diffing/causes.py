@@ -72,7 +72,7 @@ def explain(a: Log, b: Log, streams: list[StreamView],
     for st in streams:
         cands += _walk(a, b, st, first_shift)
     _find_moves(cands)
-    _place(cands, Known.of(a), Known.of(b))
+    _place(cands, a, b)
     groups = _group(cands)
     groups.sort(key=lambda c: (c.consequence, min((p.hunk for m in c.members
                                                    for p in m.pieces), default=1 << 62)))
@@ -262,14 +262,18 @@ def _between(st: StreamView, p: Piece, q: Piece) -> list[str]:
     return out
 
 
-def _place(cands: list[Candidate], known_a: Known, known_b: Known) -> None:
+def _place(cands: list[Candidate], a: Log, b: Log) -> None:
     """Note, for each insertion or removal, the outermost module (or the parameter)
     that the other run does not have: what a person would call inserted."""
+    known: dict[str, Known] = {}
     for c in cands:
         f = c.first
         if c.kind not in ("inserted", "removed") or f is None or f.module is None:
             continue
-        other = known_a if c.kind == "inserted" else known_b
+        side = "a" if c.kind == "inserted" else "b"
+        other = known.get(side)
+        if other is None:
+            other = known[side] = Known.of(a if side == "a" else b)
         c.root = other.outermost_unknown(f.model, f.module)
         if c.root is None and f.target is not None:
             c.new_target = not other.target(f.model, f.target)

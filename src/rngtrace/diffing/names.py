@@ -17,6 +17,7 @@ from __future__ import annotations
 import bisect
 import dataclasses
 import difflib
+import operator
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -24,6 +25,17 @@ from dataclasses import dataclass, field
 from ..log import Draw, Log
 
 Path = tuple[str | None, str]  # (model, module path)
+_MODEL = operator.attrgetter("model")
+_MODULE = operator.attrgetter("module")
+_FIRST = operator.itemgetter(0)
+_SECOND = operator.itemgetter(1)
+
+
+def module_names(log: Log) -> set[Path]:
+    """The (model, module) pairs the draws of a log name."""
+    names = set(zip(map(_MODEL, log.draws), map(_MODULE, log.draws), strict=True))
+    names.difference_update([(m, None) for m, _ in names if _ is None])
+    return names
 
 
 class Known:
@@ -36,24 +48,34 @@ class Known:
     'enc.layer.1'
     """
 
-    def __init__(self, paths: Iterable[Path], targets: Iterable[Path] = ()) -> None:
-        self._targets = set(targets)
+    def __init__(self, paths: Iterable[Path], log: Log | None = None) -> None:
+        self._log = log
+        self._targets: set[Path] | None = None
+        paths = set(paths)
+        models = set(map(_FIRST, paths))
         by_model: dict[str | None, set[str]] = {}
-        for model, path in paths:
-            by_model.setdefault(model, set()).add(path)
+        if len(models) == 1:  # one model: no Python loop over every path
+            by_model[models.pop()] = set(map(_SECOND, paths))
+        else:
+            for model, path in paths:
+                by_model.setdefault(model, set()).add(path)
         self._exact = by_model
-        self._sorted = {m: sorted(p) for m, p in by_model.items()}
+        self._sorted: dict[str | None, list[str]] = {}  # sorted when first needed
 
     @classmethod
     def of(cls, log: Log) -> Known:
-        paths: list[Path] = [(d.model, d.module) for d in log.draws if d.module is not None]
-        paths += log.called or ()
-        paths += [(m, t.rpartition(".")[0]) for m, t in log.with_grad or ()]
-        targets = {(d.model, d.target) for d in log.draws if d.target is not None}
-        return cls(paths, targets.union(log.with_grad or ()))
+        paths = set(module_names(log))
+        paths.update(log.called or ())
+        paths.update((m, t.rpartition(".")[0]) for m, t in log.with_grad or ())
+        return cls(paths, log)
 
     def target(self, model: str | None, key: str) -> bool:
         """Whether the log drew into (or graded) the parameter or buffer ``key``."""
+        if self._targets is None:
+            log = self._log
+            draws = log.draws if log is not None else []
+            self._targets = {(d.model, d.target) for d in draws if d.target is not None}
+            self._targets.update(log.with_grad or () if log is not None else ())
         return (model, key) in self._targets
 
     def _deepest(self, model: str | None, path: str) -> int:
@@ -65,12 +87,14 @@ class Known:
         a path with dotted prefix ``P`` shares at least ``P`` and the dot after it, so
         one bisection and one exact lookup decide (linear in ``len(path)``).
         """
-        paths = self._sorted.get(model)
-        if not paths:
+        exact = self._exact.get(model)
+        if not exact:
             return -1
-        exact = self._exact[model]
         if path in exact or not path:
             return len(path)
+        paths = self._sorted.get(model)
+        if paths is None:
+            paths = self._sorted[model] = sorted(exact)
         i = bisect.bisect_left(paths, path)
         lcp = max((_common(paths[k], path) for k in (i - 1, i) if 0 <= k < len(paths)),
                   default=0)
@@ -198,11 +222,19 @@ def infer_renames(a: Log, b: Log) -> Renames:
     pairs have renamed B: two dropouts of one shape that happen to start from the same
     state in two shifted streams drew the same values, but are no rename.
     """
-    names_a = {(d.model, d.module) for d in a.draws if d.module is not None}
-    names_b = {(d.model, d.module) for d in b.draws if d.module is not None}
-    if names_b <= names_a:
+    # A rename gives each run module names the other lacks: most diffs (an insertion,
+    # another seed) are ruled out on plain sets of strings, built in C.
+    mods_a, mods_b = set(map(_MODULE, a.draws)), set(map(_MODULE, b.draws))
+    if set(map(_MODEL, a.draws)) == set(map(_MODEL, b.draws)) and (
+            mods_a <= mods_b or mods_b <= mods_a):
+        return Renames()
+    names_a = module_names(a)
+    names_b = module_names(b)
+    if names_b <= names_a or names_a <= names_b:
         return Renames()
     pairs = _value_pairs(a, b, names_a, names_b)
+    if not pairs:
+        return Renames()
     first = Renames()
     for pb, pa in pairs:
         _learn(first, pb, pa)
@@ -224,14 +256,19 @@ def infer_renames(a: Log, b: Log) -> Renames:
 def _value_pairs(a: Log, b: Log, names_a: set[Path], names_b: set[Path]
                  ) -> list[tuple[Path, Path]]:
     """(B's module, A's module) for draws of B with the same values as one of A under
-    another name, once per B module."""
+    another name, once per B module. Only modules named in one run can be renamed, so
+    only their draws are looked at (none at all in most diffs)."""
     by_value: dict[tuple, Draw] = {}
     for d in a.draws:
-        if d.consumed and d.state_before is not None and d.module is not None:
+        if d.consumed and d.state_before is not None and d.module is not None and (
+                d.model, d.module) not in names_b:
             by_value.setdefault(_value(d), d)
+    if not by_value:
+        return []
     pairs: dict[Path, Path] = {}
     for d in b.draws:
-        if not d.consumed or d.state_before is None or d.module is None:
+        if not d.consumed or d.state_before is None or d.module is None or (
+                d.model, d.module) in names_a:
             continue
         x = by_value.get(_value(d))
         if x is None or x.module is None or (x.model, x.module) == (d.model, d.module):
