@@ -455,3 +455,64 @@ def test_calls_that_drew_nothing_are_never_causes():
     # ... but with one such call fewer in A, nothing differs
     a_less = Log(draws=[a.draws[1]], generators=a.generators)
     assert rngtrace.diff(a_less, b).identical and rngtrace.diff(a, b_extra).identical
+
+
+def test_causes_are_ranked_by_what_they_shift():
+    def run(extra: bool) -> Log:
+        torch.manual_seed(0)
+        g = torch.Generator().manual_seed(7)
+        with rngtrace.record() as log:
+            if extra:
+                torch.randn(2, generator=g)  # first, but shifts nothing on its stream
+            nn.ModuleDict({n: nn.Linear(2, 2) for n in
+                           (("a", "x", "b", "c") if extra else ("a", "b", "c"))})
+        return log
+
+    d = rngtrace.diff(run(False), run(True))
+    causes = [(c.module, c.generator, c.shifted_draws) for c in d.causes]
+    # x: b and c's weight and bias shifted (4); the lone explicit draw shifts nothing
+    assert causes == [("x", "default:cpu", 4), (None, "generator:1", 0)]
+    text = d.report(width=0)
+    assert "Also, shifting no later draw (1):\n  draws only in B outside any module " \
+           "(torch.randn), 1 draw at tests/test_diff.py:" in text
+
+
+def test_the_report_wraps_to_the_width(story, tmp_path, capsys):
+    from rngtrace.cli import main
+
+    story["original"].save(tmp_path / "a.jsonl")
+    story["unused_linear"].save(tmp_path / "b.jsonl")
+    args = ["diff", str(tmp_path / "a.jsonl"), str(tmp_path / "b.jsonl")]
+    assert main([*args, "--width", "60"]) == 1
+    lines = capsys.readouterr().out.splitlines()
+    long = [x for x in lines if len(x) > 60]
+    assert long == [x for x in long if " " not in x.strip()]  # only unbreakable words
+    assert main([*args, "--width", "0"]) == 1
+    assert max(map(len, capsys.readouterr().out.splitlines())) > 100
+
+
+@pytest.mark.slow
+def test_draws_moved_into_dataloader_workers_are_said_so():
+    from torch.utils.data import DataLoader, Dataset
+
+    class Augmented(Dataset):
+        def __len__(self) -> int:
+            return 4
+
+        def __getitem__(self, i: int) -> torch.Tensor:
+            return torch.ones(2) + torch.rand(2)  # an augmentation
+
+    def run(workers: int) -> Log:
+        torch.manual_seed(0)
+        with rngtrace.record() as log:
+            for _ in DataLoader(Augmented(), batch_size=2, num_workers=workers):
+                pass
+        return log
+
+    d = rngtrace.diff(run(0), run(2), labels=("in process", "in workers"))
+    c = d.cause
+    # 4 items, one torch.rand each, drawn by this process only with num_workers=0
+    assert (c.kind, c.run, c.module, c.draws) == ("removed", "a", None, 4)
+    assert c.detail.startswith("in process makes them while a DataLoader is iterated (its "
+                               "iterator starts at draw 0), in its own process")
+    assert "with num_workers > 0 the Dataset draws in worker processes" in c.detail

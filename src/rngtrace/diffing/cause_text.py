@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from ..log import Draw, Log, module_label
 from .causes import Candidate, index_of
 from .model import Cause
+from .names import fold_names
 
 # causes that explain a shift by a moment rather than by draws of their own
 _TRANSITIONS = ("seed", "state", "unknown", "consumption")
@@ -158,9 +159,10 @@ def _loader(g: Candidate, ctx: _Context) -> str:
 
 
 def _names(modules: list[str], limit: int = 3) -> str:
-    if len(modules) <= limit:
-        return ", ".join(modules)
-    return f"{', '.join(modules[:limit])} and {len(modules) - limit:,} more"
+    folded = fold_names(modules)
+    if len(folded) <= limit:
+        return ", ".join(folded)
+    return f"{', '.join(folded[:limit])} and {len(folded) - limit:,} more"
 
 
 def _count(members: int, draws: int) -> str:
@@ -194,11 +196,9 @@ def _subtrees(g: Candidate, roots: list[str]) -> str:
     modules in it draw)``, ``lora_A in 24 places (enc.0.q.lora_A, ...)``."""
     f = g.first
     inside = {module_label(m.first.module) for m in g.members if m.first is not None}
-    leaf = roots[0].rpartition(".")[2]
-    if len(roots) > 3 and all(r.rpartition(".")[2] == leaf for r in roots):
-        what = f"{leaf} in {len(roots):,} places ({', '.join(roots[:2])}, ...)"
-    else:
-        what = _names(roots)
+    what = _names(roots)
+    if len(fold_names(roots)) < len(roots):
+        what += f" ({len(roots):,} modules)"
     if inside == set(roots):
         return f"{what} ({f.module_type})" if f is not None and f.module_type else what
     if len(roots) > 1:

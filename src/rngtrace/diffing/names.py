@@ -304,3 +304,42 @@ def _edits(ca: list[str], cb: list[str]) -> list[tuple[str, str]]:
         ctx = [] if i1 == 0 else ["*" if ca[i1 - 1].isdigit() else ca[i1 - 1]]
         out.append((".".join(ctx + ca[i1:i2]) or "(root)", ".".join(ctx + cb[j1:j2]) or "(root)"))
     return out
+
+
+def fold_names(names: Iterable[str], most: int = 8) -> list[str]:
+    """Names that differ only in their first number, said once: the blocks of a model.
+
+    The first all-digit part of each dotted name is taken out; names left equal (three or
+    more: two read better whole) are one entry, with the numbers as a range (``{0..11}``) or a list (``{0,2,5}``; more than
+    ``most`` numbers: ``*``). Order is that of each group's first name. Torch-free: the
+    reports and ``rngtrace show`` use it for lists of modules and parameters.
+
+    >>> fold_names(["emb.weight", "layer.0.q.weight", "layer.1.q.weight", "layer.0.k.weight",
+    ...             "layer.1.k.weight", "layer.3.k.weight", "layer.2.q.weight"])
+    ['emb.weight', 'layer.{0..2}.q.weight', 'layer.{0,1,3}.k.weight']
+    >>> fold_names(["a.0", "a.1"])
+    ['a.0', 'a.1']
+    """
+    groups: dict[tuple[str, str], list[tuple[int, str]]] = {}
+    for name in names:
+        parts = name.split(".")
+        at = next((i for i, p in enumerate(parts) if p.isdigit()), None)
+        if at is None:
+            groups.setdefault((name, ""), []).append((-1, name))
+            continue
+        key = (".".join(parts[:at]), ".".join(parts[at + 1:]))
+        groups.setdefault(key, []).append((int(parts[at]), name))
+    out = []
+    for (head, tail), members in groups.items():
+        nums = sorted({n for n, _ in members})
+        if len(members) <= 2 or nums == [-1]:
+            out += list(dict.fromkeys(name for _, name in members))
+            continue
+        if len(nums) > 2 and nums == list(range(nums[0], nums[-1] + 1)):
+            mid = f"{{{nums[0]}..{nums[-1]}}}"
+        elif len(nums) <= most:
+            mid = "{" + ",".join(map(str, nums)) + "}"
+        else:
+            mid = "*"
+        out.append(".".join(p for p in (head, mid, tail) if p))
+    return out

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from ..log import module_label
+from .names import fold_names
 
 if TYPE_CHECKING:
     from .model import Cause, Diff, Hunk, Unused
@@ -161,10 +162,13 @@ def _cause(d: Diff, c: Cause, head: str, width: int) -> list[str]:
         out.append(f"  first at {', '.join(at)}, on {c.generator}")
     if c.kind in ("inserted", "removed", "changed", "reordered", "generator") and c.values:
         out.append(f"  it draws {c.values:,} values itself")
-    if c.shifted_draws:
+    if c.shifted_draws and c.shifted_targets:
         out.append(f"  it shifts {_plural(c.shifted_draws, 'later draw')} of {c.generator}: "
                    f"{_plural(len(c.shifted_targets), 'parameter')}, "
                    f"{c.shifted_values:,} values")
+    elif c.shifted_draws:
+        out.append(f"  it shifts {_plural(c.shifted_draws, 'later draw')} of {c.generator} "
+                   f"({c.shifted_values:,} values), none of them into a parameter")
     elif c.kind != "changed":
         out.append(f"  it shifts no later draw of {c.generator}")
     if c.shifted_draws and _agree_again(d, c):
@@ -264,6 +268,7 @@ def _plural(n: int, word: str, many: str | None = None) -> str:
 
 
 def _list(names: Sequence[str]) -> str:
-    if len(names) <= MAX_NAMES:
-        return ", ".join(names)
-    return f"{', '.join(names[:MAX_NAMES])} and {len(names) - MAX_NAMES:,} more"
+    folded = fold_names(names)
+    if len(folded) <= MAX_NAMES:
+        return ", ".join(folded)
+    return f"{', '.join(folded[:MAX_NAMES])} and {len(folded) - MAX_NAMES:,} more"
