@@ -310,9 +310,9 @@ def fold_names(names: Iterable[str], most: int = 8) -> list[str]:
     """Names that differ only in their first number, said once: the blocks of a model.
 
     The first all-digit part of each dotted name is taken out; names left equal (three or
-    more: two read better whole) are one entry, with the numbers as a range (``{0..11}``) or a list (``{0,2,5}``; more than
-    ``most`` numbers: ``*``). Order is that of each group's first name. Torch-free: the
-    reports and ``rngtrace show`` use it for lists of modules and parameters.
+    more: two read better whole) are one entry, with the numbers as a range (``{0..11}``)
+    or a list (``{0,2,5}``; more than ``most`` numbers: ``*``). Order is that of each
+    group's first name. Torch-free, for lists of modules and parameters in reports.
 
     >>> fold_names(["emb.weight", "layer.0.q.weight", "layer.1.q.weight", "layer.0.k.weight",
     ...             "layer.1.k.weight", "layer.3.k.weight", "layer.2.q.weight"])
