@@ -320,26 +320,34 @@ def fold_names(names: Iterable[str], most: int = 8) -> list[str]:
     >>> fold_names(["a.0", "a.1"])
     ['a.0', 'a.1']
     """
-    groups: dict[tuple[str, str], list[tuple[int, str]]] = {}
+    names = list(names)
+    keys: list[tuple[str, str] | None] = []
+    groups: dict[tuple[str, str], list[int]] = {}
     for name in names:
         parts = name.split(".")
         at = next((i for i, p in enumerate(parts) if p.isdigit()), None)
         if at is None:
-            groups.setdefault((name, ""), []).append((-1, name))
+            keys.append(None)
             continue
         key = (".".join(parts[:at]), ".".join(parts[at + 1:]))
-        groups.setdefault(key, []).append((int(parts[at]), name))
-    out = []
-    for (head, tail), members in groups.items():
-        nums = sorted({n for n, _ in members})
-        if len(members) <= 2 or nums == [-1]:
-            out += list(dict.fromkeys(name for _, name in members))
-            continue
-        if len(nums) > 2 and nums == list(range(nums[0], nums[-1] + 1)):
-            mid = f"{{{nums[0]}..{nums[-1]}}}"
-        elif len(nums) <= most:
-            mid = "{" + ",".join(map(str, nums)) + "}"
-        else:
-            mid = "*"
-        out.append(".".join(p for p in (head, mid, tail) if p))
+        keys.append(key)
+        groups.setdefault(key, []).append(int(parts[at]))
+    out: list[str] = []
+    done: set[tuple[str, str]] = set()
+    for name, k in zip(names, keys, strict=True):
+        if k is None or len(groups[k]) <= 2:
+            out.append(name)
+        elif k not in done:
+            done.add(k)
+            out.append(_folded(k, sorted(set(groups[k])), most))
     return out
+
+
+def _folded(key: tuple[str, str], nums: list[int], most: int) -> str:
+    if len(nums) > 2 and nums == list(range(nums[0], nums[-1] + 1)):
+        mid = f"{{{nums[0]}..{nums[-1]}}}"
+    elif len(nums) <= most:
+        mid = "{" + ",".join(map(str, nums)) + "}"
+    else:
+        mid = "*"
+    return ".".join(p for p in (key[0], mid, key[1]) if p)
