@@ -307,6 +307,7 @@ def test_init(rng_snapshot):
 """
 
 
+@pytest.mark.slow  # two pytest sessions in this process: several seconds
 def test_the_guard_passes_on_a_wrapper(pytester):
     pytester.makepyfile(test_model=WRAP_TEST.replace("BUILD", "Net"))
     pytester.runpytest("--rng-snapshot-update").assert_outcomes(passed=1)
