@@ -509,10 +509,21 @@ def test_draws_moved_into_dataloader_workers_are_said_so():
                 pass
         return log
 
-    d = rngtrace.diff(run(0), run(2), labels=("in process", "in workers"))
+    a, b = run(0), run(2)
+    d = rngtrace.diff(a, b, labels=("in process", "in workers"))
     c = d.cause
-    # 4 items, one torch.rand each, drawn by this process only with num_workers=0
+    # 4 items, one torch.rand each, drawn by this process with num_workers=0; with 2
+    # workers each draws its batch of 2 in a stream of its own
     assert (c.kind, c.run, c.module, c.draws) == ("removed", "a", None, 4)
+    assert c.summary.startswith("draws moved into DataLoader workers: torch.rand at ")
+    assert c.summary.endswith(", 4 draws in in process's own process, in workers 0, 1 of "
+                              "in workers")
+    assert c.detail.startswith("With num_workers > 0 the Dataset draws in worker processes")
+    assert len(d.causes) == 1  # the workers' draws are this cause's other side
+    assert {s.b_name: s.counts for s in d.streams if s.a_name is None} == {
+        "default:cpu@worker0": {"inserted": 2}, "default:cpu@worker1": {"inserted": 2}}
+    # without the workers' part (a log that has only the process's draws) it is inferred
+    b_own = Log(draws=[x for x in b.draws if x.worker is None], generators=b.generators)
+    c = rngtrace.diff(a, b_own, labels=("in process", "in workers")).cause
     assert c.detail.startswith("in process makes them while a DataLoader is iterated (its "
                                "iterator starts at draw 0), in its own process")
-    assert "with num_workers > 0 the Dataset draws in worker processes" in c.detail

@@ -99,11 +99,18 @@ def pair_generators(a: Log, b: Log) -> list[StreamPair]:
     return out
 
 
+def stream_name(d: Draw) -> str:
+    """The stream a draw belongs to: its generator, in a DataLoader worker that
+    worker's own (``default:cpu@worker1``)."""
+    return d.generator if d.worker is None else f"{d.generator}@worker{d.worker}"
+
+
 def _first_draws(log: Log) -> dict[str, Draw]:
     first: dict[str, Draw] = {}
     for d in log.draws:
-        if d.generator not in first:
-            first[d.generator] = d
+        name = stream_name(d)
+        if name not in first:
+            first[name] = d
     return first
 
 

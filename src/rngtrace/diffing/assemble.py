@@ -15,7 +15,7 @@ from typing import Any
 
 from ..errors import RngtraceError
 from ..log import Draw, Log
-from .align import align_stream, pair_generators
+from .align import align_stream, pair_generators, stream_name
 from .cause_text import build
 from .causes import StreamView, explain
 from .model import HUNK_KINDS, Cause, Diff, Hunk, Stream
@@ -112,6 +112,9 @@ def _by_generator(log: Log) -> dict[str, list[Draw]]:
     if not all(map(operator.attrgetter("consumed"), draws)):
         draws = [d for d in draws if d.consumed]
     names = list(map(operator.attrgetter("generator"), draws))
+    if any(map(operator.attrgetter("worker"), draws)) or any(
+            d.worker == 0 for d in draws):  # a worker's generators are streams of their own
+        names = list(map(stream_name, draws))
     if len(set(names)) == 1:  # one stream: no Python loop over a million draws
         return {names[0]: list(draws)}
     out: dict[str, list[Draw]] = {}

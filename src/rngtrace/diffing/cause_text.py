@@ -70,7 +70,8 @@ def _cause(g: Candidate, ctx: _Context) -> Cause:
     summary, detail = _TEXT.get(g.kind, _unknown)(g, ctx)
     if g.kind in ("inserted", "removed") and targets and a_index is not None:
         detail = _join(detail, _reinit(sh_draws, a_index, ctx))
-    if g.kind in ("inserted", "removed") and f is not None and f.module is None:
+    if g.kind in ("inserted", "removed") and f is not None and f.module is None \
+            and not g.workers:
         detail = _join(detail, _loader(g, ctx))
     site = f.site if f is not None else None
     code = f.code if f is not None else None
@@ -173,8 +174,18 @@ def _count(members: int, draws: int) -> str:
 
 def _only_in(g: Candidate, ctx: _Context) -> tuple[str, str]:
     here = ctx.labels[1] if g.kind == "inserted" else ctx.labels[0]
+    there = ctx.labels[0] if g.kind == "inserted" else ctx.labels[1]
     f = g.first
     own = sum(len(m.draws) for m in g.members)
+    if g.workers and f is not None:
+        ws = ", ".join(map(str, sorted(g.workers)))
+        way = "into" if g.kind == "removed" else "out of"
+        return (f"draws moved {way} DataLoader workers: {f.api or f.op} at {f.site}, "
+                f"{_count(1, own)} in {here}'s own process, in "
+                f"worker{'s' if len(g.workers) > 1 else ''} {ws} of {there}",
+                f"With num_workers > 0 the Dataset draws in worker processes, each from its "
+                f"own generator (seeded from the DataLoader's base seed): the process's "
+                f"stream no longer has these draws, and what it draws after them shifts.")
     if f is None or f.module is None:
         return f"draws only in {here} outside any module ({f.api if f else '?'}), " \
                f"{_count(1, own)}", ""

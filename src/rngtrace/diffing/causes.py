@@ -57,6 +57,7 @@ class Candidate:
     merged_into: Candidate | None = None
     members: list[Candidate] = field(default_factory=list)
     root: str | None = None  # the outermost module only one run has (inserted/removed)
+    workers: list[int] = field(default_factory=list)  # the same draws in these workers
     new_target: bool = False  # a parameter only one run has, in a module both have
 
     @property
@@ -72,6 +73,7 @@ def explain(a: Log, b: Log, streams: list[StreamView],
     for st in streams:
         cands += _walk(a, b, st, first_shift)
     _find_moves(cands)
+    _find_worker_moves(cands)
     _place(cands, a, b)
     groups = _group(cands)
     groups.sort(key=lambda c: (c.consequence, min((p.hunk for m in c.members
@@ -243,6 +245,31 @@ def _find_moves(cands: list[Candidate]) -> None:
         if same:
             r.jumped = _between(r.stream, c.pieces[0], r.pieces[0])
         r.while_shifted = r.while_shifted and c.while_shifted
+
+
+def _find_worker_moves(cands: list[Candidate]) -> None:
+    """Draws of one run's own process that the other run makes in DataLoader workers
+    (same op, same line of code): one cause, the process's side, naming the workers."""
+    here = {}
+    for c in cands:
+        f = c.first
+        if c.kind in ("inserted", "removed") and f is not None and f.worker is None:
+            here.setdefault((c.kind, f.op, f.site), c)
+    for c in cands:
+        f = c.first
+        if c.kind not in ("inserted", "removed") or f is None or f.worker is None \
+                or c.merged_into is not None:
+            continue
+        other = "removed" if c.kind == "inserted" else "inserted"
+        m = here.get((other, f.op, f.site))
+        if m is None:
+            continue
+        c.merged_into = m
+        if f.worker not in m.workers:
+            m.workers.append(f.worker)
+        for p in c.pieces:
+            if p.cause is c:
+                p.cause = m
 
 
 def _signature(draws: list[Draw]) -> tuple:

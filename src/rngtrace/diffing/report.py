@@ -113,8 +113,8 @@ def _streams(d: Diff) -> list[str]:
     la, lb = d.labels
     legend = "" if (la, lb) == ("A", "B") else f" (A: {la}, B: {lb})"
     lines = ["", f"Streams{legend}:"]
-    names = [s.name if s.b_name in (None, s.a_name) else f"{s.a_name} ~ {s.b_name}"
-             for s in d.streams]
+    names = [s.name if s.b_name in (None, s.a_name) or s.a_name is None
+             else f"{s.a_name} ~ {s.b_name}" for s in d.streams]
     width = max((len(n) for n in names), default=0)
     for s, name in zip(d.streams, names, strict=True):
         counts = ", ".join(f"{n:,} {k}" for k, n in s.counts.items())
