@@ -183,9 +183,9 @@ def _only_in(g: Candidate, ctx: _Context) -> tuple[str, str]:
         return (f"draws moved {way} DataLoader workers: {f.api or f.op} at {f.site}, "
                 f"{_count(1, own)} in {here}'s own process, in "
                 f"worker{'s' if len(g.workers) > 1 else ''} {ws} of {there}",
-                f"With num_workers > 0 the Dataset draws in worker processes, each from its "
-                f"own generator (seeded from the DataLoader's base seed): the process's "
-                f"stream no longer has these draws, and what it draws after them shifts.")
+                "With num_workers > 0 the Dataset draws in worker processes, each from its "
+                "own generator (seeded from the DataLoader's base seed): the process's "
+                "stream no longer has these draws, and what it draws after them shifts.")
     if f is None or f.module is None:
         return f"draws only in {here} outside any module ({f.api if f else '?'}), " \
                f"{_count(1, own)}", ""

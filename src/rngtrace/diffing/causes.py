@@ -250,7 +250,7 @@ def _find_moves(cands: list[Candidate]) -> None:
 def _find_worker_moves(cands: list[Candidate]) -> None:
     """Draws of one run's own process that the other run makes in DataLoader workers
     (same op, same line of code): one cause, the process's side, naming the workers."""
-    here = {}
+    here: dict[tuple, Candidate] = {}
     for c in cands:
         f = c.first
         if c.kind in ("inserted", "removed") and f is not None and f.worker is None:
