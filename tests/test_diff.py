@@ -271,6 +271,10 @@ def test_to_dict_is_json():
     assert [h["kind"] for h in data["hunks"]] == ["equal", "inserted", "shifted"]
     assert data["causes"][0]["summary"] == "module only in new: b (Linear), 2 draws"
     assert data["affected_targets"] == ["b.weight", "b.bias", "c.weight", "c.bias"]
+    assert data["new_targets"] == ["b.weight", "b.bias"] and data["renamed"] == ""
+    # the inserted module's line of code, with its 2 draws (weight and bias)
+    assert [(line[1], line[2]) for line in data["causes"][0]["lines"]] == [
+        ('nn.ModuleDict({n: nn.Linear(2, 2) for n in names})', 2)]
 
 
 def _draw(i: int, module: str | None, target: str | None, state: str = "s",

@@ -221,6 +221,17 @@ def infer_renames(a: Log, b: Log) -> Renames:
     modules that swapped their draws are reordered, not renamed), also once the other
     pairs have renamed B: two dropouts of one shape that happen to start from the same
     state in two shifted streams drew the same values, but are no rename.
+
+    >>> from rngtrace import Draw, Log
+    >>> def d(i, model, module):
+    ...     return Draw(i, "aten::uniform_", module, "Linear", f"{module}.weight", "init", 0,
+    ...                 (2,), "float32", "cpu", 2, {}, "default:cpu", f"s{i}", f"s{i + 1}",
+    ...                 True, None, None, None, model)
+    >>> a = Log(draws=[d(0, "Net", "fc"), d(1, "Net", "out")])
+    >>> b = Log(draws=[d(0, "Wrap", "net.fc"), d(1, "Wrap", "net.out")])
+    >>> r = infer_renames(a, b)
+    >>> r.describe(), r.to_a("Wrap", "net.out.inner")
+    ('(root) is net (2 modules)', ('Net', 'out.inner'))
     """
     # A rename gives each run module names the other lacks: most diffs (an insertion,
     # another seed) are ruled out on plain sets of strings, built in C.
