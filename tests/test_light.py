@@ -180,7 +180,7 @@ def test_records_written_in_batches_keep_their_order_with_events(tmp_path, monke
 def test_a_recorder_failure_is_an_error_event_and_changes_nothing(monkeypatch):
     """Reading the generators fails from the first step on: module calls, optimizer
     steps and the window's end go on, with the same losses, and the log says so."""
-    from rngtrace.recording import modulelevel as _light
+    from rngtrace.recording.generators import DefaultGen
 
     def run(broken: bool) -> tuple[list[float], rngtrace.Log | None]:
         torch.manual_seed(3)
@@ -191,7 +191,7 @@ def test_a_recorder_failure_is_an_error_event_and_changes_nothing(monkeypatch):
             def fail(self):
                 raise OSError("no state today")
 
-            monkeypatch.setattr(_light._Gen, "read", fail)
+            monkeypatch.setattr(DefaultGen, "read", fail)
             losses = story_models.train(model, steps=2)
         return losses, log
 
@@ -264,19 +264,20 @@ class DropoutData(torch.utils.data.Dataset):
     def __len__(self) -> int:
         return 4
 
+    window = None  # the parent's window, inherited by the forked worker
+
     def __getitem__(self, i: int) -> torch.Tensor:
         self.drop(torch.ones(3))
         # what the worker's inherited copy of the window recorded (it must stay idle)
-        from rngtrace.recording import window as recorder
-
-        active = recorder._active
-        return torch.tensor(-1 if active is None else active._count)
+        w = DropoutData.window
+        return torch.tensor(w._next_index() if w._thread == -1 else -1)
 
 
 def test_dataloader_workers_are_not_recorded(tmp_path):
     path = tmp_path / "workers.rngtrace.jsonl"
     loader = torch.utils.data.DataLoader(DropoutData(), batch_size=2, num_workers=1)
-    with rngtrace.record(level="module", path=path):
+    DropoutData.window = window = rngtrace.record(level="module", path=path)
+    with window:
         batches = list(loader)
     assert [b.tolist() for b in batches] == [[0, 0], [0, 0]]
     # The workers' Dropout calls (4 items) are theirs; the parent sees only iter()'s

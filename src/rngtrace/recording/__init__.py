@@ -2,22 +2,23 @@
 
 :func:`record` is the entry point. The op level (:mod:`.oplevel`) sees every random
 kernel through a dispatch mode (:mod:`.mode`, :mod:`.ops`); the module level
-(:mod:`.modulelevel`) reads generator states around module calls. Both share the window
-(:mod:`.window`), the module-call wrapper (:mod:`.calls`), the global hooks (:mod:`.hooks`),
-reseed watching (:mod:`.reseed`), generator reads (:mod:`.generators`), the stack walk
-(:mod:`.frames`) and the naming of modules and parameters (:mod:`.naming`).
+(:mod:`.modulelevel`) reads generator states around module calls. Both are a
+:class:`~.window.Window` (claiming, opening and closing, steps, reseeds, usage, errors),
+and share the module-call wrapper (:mod:`.calls`), the global hooks (:mod:`.hooks`),
+reseed watching (:mod:`.reseed`), every change to torch's globals (:mod:`.patches`),
+generator reads (:mod:`.generators`), the stack walk (:mod:`.frames`) and the naming of
+modules and parameters (:mod:`.naming`).
 """
 
 from __future__ import annotations
 
 import os
-from typing import cast
 
 from ..errors import RecordError
 from .oplevel import Recorder
-from .window import Sink
+from .window import Sink, Window
 
-__all__ = ["Recorder", "record"]
+__all__ = ["Recorder", "Window", "record"]
 
 
 def record(
@@ -26,7 +27,7 @@ def record(
     path: str | os.PathLike[str] | None = None,
     level: str = "op",
     python_rng: bool = True,
-) -> Recorder:
+) -> Window:
     """Record every random kernel call made in a block, and who made it.
 
     Returns a context manager whose ``with`` target is a :class:`~rngtrace.Log`,
@@ -37,7 +38,9 @@ def record(
     The recorder is transparent: it never draws or seeds, so parameters, outputs,
     gradients and generator states are bit-identical to a run without it. An exception
     in the block propagates unchanged; the log keeps what was drawn and is marked
-    ``complete=False``. Windows cannot be nested.
+    ``complete=False``. Windows cannot be nested (one per process: a forked DataLoader
+    worker may open its own). Opening, closing and recording are safe against Ctrl-C:
+    after a ``KeyboardInterrupt`` torch is as it was and a new window can open.
 
     Draws are seen at the dispatcher (a ``TorchDispatchMode``), so only the thread that
     opened the window is traced; draws made by other threads show as ``"gap"`` events
@@ -77,6 +80,5 @@ def record(
     if level == "module":
         from .modulelevel import ModuleRecorder
 
-        # The light recorder has the same window interface (``with ... as log``).
-        return cast(Recorder, ModuleRecorder(steps=steps, sink=sink, python_rng=python_rng))
+        return ModuleRecorder(steps=steps, sink=sink, python_rng=python_rng)
     return Recorder(steps=steps, sink=sink, python_rng=python_rng)

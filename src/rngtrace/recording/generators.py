@@ -1,5 +1,9 @@
 """Generators seen in a window: naming, reading state, noticing changes.
 
+:class:`Slot` (in :class:`Generators`) is the op level's: any generator a draw names,
+read as bytes around each draw. :class:`DefaultGen` is the module level's: a default
+generator read at module boundaries, a CUDA one as (seed, offset) without a copy.
+
 Reading a state never changes it: ``get_state()`` returns a copy. CUDA generators are
 only read once CUDA is initialised by the user's code; the recorder never initialises it.
 """
@@ -37,6 +41,51 @@ class Slot:
         if raw == self.last_raw:
             return raw, self.last_text
         return raw, state_text(raw, self.device)
+
+    def info(self) -> GeneratorInfo:
+        return GeneratorInfo(self.name, self.device, self.initial_seed, self.first_text)
+
+
+@dataclass(slots=True)
+class DefaultGen:
+    """One default generator read at module boundaries (the module level), with the last
+    state read (bytes on CPU, (seed, offset) on CUDA, both cheap to compare)."""
+
+    name: str
+    device: str
+    generator: Any
+    cuda: bool
+    last: Any = None
+    memo: tuple[Any, str] | None = None  # one raw state and its display form
+    first: str | None = None
+    seed: int | None = None
+
+    @classmethod
+    def start(cls, name: str, device: str, generator: Any, cuda: bool) -> DefaultGen:
+        g = cls(name, device, generator, cuda)
+        g.last = g.read()
+        g.first = g.show(g.last)
+        g.seed = generator.initial_seed()
+        return g
+
+    def read(self) -> Any:
+        g = self.generator
+        if self.cuda:
+            return g.initial_seed(), g.get_offset()
+        return raw_state(g)
+
+    def show(self, raw: Any) -> str:
+        """The display form of a state read (a digest on CPU); consecutive records share
+        their states (one's after is the next one's before): each is shown once."""
+        memo = self.memo
+        if memo is not None and memo[0] is raw:
+            return memo[1]
+        text = f"{raw[0]}:{raw[1]}" if self.cuda else state_text(raw, self.device)
+        self.memo = (raw, text)
+        return text
+
+    def info(self) -> GeneratorInfo:
+        return GeneratorInfo(self.name, self.device, self.seed, self.first)
 
 
 def raw_state(generator: Any) -> bytes:
@@ -104,10 +153,7 @@ class Generators:
         return slot
 
     def infos(self) -> dict[str, GeneratorInfo]:
-        out = {}
-        for s in self.slots.values():
-            out[s.name] = GeneratorInfo(s.name, s.device, s.initial_seed, s.first_text)
-        return out
+        return {s.name: s.info() for s in self.slots.values()}
 
     def release(self) -> None:
         for s in self.slots.values():

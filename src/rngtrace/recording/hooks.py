@@ -1,38 +1,36 @@
-"""PyTorch's global hooks as the recorders use them: installed for a window, then removed."""
+"""PyTorch's global hooks as the recorders use them: installed for a window, then removed.
+
+Registration goes through :class:`~rngtrace.recording.patches.Patches`, so that a hook
+registered by a window that was interrupted while it opened is removed all the same.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 
 import torch
 from torch import nn
 
+from .patches import Patches
+
 
 class Hooks:
-    """A set of global hook handles, removed together."""
+    """Global registration hooks, removed together."""
 
     def __init__(self) -> None:
-        self._handles: list[Any] = []
+        self._patches = Patches()
 
     def registration(self, on_module: Callable[..., None],
                      on_tensor: Callable[..., None]) -> None:
         """Call ``on_module(parent, name, child)`` and ``on_tensor(owner, name, tensor)``
         whenever a submodule, parameter or buffer is registered anywhere."""
         reg = nn.modules.module
-        self._handles += [
-            reg.register_module_module_registration_hook(on_module),
-            reg.register_module_parameter_registration_hook(on_tensor),
-            reg.register_module_buffer_registration_hook(on_tensor),
-        ]
-
-    def add(self, handle: Any) -> None:
-        self._handles.append(handle)
+        self._patches.hook(reg.register_module_module_registration_hook, on_module)
+        self._patches.hook(reg.register_module_parameter_registration_hook, on_tensor)
+        self._patches.hook(reg.register_module_buffer_registration_hook, on_tensor)
 
     def remove(self) -> None:
-        for h in self._handles:
-            h.remove()
-        self._handles = []
+        self._patches.restore()
 
 
 def note_gradients(optimizer: torch.optim.Optimizer, into: dict[int, torch.Tensor]) -> None:

@@ -1,13 +1,25 @@
-"""The private dispatch mode: forward everything, hand random calls to the recorder."""
+"""The private dispatch mode: forward everything, hand random calls to the recorder.
+
+:func:`remove` takes the mode off the stack at the window's end wherever it is: a mode
+the user entered inside the window and left open stays on the stack, untouched (popping
+the top instead, as ``TorchDispatchMode.__exit__`` does, would take the user's mode off
+and leave rngtrace's on).
+"""
 
 from __future__ import annotations
 
 import os
 from typing import Any
 
+import torch.utils._python_dispatch as _pd
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from . import ops
+
+# TorchDispatchMode.__enter__ saves three process-wide flags per mode and __exit__
+# restores them; a mode taken from the middle of the stack hands its saved values on.
+_FLAGS = ("old_dispatch_mode_flags", "old_non_infra_dispatch_mode_flags",
+          "old_without_ignore_compile_internals_dispatch_mode_flags")
 
 
 class RecordingMode(TorchDispatchMode):
@@ -24,6 +36,7 @@ class RecordingMode(TorchDispatchMode):
         # A forked child (a DataLoader worker) inherits the mode stack and a copy of the
         # recorder, which writes the worker's draws to its part (recording.workers).
         self.pid = os.getpid()
+        self.above: list[TorchDispatchMode] = []  # modes to put back over it (remove())
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         try:
@@ -35,3 +48,48 @@ class RecordingMode(TorchDispatchMode):
         if os.getpid() != self.pid:  # a forked DataLoader worker (recording.workers)
             return self.recorder.on_worker_random(func, info, args, kwargs or {})
         return self.recorder.on_random(func, info, args, kwargs or {})
+
+
+def on_stack(mode: TorchDispatchMode) -> bool:
+    """Whether ``mode`` is on this thread's dispatch mode stack."""
+    return any(m is mode for m in _pd._get_current_dispatch_mode_stack())
+
+
+def remove(mode: RecordingMode) -> None:
+    """Take ``mode`` off this thread's stack, wherever it is; the modes above it stay, in
+    their order. Safe to call again after an interruption: it finishes the job."""
+    stack = _pd._get_current_dispatch_mode_stack()
+    at = next((i for i, m in enumerate(stack) if m is mode), None)
+    if at == len(stack) - 1:
+        mode.__exit__(None, None, None)
+    elif at is not None:
+        # first the modes popped by an interrupted earlier call (they were on top)
+        mode.above = stack[at + 1:] + [m for m in mode.above if all(m is not s for s in stack)]
+        for _ in range(len(stack) - at):
+            _pd._pop_mode()
+        _hand_on_flags(mode)
+    for m in list(mode.above):
+        if not on_stack(m):
+            _pd._push_mode(m)
+    mode.above = []
+
+
+def _hand_on_flags(mode: RecordingMode) -> None:
+    """The modes above ``mode`` saved the flags as they were with ``mode`` entered; make
+    them restore what ``mode`` saved instead, as if it had never been entered."""
+    try:
+        flags = [getattr(mode, name).pop() for name in _FLAGS]
+        for m in mode.above:
+            saved = [getattr(m, name, None) for name in _FLAGS]
+            for deque, value in zip(saved, flags, strict=True):
+                if deque:
+                    deque[-1] = value
+            flags = [True, flags[1] or not m.is_infra_mode(),
+                     flags[2] or not m.ignore_compile_internals()]
+        _pd._is_in_torch_dispatch_mode = flags[0]
+        _pd._is_in_non_infra_torch_dispatch_mode = flags[1]
+        _pd._is_in_any_mode_without_ignore_compile_internals = flags[2]
+        _pd.set_is_in_mode_without_ignore_compile_internals(flags[2])
+    except Exception:  # another torch: the flags only matter to torch.compile's checks
+        return
+

@@ -35,8 +35,9 @@ program, looked at again at each top-level module call); draws from explicit
 friends are recorded as ``"reseed"`` events, as in the op recorder; consumption since the
 previous module boundary is then merged into the reseed and not charged. A CUDA state that
 moves backwards without a reseed the window saw is a ``"gap"`` event. Module calls from
-other threads and processes (DataLoader workers inherit the wrapper) are ignored; the
-consumption of another thread is charged to whatever the recording thread is running.
+other threads are noted in ``Log.called`` but not read, and those of other processes
+(DataLoader workers inherit the wrapper) are ignored; the consumption of another thread
+is charged to whatever the recording thread is running.
 A ``torch.compile``-d module is charged as a whole: the calls inside its graph are not
 Python calls any more. Which module calls are not read, and how called modules are
 named, is in :mod:`rngtrace.recording.module_paths`.
@@ -53,68 +54,28 @@ Example::
 
 from __future__ import annotations
 
-import os
 import threading
-import warnings
 from dataclasses import dataclass
 from typing import Any
 
 import torch
 from torch import nn
-from torch.optim.optimizer import register_optimizer_step_post_hook
 
 from ..log import Draw, Event, GeneratorInfo, Log
 from . import frames
-from . import window as _rec
-from .calls import CallPatch
-from .distributed import GroupWatch
-from .generators import raw_state, state_text
-from .hooks import Hooks, note_gradients
+from .generators import DefaultGen
 from .module_paths import DROPOUT, PURE, Paths
-from .pystreams import PyStreams
-from .reseed import ReseedWatch, describe_call, unchanged_event
-from .window import default_generators
+from .window import Sink, Window, default_generators
 
 _BACKWARDS = "CUDA generator state moved backwards or was reseeded (not by a call the " \
              "window saw: a restored state, Generator.manual_seed)"
 
 
 @dataclass(slots=True)
-class _Gen:
-    """One default generator, with the last state read (bytes on CPU, (seed, offset) on
-    CUDA, both cheap to compare)."""
-
-    name: str
-    device: str
-    generator: Any
-    cuda: bool
-    last: Any = None
-    memo: tuple[Any, str] | None = None  # one raw state and its display form
-    first: str | None = None
-    seed: int | None = None
-
-    def read(self) -> Any:
-        g = self.generator
-        if self.cuda:
-            return g.initial_seed(), g.get_offset()
-        return raw_state(g)
-
-    def show(self, raw: Any) -> str:
-        """The display form of a state read (a digest on CPU); consecutive records share
-        their states (one's after is the next one's before): each is shown once."""
-        memo = self.memo
-        if memo is not None and memo[0] is raw:
-            return memo[1]
-        text = f"{raw[0]}:{raw[1]}" if self.cuda else state_text(raw, self.device)
-        self.memo = (raw, text)
-        return text
-
-
-@dataclass(slots=True)
 class _Use:
     """What one open module call consumed from one generator so far."""
 
-    gen: _Gen
+    gen: DefaultGen
     before: Any  # raw states, shown when the records are written
     after: Any
     delta: int = 0
@@ -128,114 +89,68 @@ _Note = tuple  # (index, gen, module, root, module_type, phase, step, use, site,
 _BATCH = 256
 
 
-class ModuleRecorder:
+class ModuleRecorder(Window):
     """The window opened by ``record(level="module")``; ``with`` gives its :class:`Log`."""
 
-    def __init__(self, steps: int | None = None, sink: _rec.Sink | None = None,
+    _failure = "follow a module call"
+
+    def __init__(self, steps: int | None = None, sink: Sink | None = None,
                  python_rng: bool = True) -> None:
-        self.steps_limit = _rec.check_steps(steps)
-        self.log = Log(level="module")
-        self._group = GroupWatch()  # the rank's backend, for the header
-        self._sink: _rec.Sink = sink if sink is not None else _rec.MemorySink()
-        self._gens: list[_Gen] = []
+        super().__init__(steps, sink, Log(level="module"), python_rng)
+        self._gens: list[DefaultGen] = []
         self._cuda_seen = 0
         self._stack: list[nn.Module] = []
         self._uses: dict[int, list[_Use]] = {}  # depth in _stack -> consumption so far
         self._notes: list[_Note] = []  # consumption of calls returned, not yet written
-        self._called: dict[int, nn.Module] = {}
-        self._graded: dict[int, torch.Tensor] = {}  # parameters seen with a gradient
+        self._written = 0  # records handed to the sink
         self._paths = Paths()
-        self._reseed = ReseedWatch(self._on_reseed)
-        self._hooks = Hooks()
-        self._calls = CallPatch(self._wrap, on_fork=self._forked)
-        self._count = 0
-        self._steps = 0
-        self._thread = 0  # the recording thread; 0 outside the window, -1 in a forked child
-        self._pid = 0
-        self._state = "new"  # new -> recording -> stopped
-        self._warned = False
-        # pystreams: Python's random and NumPy, when asked (record(python_rng=...))
-        self._py = PyStreams(self._py_draw, self._py_event, self._py_name,
-                             lambda: self._steps) if python_rng else None
 
     # -- window --------------------------------------------------------------------
-    def __enter__(self) -> Log:
-        _rec.claim_window(self, self._state)
-        try:
-            self._thread = threading.get_ident()
-            self._pid = os.getpid()
-            self.log.meta = _rec.header()
-            self._group.open(self.log.meta)
-            self._add_gen("default:cpu", "cpu", torch.default_generator, cuda=False)
-            self._check_cuda()
-            self._sink.start(self.log, default_generators())
-            self._hooks.add(nn.modules.module.register_module_module_registration_hook(
-                self._on_module))
-            self._hooks.add(register_optimizer_step_post_hook(self._on_step))
-            self._calls.install()
-            self._reseed.install()
-            if self._py is not None:  # pystreams
-                self._py.install()
-        except BaseException:
-            self._uninstall()
-            raise
-        self._state = "recording"
-        return self.log
+    def _open(self) -> None:
+        self._add_gen("default:cpu", "cpu", torch.default_generator, cuda=False)
+        self._check_cuda()
+        self._sink.start(self.log, default_generators())
+        self._patches.hook(nn.modules.module.register_module_module_registration_hook,
+                           self._on_module)
+        super()._open()
 
-    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
-        self._stop(complete=exc_type is None)
-
-    def _uninstall(self) -> None:
-        self._group.close()  # idempotent: also when __enter__ failed
+    def _quiet(self) -> None:
         self._thread = 0  # the module-call wrapper is a pass-through from now on
-        if self._py is not None:  # pystreams
-            self._py.uninstall()
-        self._calls.uninstall()
-        self._hooks.remove()
-        self._reseed.uninstall()
-        _rec.release_window(self)
 
-    def _stop(self, complete: bool) -> None:
-        if self._state != "recording":
-            return
-        self._state = "stopped"
-        try:
-            py_gens = {}
-            try:
-                self._boundary()
-                while self._stack:  # closed inside a module call: charge what is open
-                    self._close(len(self._stack) - 1)
-                    self._stack.pop()
-                self._write()
-                if self._py is not None:  # pystreams: the last reads, the workers' parts
-                    py_gens = self._py.finish()
-            except Exception as e:
-                self._internal_error(e)
-            self._usage()
-            self.log.generators = {g.name: GeneratorInfo(g.name, g.device, g.seed, g.first)
-                                   for g in self._gens}
-            self.log.generators.update(py_gens)
-            self.log.steps = self._steps
-            self.log.complete = complete
-            self._group.close()
-            self._sink.finish(self.log, {})
-        finally:
-            self._uninstall()
-            self._uses.clear()
-            self._notes.clear()
-            self._called.clear()
-            self._graded.clear()
-            self._paths.clear()
-            for g in self._gens:
-                g.generator = None
+    def _flush(self) -> dict[int, Draw]:
+        self._boundary()
+        while self._stack:  # closed inside a module call: charge what is open
+            self._close(len(self._stack) - 1)
+            self._stack.pop()
+        self._write()
+        self._py_finish()
+        return {}
+
+    def _generators(self) -> dict[str, GeneratorInfo]:
+        return {g.name: g.info() for g in self._gens}
+
+    def _release(self) -> None:
+        self._uses.clear()
+        self._notes.clear()
+        self._paths.clear()
+        for g in self._gens:
+            g.generator = None
+
+    def _next_index(self) -> int:
+        return self._written + len(self._notes)
+
+    def _step_here(self) -> bool:
+        return threading.get_ident() == self._thread
+
+    def _step_boundary(self) -> None:
+        self._boundary()  # what the step and the code before it consumed is this step's
+        if self._py is not None:  # pystreams: a step is a boundary
+            self._py.boundary(None)
+        self._write()
 
     # -- generators ------------------------------------------------------------------
     def _add_gen(self, name: str, device: str, generator: Any, cuda: bool) -> None:
-        g = _Gen(name, device, generator, cuda)
-        g.last = g.read()
-        g.first = g.show(g.last)
-        g.seed = generator.initial_seed()
-        self._gens.append(g)
+        self._gens.append(DefaultGen.start(name, device, generator, cuda))
 
     def _check_cuda(self) -> None:
         """Add the CUDA default generators once the program has initialised CUDA."""
@@ -255,7 +170,11 @@ class ModuleRecorder:
         py = self._py
 
         def __call__(module: nn.Module, *args: Any, **kwargs: Any) -> Any:
-            if compiling() or rec._thread != get_ident():  # dynamo: see _calls
+            if compiling():  # dynamo: see .calls
+                return call(module, *args, **kwargs)
+            if rec._thread != get_ident():  # another thread, or paused, or closed
+                if rec._state == "recording":
+                    called[id(module)] = module  # used all the same (see .window)
                 return call(module, *args, **kwargs)
             called[id(module)] = module
             kind = type(module)
@@ -307,19 +226,18 @@ class ModuleRecorder:
             if raw != g.last:
                 self._charge(g, raw)
 
-    def _charge(self, g: _Gen, raw: Any) -> None:
+    def _charge(self, g: DefaultGen, raw: Any) -> None:
         before, g.last = g.last, raw
         delta = 0
         if g.cuda:
             if raw[0] != before[0] or raw[1] < before[1]:
-                self._event(Event("gap", g.name, self._count, None, _BACKWARDS))
+                self._event(Event("gap", g.name, self._next_index(), None, _BACKWARDS))
                 return
             delta = raw[1] - before[1]
         depth = len(self._stack) - 1
         if depth < 0:  # between module calls: an outside record of its own
-            self._notes.append((self._count, g, None, None, None, "other", self._steps,
-                                _Use(g, before, raw, delta), None, None))
-            self._count += 1
+            self._notes.append((self._next_index(), g, None, None, None, "other",
+                                self._steps, _Use(g, before, raw, delta), None, None))
             return
         uses = self._uses.setdefault(depth, [])
         for u in uses:
@@ -340,17 +258,16 @@ class ModuleRecorder:
         phase = "backward" if torch._C._current_autograd_node() is not None else "forward"
         kind = type(module).__name__
         for u in uses:
-            self._notes.append((self._count, u.gen, module, stack[0], kind, phase,
+            self._notes.append((self._next_index(), u.gen, module, stack[0], kind, phase,
                                 self._steps, u, site, code))
-            self._count += 1
         if len(self._notes) >= _BATCH:
             self._write()
 
     def _write(self) -> None:
         """Hand the noted records to the sink, as Draws, in order."""
-        if not self._notes:
+        notes = self._notes
+        if not notes:
             return
-        notes, self._notes = self._notes, []
         resolve = self._paths.resolve
         draws = []
         for index, g, module, root, kind, phase, step, u, site, code in notes:
@@ -359,7 +276,13 @@ class ModuleRecorder:
             draws.append(Draw(index, "module", path, kind, None, phase, step, (), "",
                               g.device, u.delta, {}, g.name, g.show(u.before),
                               g.show(u.after), True, site, code, None, model))
-        self._sink.draws(draws)
+        try:  # written once: an interrupt leaves the notes for the next write
+            self._notes = []
+            self._written = notes[-1][0] + 1
+            self._sink.draws(draws)
+        except BaseException:
+            self._notes, self._written = notes, notes[0][0]
+            raise
 
     def _event(self, event: Event) -> None:
         self._write()  # the records before it first: the sink keeps them in order
@@ -369,11 +292,13 @@ class ModuleRecorder:
     def _py_draw(self, fields: dict[str, Any]) -> None:
         self._write()  # the records noted before it first: the sink keeps them in order
         step = fields.pop("step", self._steps)
-        self._sink.draw(Draw(index=self._count, step=step, **fields))
-        self._count += 1
-
-    def _py_event(self, kind: str, generator: str, site: str | None, detail: str) -> None:
-        self._event(Event(kind, generator, self._count, site, detail))
+        index = self._written
+        try:  # the count and the file agree, wherever an interrupt lands
+            self._written = index + 1
+            self._sink.draw(Draw(index=index, step=step, **fields))
+        except BaseException:
+            self._written = index
+            raise
 
     def _py_name(self, module: Any, root: Any) -> tuple[str | None, str | None, str | None]:
         stack = self._stack
@@ -381,61 +306,38 @@ class ModuleRecorder:
         return model, path, type(module).__name__
 
     # -- other callbacks -----------------------------------------------------------------
-    def _on_step(self, optimizer: Any, args: Any, kwargs: Any) -> None:
-        if threading.get_ident() != self._thread or self._state != "recording":
-            return
-        try:
-            self._boundary()  # what the step and the code before it consumed is this step's
-            if self._py is not None:  # pystreams: a step is a boundary
-                self._py.boundary(None)
-            self._write()
-            note_gradients(optimizer, self._graded)
-        except Exception as e:  # never break the user's optimizer step
-            self._internal_error(e)
-        self._steps += 1
-        if self.steps_limit is not None and self._steps >= self.steps_limit:
-            self._stop(complete=True)
-
     def _set_paused(self, paused: bool) -> None:
         """For benchmarks: pause recording (module calls and optimizer steps pass
         through, with the wrapper still in place) or resume it, in the window's thread
         and between module calls; what runs while paused is charged to nothing.
         ``make bench`` pairs steps with the window paused and resumed, which cancels the
         drift of a shared machine."""
-        if self._state == "recording":
+        if self._state in ("recording", "paused"):
+            self._state = "paused" if paused else "recording"
             self._thread = 0 if paused else threading.get_ident()
-
-    def _forked(self) -> None:
-        self._thread = -1  # a DataLoader worker inherits the wrapper: not recorded
 
     def _on_module(self, parent: nn.Module, name: str, child: nn.Module | None) -> None:
         self._paths.changed()
 
-    def _on_reseed(self, label: str, scope: str, args: tuple, kwargs: dict) -> None:
-        if self._state != "recording" or os.getpid() != self._pid:
-            return
-        try:
-            site, _ = frames.user_site(1)
-            detail = describe_call(label, args, kwargs)
-            self._check_cuda()
-            changed = False
-            for g in self._gens:
-                raw = g.read()
-                if raw != g.last:
-                    g.last = raw
-                    self._event(Event("reseed", g.name, self._count, site, detail))
-                    changed = True
-            if not changed:
-                self._event(unchanged_event(scope, bool(self._cuda_seen), self._count, site,
-                                            detail))
-        except Exception as e:
-            self._internal_error(e)
+    def _reseeded(self, site: str | None, detail: str) -> bool:
+        self._check_cuda()
+        changed = False
+        for g in self._gens:
+            raw = g.read()
+            if raw != g.last:
+                g.last = raw
+                self._event(Event("reseed", g.name, self._next_index(), site, detail))
+                changed = True
+        return changed
 
     def _usage(self) -> None:
         """Name the modules called and the parameters that got a gradient (the op
         recorder's ``called``/``with_grad``), from the models seen."""
         called: dict[tuple[str | None, str], None] = {}
-        for m in self._called.values():
+        modules = list(self._called.values())
+        for m in _outermost(modules):  # models called only from other threads
+            self._paths.note_root(m)
+        for m in modules:
             model, path = self._paths.resolve(m, None)
             if model is not None:
                 called[(model, path)] = None
@@ -448,10 +350,11 @@ class ModuleRecorder:
         self.log.called = list(called) if called else None
         self.log.with_grad = graded or None
 
-    def _internal_error(self, e: Exception) -> None:
-        self._sink.event(Event("error", "", self._count, None, f"{type(e).__name__}: {e}"))
-        if not self._warned:
-            self._warned = True
-            warnings.warn(f"rngtrace could not follow a module call ({type(e).__name__}: "
-                          f"{e}); the program is unaffected, the log has an 'error' event",
-                          RuntimeWarning, stacklevel=3)
+
+def _outermost(modules: list[nn.Module]) -> list[nn.Module]:
+    """The modules that are inside none of the others, in the order given."""
+    inner: set[int] = set()
+    for m in modules:
+        if id(m) not in inner:  # else its subtree is already in
+            inner.update(id(sub) for sub in m.modules() if sub is not m)
+    return [m for m in modules if id(m) not in inner]

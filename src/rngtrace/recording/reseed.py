@@ -3,21 +3,24 @@
 While a window is open the public seeding functions are wrapped; each wrapper calls
 the original unchanged and then tells the recorder, which compares the generators'
 states and records ``"reseed"`` events with the caller's site. The originals are put
-back when the window closes. Code that kept its own reference to a function before the
-window (``from torch import manual_seed``), and ``Generator.manual_seed`` on an
-explicit generator, are not wrapped: their effect still shows, as a ``"gap"`` event.
+back when the window closes (through :mod:`rngtrace.recording.patches`). Code that kept
+its own reference to a function before the window (``from torch import manual_seed``),
+and ``Generator.manual_seed`` on an explicit generator, are not wrapped: their effect
+still shows, as a ``"gap"`` event.
 """
 
 from __future__ import annotations
 
 import functools
 import importlib
+import threading
 from collections.abc import Callable
 from typing import Any
 
 import torch
 
 from ..log import UNCHANGED, Event
+from .patches import Patches
 
 # (module, function, generators the call is about: "cpu", "cuda" or "all")
 _TARGETS = (
@@ -54,44 +57,41 @@ def describe_call(label: str, args: tuple, kwargs: dict) -> str:
     return f"{label}({', '.join(parts)})"
 
 
-class ReseedWatch:
-    """Wraps the seeding functions while installed; calls ``notify(label, scope, a, k)``."""
+def watch_reseeds(patches: Patches, notify: Callable[[str, str, tuple, dict], None]) -> None:
+    """Wrap the public seeding functions through ``patches``: each wrapper calls the
+    original unchanged, then ``notify(label, scope, args, kwargs)``.
 
-    def __init__(self, notify: Callable[[str, str, tuple, dict], None]) -> None:
-        self._notify = notify
-        self._saved: list[tuple[Any, str, Any]] = []
-        self._depth = 0
+    A seeding function that calls another (``torch.manual_seed`` calls
+    ``torch.cuda.manual_seed_all``) notifies once, for the outer call; the depth that
+    tells is per thread, so that two threads seeding at once both notify.
+    """
+    local = threading.local()
+    for modname, fname, scope in _TARGETS:
+        try:
+            mod = importlib.import_module(modname)
+        except ImportError:
+            continue
+        orig = getattr(mod, fname, None)
+        if orig is not None:
+            patches.replace(mod, fname, _wrap(orig, f"{modname}.{fname}", scope, notify,
+                                              local))
 
-    def install(self) -> None:
-        for modname, fname, scope in _TARGETS:
-            try:
-                mod = importlib.import_module(modname)
-            except ImportError:
-                continue
-            orig = getattr(mod, fname, None)
-            if orig is None:
-                continue
-            self._saved.append((mod, fname, orig))
-            setattr(mod, fname, self._wrap(orig, f"{modname}.{fname}", scope))
 
-    def uninstall(self) -> None:
-        for mod, fname, orig in reversed(self._saved):
-            setattr(mod, fname, orig)
-        self._saved = []
+def _wrap(orig: Callable, label: str, scope: str, notify: Callable,
+          local: threading.local) -> Callable:
+    @functools.wraps(orig)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        depth = getattr(local, "depth", 0)
+        if depth:
+            return orig(*args, **kwargs)
+        local.depth = 1
+        try:
+            return orig(*args, **kwargs)
+        finally:
+            local.depth = 0
+            notify(label, scope, args, kwargs)
 
-    def _wrap(self, orig: Callable, label: str, scope: str) -> Callable:
-        @functools.wraps(orig)
-        def wrapper(*args: Any, **kwargs: Any) -> Any:
-            if self._depth:  # torch.manual_seed calls torch.cuda.manual_seed_all
-                return orig(*args, **kwargs)
-            self._depth += 1
-            try:
-                return orig(*args, **kwargs)
-            finally:
-                self._depth -= 1
-                self._notify(label, scope, args, kwargs)
-
-        return wrapper
+    return wrapper
 
 
 def unchanged_event(scope: str, cuda: bool, before: int, site: str | None,

@@ -1,22 +1,56 @@
-"""The window both recorders share: claiming it, the log's header, steps, where draws go."""
+"""The window both recorders share: claiming it, opening and closing it, steps, reseeds,
+usage, internal errors, the log's header, where draws go.
+
+:class:`Window` is the base of both levels (:class:`~rngtrace.recording.oplevel.Recorder`
+and :class:`~rngtrace.recording.modulelevel.ModuleRecorder`); a level fills in what it
+installs, how it reads generators and how it finishes its log.
+
+**Interrupt safety.** Opening, closing and recording are safe against an exception or a
+``KeyboardInterrupt`` at any line of rngtrace's code: the window's life is one generator
+(:meth:`Window._lifetime`) whose every line after the claim runs inside a ``try`` whose
+handler undoes everything (:meth:`Window._teardown`, which may run twice: a second run
+finishes what an interrupted first one left). Its ``__exit__`` resumes that generator
+(through :mod:`contextlib`), so that the first line of rngtrace's code that a closing
+window runs is already protected. Afterwards the process can record again, and torch is
+as it was: ``nn.Module.__call__``, the seeding functions, the global hooks and the
+dispatch mode stack. The one gap left is inside CPython's ``contextlib`` frame, before it
+resumes ours (a signal arriving there leaves the window open).
+
+**Module calls from other threads** are noted in ``Log.called`` at both levels (they are
+used, and "unused" must never be claimed of a module that ran), but only the window's
+thread is recorded: draws (op level) and generator reads (module level). Forked children
+(DataLoader workers) inherit the window, which records only their draws there (into the
+worker's part, :mod:`rngtrace.recording.workers`); a window is claimed per process, so a
+child may open its own.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import datetime
+import os
 import platform
 import sys
 import threading
+import warnings
+from collections.abc import Callable, Iterator
 from typing import Any, Protocol
 
 import torch
+from torch.optim.optimizer import register_optimizer_step_post_hook
 
 from .._version import __version__
 from ..errors import RecordError
 from ..log import Draw, Event, GeneratorInfo, Log
-from .distributed import rank_meta
+from . import frames
+from .calls import patch_calls
+from .distributed import GroupWatch, rank_meta
+from .hooks import note_gradients
+from .patches import Patches
+from .pystreams import PyStreams
+from .reseed import describe_call, unchanged_event, watch_reseeds
 
-_active_lock = threading.Lock()
-_active: Any = None  # the open window (a Recorder or a light ModuleRecorder), or None
+_claims: dict[int, Window] = {}  # pid -> the process's open window
 
 class Sink(Protocol):
     """Where a window's draws go as they happen (memory, or a file streamed line by line)."""
@@ -71,23 +105,34 @@ def header() -> dict[str, Any]:
     return meta
 
 
-def claim_window(window: Any, state: str) -> None:
-    """Make ``window`` the process's open window; refuse a second entry or a second
-    window (windows cannot be nested or run concurrently)."""
-    global _active
-    if state != "new":
-        raise RecordError("a record() window can only be entered once")
-    with _active_lock:
-        if _active is not None:
-            raise RecordError("record() windows cannot be nested or run concurrently")
-        _active = window
+def claim_window(window: Window) -> None:
+    """Make ``window`` this process's open window; refuse a second one (windows cannot
+    be nested or run concurrently). A window claimed by the parent of a forked child
+    (a DataLoader worker) does not count in the child: claims are per process."""
+    # dict.setdefault is atomic: no lock, which an interrupt could leave held
+    if _claims.setdefault(os.getpid(), window) is not window:
+        raise RecordError("record() windows cannot be nested or run concurrently")
 
 
-def release_window(window: Any) -> None:
-    global _active
-    with _active_lock:
-        if _active is window:
-            _active = None
+def release_window(window: Window) -> None:
+    if _claims.get(os.getpid()) is window:  # only the owner removes its claim
+        del _claims[os.getpid()]
+
+
+def active_window() -> Window | None:
+    """This process's open window, if any."""
+    return _claims.get(os.getpid())
+
+
+def _in_child() -> None:
+    """After a fork: the parent's window is not this process's; it turns inert here."""
+    for pid in list(_claims):
+        if pid != os.getpid():
+            _claims.pop(pid)._forked()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_in_child)
 
 
 def check_steps(steps: int | None) -> int | None:
@@ -107,3 +152,236 @@ def default_generators() -> dict[str, GeneratorInfo]:
             gens[name] = GeneratorInfo(name, f"cuda:{i}",
                                        torch.cuda.default_generators[i].initial_seed())
     return gens
+
+
+class Window:
+    """The window opened by :func:`~rngtrace.record`; ``with`` gives its :class:`Log`.
+
+    The base of both levels. States: ``new`` -> ``opening`` -> ``recording`` ->
+    ``stopped``. A level provides :meth:`_open`
+    (what it installs, after the claim), :meth:`_quiet` (make its hot paths
+    pass-throughs), :meth:`_flush` (its last records, and the draws to patch),
+    :meth:`_generators`, :meth:`_reseeded`, :meth:`_usage` and :meth:`_release`.
+    """
+
+    _failure = "describe a draw"  # for the warning of an internal error
+
+    def __init__(self, steps: int | None, sink: Sink | None, log: Log,
+                 python_rng: bool = True) -> None:
+        self.steps_limit = check_steps(steps)
+        self.log = log
+        self._sink: Sink = sink if sink is not None else MemorySink()
+        self._patches = Patches()  # every change to torch's globals (see .patches)
+        self._called: dict[int, Any] = {}  # modules called, by id
+        self._graded: dict[int, torch.Tensor] = {}  # parameters seen with a gradient
+        self._steps = 0
+        self._thread = 0  # the recording thread
+        self._pid = 0
+        self._state = "new"
+        self._warned = False
+        self._life = contextlib.contextmanager(self._lifetime)()
+        # pystreams: Python's random and NumPy, when asked (record(python_rng=...))
+        self._py = PyStreams(self._py_draw, self._py_event, self._py_name,
+                             lambda: self._steps) if python_rng else None
+        self._py_gens: dict[str, GeneratorInfo] = {}
+        self._group = GroupWatch()  # the rank's backend, for the header
+
+    # -- opening and closing -------------------------------------------------------------
+    def __enter__(self) -> Log:
+        if self._state != "new":
+            raise RecordError("a record() window can only be entered once")
+        return self._life.__enter__()
+
+    @property
+    def __exit__(self) -> Callable[[Any, Any, Any], bool | None]:
+        # The with statement looks __exit__ up as it opens; what it calls at the end is
+        # contextlib's, which resumes _lifetime inside its try (see the module's doc).
+        return self._life.__exit__
+
+    def _lifetime(self) -> Iterator[Log]:
+        try:
+            self._state = "opening"
+            self._pid = os.getpid()
+            claim_window(self)
+            self._thread = threading.get_ident()
+            self.log.meta = header()
+            self._group.open(self.log.meta)
+            self._open()
+            self._state = "recording"
+            self._opened()
+            yield from self._block()
+            self._stop(complete=True)
+            self._teardown()
+        except BaseException:  # failed to open, or interrupted: leave nothing behind
+            self._teardown()
+            raise
+
+    def _block(self) -> Iterator[Log]:
+        # A function of its own: an exception raised by a tracer at a nested ``try:``
+        # line escapes that frame's handlers; from a callee it reaches _lifetime's.
+        try:
+            yield self.log
+        except BaseException:  # the block raised (or was interrupted)
+            self._stop(complete=False)
+            self._teardown()
+            raise
+
+    def _open(self) -> None:
+        """Install what every level needs; a level adds its own around this."""
+        patch_calls(self._patches, self._wrap)
+        watch_reseeds(self._patches, self._on_reseed)
+        self._patches.hook(register_optimizer_step_post_hook, self._on_step)
+        if self._py is not None:  # pystreams (rolls its own patches back if it fails)
+            self._py.install()
+
+    def _opened(self) -> None:
+        """The window is recording (the op level pushes its dispatch mode here)."""
+
+    def _stop(self, complete: bool) -> None:
+        """End the recording (at the window's end or after ``steps`` optimizer steps)."""
+        if self._state != "recording":
+            return
+        self._state = "stopped"
+        try:
+            self._unhook()  # torch as it was before the rest of the program goes on
+            try:
+                patches = self._flush()
+            except Exception as e:  # never let a recorder bug break the user's program
+                self._internal_error(e)
+                patches = {}
+            self._usage()
+            self.log.generators = {**self._generators(), **self._py_gens}
+            self.log.steps = self._steps
+            self.log.complete = complete
+            self._group.close()
+            self._sink.finish(self.log, patches)
+        finally:
+            self._teardown()
+
+    def _teardown(self) -> None:
+        """Undo everything the window did; safe to run again (it finishes the job)."""
+        self._state = "stopped"
+        self._unhook()
+        if self._py is not None:
+            self._py.uninstall()
+        self._group.close()  # idempotent
+        self._release()
+        self._called.clear()
+        self._graded.clear()
+        release_window(self)
+
+    def _unhook(self) -> None:
+        self._quiet()
+        self._patches.restore()
+
+    def _py_finish(self) -> None:
+        """pystreams: the last reads, and the workers' parts (their draws, after ours)."""
+        if self._py is not None:
+            try:
+                self._py_gens = self._py.finish()
+            finally:
+                self._py.uninstall()
+
+    def _forked(self) -> None:
+        """In a forked child: this window is the parent's. Its hooks and reseed wrappers
+        pass through there (they check the process); a DataLoader worker's draws still
+        go to the worker's part (:mod:`rngtrace.recording.workers`)."""
+        self._thread = -1
+
+    # -- what a level provides -------------------------------------------------------------
+    def _quiet(self) -> None:
+        """Make the hot paths pass-throughs (the window is closing)."""
+
+    def _flush(self) -> dict[int, Draw]:
+        """Write the last records; return the draws written earlier to patch."""
+        return {}
+
+    def _generators(self) -> dict[str, GeneratorInfo]:
+        raise NotImplementedError
+
+    def _reseeded(self, site: str | None, detail: str) -> bool:
+        """Record a ``"reseed"`` event for each generator that moved; whether any did."""
+        raise NotImplementedError
+
+    def _usage(self) -> None:
+        """Fill ``log.called`` and ``log.with_grad``."""
+
+    def _release(self) -> None:
+        """Drop the references to the user's objects (the window is over)."""
+
+    def _next_index(self) -> int:
+        """The index the next draw will have (events are placed before it)."""
+        raise NotImplementedError
+
+    def _step_here(self) -> bool:
+        """Whether an optimizer step in this thread counts (the op level: any thread)."""
+        return True
+
+    def _step_boundary(self) -> None:
+        """An optimizer step is about to be counted (a boundary for pystreams)."""
+        if self._py is not None and self._py.active():
+            self._py._guard(self._py.boundary, None)
+
+    # pystreams' callbacks (see rngtrace.recording.pystreams)
+    def _py_draw(self, fields: dict[str, Any]) -> None:
+        raise NotImplementedError
+
+    def _py_event(self, kind: str, generator: str, site: str | None, detail: str) -> None:
+        self._event(Event(kind, generator, self._next_index(), site, detail))
+
+    def _py_name(self, module: Any, root: Any) -> tuple[str | None, str | None, str | None]:
+        raise NotImplementedError
+
+    # -- module calls ----------------------------------------------------------------
+    def _wrap(self, call: Any) -> Any:
+        """The ``nn.Module.__call__`` of the window: notes the module, then calls it (a
+        global forward hook would cost 5 us per call, see :mod:`rngtrace.recording.calls`).
+        Calls from every thread of the process are noted (see the module's doc)."""
+        win, called, compiling = self, self._called, torch.compiler.is_compiling
+
+        def __call__(module: Any, *args: Any, **kwargs: Any) -> Any:
+            if not compiling() and win._state == "recording":
+                called[id(module)] = module
+            return call(module, *args, **kwargs)
+
+        return __call__
+
+    # -- callbacks -------------------------------------------------------------------
+    def _live(self) -> bool:
+        return self._state == "recording" and os.getpid() == self._pid
+
+    def _on_step(self, optimizer: Any, args: Any, kwargs: Any) -> None:
+        if not self._live() or not self._step_here():
+            return
+        try:
+            self._step_boundary()
+            note_gradients(optimizer, self._graded)
+        except Exception as e:  # never break the user's optimizer step
+            self._internal_error(e)
+        self._steps += 1
+        if self.steps_limit is not None and self._steps >= self.steps_limit:
+            self._stop(complete=True)
+
+    def _on_reseed(self, label: str, scope: str, args: tuple, kwargs: dict) -> None:
+        if not self._live():
+            return
+        try:
+            site, _ = frames.user_site(1)
+            detail = describe_call(label, args, kwargs)
+            if not self._reseeded(site, detail):
+                cuda = any(name.startswith("default:cuda") for name in self._generators())
+                self._event(unchanged_event(scope, cuda, self._next_index(), site, detail))
+        except Exception as e:
+            self._internal_error(e)
+
+    def _event(self, event: Event) -> None:
+        self._sink.event(event)
+
+    def _internal_error(self, e: Exception) -> None:
+        self._sink.event(Event("error", "", self._next_index(), None,
+                               f"{type(e).__name__}: {e}"))
+        if not self._warned:
+            self._warned = True
+            warnings.warn(f"rngtrace could not {self._failure} ({type(e).__name__}: {e}); "
+                          "the program is unaffected, the log has an 'error' event",
+                          RuntimeWarning, stacklevel=3)
