@@ -369,11 +369,10 @@ def test_a_draw_that_cannot_be_encoded_leaves_the_stream_consistent(tmp_path):
 
 
 @pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs /dev/full")
-def test_a_full_disk_warns_and_never_breaks_the_program():
-    with pytest.warns(RuntimeWarning, match="cannot write /dev/full"), \
-            rngtrace.record(path="/dev/full") as log:
-        x = torch.rand(3)  # the program goes on
-    assert x.shape == (3,) and log.meta["draws"] == 1
+def test_a_device_is_refused_as_a_log_to_write():
+    # it used to be accepted, fail at each write and still say complete=True (issue 18.9)
+    with pytest.raises(rngtrace.RecordError, match=r"/dev/full: .*not a regular file"):
+        rngtrace.record(path="/dev/full")
 
 
 class _RandomItems(torch.utils.data.Dataset):
@@ -401,3 +400,195 @@ def test_forked_dataloader_workers_do_not_write_into_the_file(tmp_path):
         ("aten::rand", 1)]
     assert log.meta["draws"] == 5
     assert back.complete and back.events == []
+
+
+# -- the user's files: nothing truncated before the window, no foreign file replaced ----
+
+def _a_log_file(path) -> bytes:
+    _log().save(path)
+    return path.read_bytes()
+
+
+def test_a_refused_nested_window_leaves_the_file_whole(tmp_path):
+    path = tmp_path / "run.rngtrace.jsonl"
+    before = _a_log_file(path)
+    with rngtrace.record():
+        inner = rngtrace.record(path=path)  # accepted: the path is an rngtrace log
+        assert path.read_bytes() == before  # record() itself writes nothing
+        with pytest.raises(rngtrace.RecordError, match="nested"), inner:
+            pass
+    assert path.read_bytes() == before
+
+
+def test_a_window_that_never_opens_leaves_the_file_whole(tmp_path):
+    path = tmp_path / "run.rngtrace.jsonl"
+    before = _a_log_file(path)
+    rngtrace.record(path=path)  # made, never entered
+    assert path.read_bytes() == before
+
+
+@pytest.mark.parametrize("name, text", [
+    ("train.py", "import torch\nprint(torch.rand(1))\n"),
+    ("notes.jsonl", '{"step": 1, "loss": 0.5}\n'),
+    ("model.pt", "\x80\x04\x95 pickled"),
+])
+def test_record_never_writes_over_a_file_that_is_not_a_log(tmp_path, name, text):
+    path = tmp_path / name
+    path.write_text(text)
+    with pytest.raises(rngtrace.RecordError, match="not an rngtrace log"):
+        rngtrace.record(path=path)
+    assert path.read_text() == text
+
+
+def test_save_never_writes_over_a_file_that_is_not_a_log(tmp_path):
+    path = tmp_path / "train.py"
+    path.write_text("print(1)\n")
+    with pytest.raises(rngtrace.RngtraceError, match="not an rngtrace log"):
+        save(_log(), path)
+    assert path.read_text() == "print(1)\n" and os.listdir(tmp_path) == ["train.py"]
+
+
+def test_an_empty_file_or_an_older_log_may_be_replaced(tmp_path):
+    empty = tmp_path / "empty.jsonl"
+    empty.write_bytes(b"")
+    old = tmp_path / "old.jsonl"
+    _a_log_file(old)
+    for path in (empty, old):
+        with rngtrace.record(path=path):
+            torch.rand(2)
+        assert [d.op for d in rngtrace.load(path).draws] == ["aten::rand"]
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs FIFOs")
+def test_special_files_are_refused_as_logs_to_write(tmp_path):
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    for path in (fifo, tmp_path):  # a FIFO would block at open(); a directory
+        with pytest.raises(rngtrace.RecordError, match=r"not a regular file|directory"):
+            rngtrace.record(path=path)
+        with pytest.raises(rngtrace.RngtraceError, match=r"not a regular file|directory"):
+            save(_log(), path)
+
+
+def test_a_failed_write_marks_the_window_incomplete(tmp_path, monkeypatch):
+    from rngtrace.logfile import FileSink
+
+    path = tmp_path / "full.jsonl"
+    sink = FileSink(path)
+    log = _log()
+    sink.start(log, log.generators)
+    sink.draw(log.draws[0])
+
+    def full(data):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(sink._f, "write", full)
+    with pytest.warns(RuntimeWarning, match="No space left"):
+        sink.draw(log.draws[1])  # the program goes on
+    sink.finish(log, {})
+    # one draw reached the file; the window says it is not whole, and why
+    assert not log.complete and "No space left" in log.meta["write_error"]
+
+
+_HOLD = (
+    "import sys, time, os, torch, rngtrace, warnings\n"
+    "warnings.simplefilter('always')\n"
+    "path, go, n = sys.argv[1], sys.argv[2], int(sys.argv[3])\n"
+    "with rngtrace.record(path=path) as log:\n"
+    "    for _ in range(n):\n"
+    "        torch.rand(1)\n"
+    "    open(go + '.' + str(os.getpid()), 'w').close()\n"
+    "    while not os.path.exists(go):\n"
+    "        time.sleep(0.01)\n"
+    "print(log.meta['path'])\n"
+)
+
+
+@pytest.mark.slow
+def test_two_processes_streaming_to_one_path_keep_both_logs(tmp_path):
+    path, go = tmp_path / "run.rngtrace.jsonl", tmp_path / "go"
+    procs = [subprocess.Popen([sys.executable, "-c", _HOLD, str(path), str(go), str(n)],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for n in (3, 5)]
+    deadline = time.monotonic() + 120
+    while len(list(tmp_path.glob("go.*"))) < 2:  # both windows open at once
+        assert all(p.poll() is None for p in procs), [p.communicate() for p in procs]
+        assert time.monotonic() < deadline, "the windows did not open in 120 s"
+        time.sleep(0.02)
+    go.touch()
+    outs = [p.communicate(timeout=120) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], outs
+    paths = [out.strip() for out, _ in outs]
+    assert len(set(paths)) == 2 and str(path) in paths  # one of them under another name
+    moved = next(p for p in paths if p != str(path))
+    assert "another process" in "".join(err for _, err in outs)
+    assert os.path.dirname(moved) == str(tmp_path)
+    # each file holds one process's whole log: 3 draws and 5 draws
+    assert sorted(len(rngtrace.load(p).draws) for p in paths) == [3, 5]
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs FIFOs")
+def test_a_fifo_is_refused_without_blocking(tmp_path):
+    fifo = tmp_path / "pipe.jsonl"
+    os.mkfifo(fifo)  # open() for reading would wait for a writer forever
+    _fails(fifo, "FIFO", "not a regular file")
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/zero"), reason="needs /dev/zero")
+def test_a_device_is_refused():
+    with pytest.raises(LogFormatError, match=r"/dev/zero: .*not a regular file"):
+        rngtrace.load("/dev/zero")  # endless input
+
+
+# -- hostile input: bounded, and nothing that loads breaks a printer later ------------
+
+def _with_draw_field(tmp_path, key: str, raw_value: str, name: str = "hostile.jsonl"):
+    lines = _good_lines(tmp_path)
+    rec = json.loads(lines[1])
+    assert rec["t"] == "d"
+    lines[1] = json.dumps(rec)[:-1] + f', "{key}": {raw_value}}}\n'
+    return _write(tmp_path, "".join(lines), name)
+
+
+@pytest.mark.parametrize("key", ["m", "o", "s", "cd"])
+def test_a_lone_surrogate_is_refused_with_its_line(tmp_path, key):
+    # "\ud800" is valid JSON but no Unicode text: printing it raised UnicodeEncodeError
+    _fails(_with_draw_field(tmp_path, key, '"enc\\ud800"'), "surrogate", line=2)
+
+
+def test_a_lone_surrogate_anywhere_in_the_header_is_refused(tmp_path):
+    lines = _good_lines(tmp_path)
+    head = json.loads(lines[0])
+    head["meta"]["argv"] = ["train.py", {"deep": ["x\udfff"]}]
+    lines[0] = json.dumps(head) + "\n"
+    _fails(_write(tmp_path, "".join(lines)), "surrogate", line=1)
+
+
+def test_a_surrogate_pair_is_text_and_loads(tmp_path):
+    path = _with_draw_field(tmp_path, "cd", '"x = 1  # \\ud83d\\ude00"')
+    assert rngtrace.load(path).draws[0].code == "x = 1  # \U0001f600"
+
+
+def test_a_module_path_too_deep_is_refused(tmp_path):
+    from rngtrace.logfile.format import MAX_DEPTH
+
+    deep = ".".join(["a"] * 100_000)  # gave RecursionError in dot, quadratic prefixes
+    _fails(_with_draw_field(tmp_path, "m", json.dumps(deep)), "module path", "deeper",
+           line=2)
+    ok = ".".join(["a"] * MAX_DEPTH)
+    assert rngtrace.load(_with_draw_field(tmp_path, "m", json.dumps(ok), "ok.jsonl")
+                         ).draws[0].module == ok
+    lines = _good_lines(tmp_path)
+    usage = next(i for i, line in enumerate(lines) if '"t":"u"' in line)
+    rec = json.loads(lines[usage])
+    rec["p"] = [deep]
+    lines[usage] = json.dumps(rec) + "\n"
+    _fails(_write(tmp_path, "".join(lines), "u.jsonl"), "deeper", line=usage + 1)
+
+
+def test_endless_valid_input_stops_at_the_record_limit(tmp_path, monkeypatch):
+    import rngtrace.logfile.read as read
+
+    monkeypatch.setattr(read, "MAX_RECORDS", 4)
+    lines = _good_lines(tmp_path)  # header + 2 events + 5 draws + ...: more than 4
+    _fails(_write(tmp_path, "".join(lines)), "more than 4 records", line=5)

@@ -20,6 +20,10 @@ from typing import Any
 FORMAT_VERSION = 1
 MARKER = "rngtrace_log"
 MAX_LINE = 1 << 20  # bytes; longer lines are refused (a 1 MiB draw is not a draw)
+# Limits that keep hostile input bounded (docs/log-format.md); far above any real log.
+MAX_RECORDS = 100_000_000  # lines per file (about 10 to 17 GB of draws)
+MAX_DEPTH = 128  # dotted parts in a module path, a target or a usage path
+MAX_PATH = 4096  # characters in such a path
 _MAX_CODE = 4096  # source lines longer than this are cut when written (the one lossy case)
 _USAGE_CHUNK = 1000  # paths per usage record, so that no line grows with the model
 

@@ -5,21 +5,28 @@ The format table is in :mod:`.format`; the writer in :mod:`.write`.
 
 from __future__ import annotations
 
+import errno
 import json
 import math
+import os
+import re
 import warnings
 from collections.abc import Callable
 from typing import Any, BinaryIO
 
 from ..errors import LogFormatError
 from ..log import Draw, Event, GeneratorInfo, Log
+from .files import open_regular
 from .format import (
     _DRAW,
     _FIRST,
     _REQ,
     FORMAT_VERSION,
     MARKER,
+    MAX_DEPTH,
     MAX_LINE,
+    MAX_PATH,
+    MAX_RECORDS,
     _args,
     _bool,
     _int,
@@ -40,7 +47,9 @@ _EXPECTED: dict[Callable[[Any], bool], str] = {
 _ABSENT: Any = object()
 _CHECKS = {key: check for key, _, check, _ in _DRAW}
 _ATTRS = [(key, attr) for key, attr, _, _ in _DRAW]
+_PATHS = {"m": "module path", "tg": "target"}  # dotted paths, limited in depth
 _REQUIRED = [key for key, _, _, first in _DRAW if first is _REQ]
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")  # the escapes that may hide one
 _SNIFF = ((b"\x80", "a pickle"), (b"PK\x03\x04", "a zip archive (torch.save?)"),
           (b"\x1f\x8b", "gzip-compressed"))
 
@@ -59,21 +68,42 @@ class Reader:
         raise LogFormatError(message, self.path, self.line or None)
 
     def read(self) -> Log:
-        try:
-            f = open(self.path, "rb")  # noqa: SIM115
+        try:  # never open() a FIFO or a device: it blocks, or it never ends
+            fd = open_regular(self.path, os.O_RDONLY)
         except FileNotFoundError:
             return self.fail("no such file")
         except IsADirectoryError:
             return self.fail("is a directory, not a log file")
         except OSError as e:
+            if e.errno == errno.ENXIO:  # a socket, on some systems
+                return self.fail("is a socket, not a regular file")
             return self.fail(f"cannot read: {e.strerror or e}")
-        with f:
+        with os.fdopen(fd, "rb") as f:
             try:
                 return self._read(f)
-            except OSError as e:  # e.g. a directory on platforms that open it
+            except OSError as e:
                 return self.fail(f"cannot read: {e.strerror or e}")
 
     def _read(self, f: BinaryIO) -> Log:
+        log, gens = self._head(f)
+        usage: dict[str, list[tuple[str | None, str]]] = {"called": [], "with_grad": []}
+        end, cut = self._body(f, log, usage)
+        if end is None:
+            self._cut_short(log, gens, cut)
+            return log
+        log.complete, log.steps, log.generators = end["complete"], end["steps"], end["gens"]
+        if type(end["dist"]) is dict:  # the header's, completed as the window closed
+            log.meta["dist"] = end["dist"]
+        for kind in ("called", "with_grad"):
+            if end[kind] is not None:
+                if end[kind] != len(usage[kind]):
+                    self.fail(f"end record counts {end[kind]} {kind} entries, "
+                              f"the file has {len(usage[kind])}")
+                setattr(log, kind, usage[kind])
+        return log
+
+    def _head(self, f: BinaryIO) -> tuple[Log, dict[str, GeneratorInfo]]:
+        """The header line: a new log, and the generators it names."""
         raw = f.readline(MAX_LINE + 1)
         if not raw:
             return self.fail("empty file, not an rngtrace log")
@@ -84,13 +114,17 @@ class Reader:
         if len(raw) > MAX_LINE:
             return self.fail(f"line longer than {MAX_LINE:,} bytes")
         head = self._header(self._parse(raw))
-        log = Log(level=head["level"], meta=head["meta"])
-        gens = self._gens(head["gens"], "header")
-        usage: dict[str, list[tuple[str | None, str]]] = {"called": [], "with_grad": []}
+        return Log(level=head["level"], meta=head["meta"]), self._gens(head["gens"], "header")
+
+    def _body(self, f: BinaryIO, log: Log, usage: dict[str, list[Any]]
+              ) -> tuple[dict[str, Any] | None, bool]:
+        """Every line after the header: (the end record or None, whether the last line
+        was cut short)."""
         end: dict[str, Any] | None = None
-        cut = False
         while raw := f.readline(MAX_LINE + 1):
             self.line += 1
+            if self.line > MAX_RECORDS:
+                self.fail(f"more than {MAX_RECORDS:,} records (the limit rngtrace reads)")
             if raw.endswith(b"\n"):
                 rec = self._parse(raw)
             elif len(raw) > MAX_LINE:
@@ -101,42 +135,33 @@ class Reader:
                 except LogFormatError:
                     if end is not None:
                         raise
-                    cut = True
-                    break
+                    return None, True
             if rec is None:
                 continue
             if end is not None:
                 return self.fail("record after the end record")
-            t = rec.get("t")
-            if t == "d":
-                log.draws.append(self._draw(rec, chain=len(log.draws)))
-            elif t == "p":
-                d = self._draw(rec, chain=None)
-                if d.index >= len(log.draws):
-                    self.fail(f"patch for draw {d.index}, which the file does not have")
-                log.draws[d.index] = d
-            elif t == "e":
-                log.events.append(self._event(rec))
-            elif t == "u":
-                self._usage(rec, usage)
-            elif t == "end":
+            if rec.get("t") == "end":
                 end = self._end(rec)
-            elif type(t) is not str:
-                self.fail("record without a string kind 't'")
-            # other kinds: optional additions within this format version, skipped
-        if end is None:
-            self._cut_short(log, gens, cut)
-        else:
-            log.complete, log.steps, log.generators = end["complete"], end["steps"], end["gens"]
-            if type(end["dist"]) is dict:  # the header's, completed as the window closed
-                log.meta["dist"] = end["dist"]
-            for kind in ("called", "with_grad"):
-                if end[kind] is not None:
-                    if end[kind] != len(usage[kind]):
-                        self.fail(f"end record counts {end[kind]} {kind} entries, "
-                                  f"the file has {len(usage[kind])}")
-                    setattr(log, kind, usage[kind])
-        return log
+            else:
+                self._record(rec, log, usage)
+        return end, False
+
+    def _record(self, rec: dict[str, Any], log: Log, usage: dict[str, list[Any]]) -> None:
+        t = rec.get("t")
+        if t == "d":
+            log.draws.append(self._draw(rec, chain=len(log.draws)))
+        elif t == "p":
+            d = self._draw(rec, chain=None)
+            if d.index >= len(log.draws):
+                self.fail(f"patch for draw {d.index}, which the file does not have")
+            log.draws[d.index] = d
+        elif t == "e":
+            log.events.append(self._event(rec))
+        elif t == "u":
+            self._usage(rec, usage)
+        elif type(t) is not str:
+            self.fail("record without a string kind 't'")
+        # other kinds: optional additions within this format version, skipped
 
     def _cut_short(self, log: Log, gens: dict[str, GeneratorInfo], cut: bool) -> None:
         log.complete = False
@@ -166,6 +191,9 @@ class Reader:
             return self.fail(f"not JSON that rngtrace reads ({type(e).__name__})")
         if type(rec) is not dict:
             return self.fail(f"a record must be a JSON object, not {_show(rec)}")
+        if _SURROGATE_ESCAPE.search(raw) and (bad := _lone_surrogate(rec)) is not None:
+            self.fail(f"a lone surrogate {bad!r} in a string (JSON escapes that are not "
+                      "Unicode text)")
         return rec
 
     def _header(self, rec: dict[str, Any] | None) -> dict[str, Any]:
@@ -210,7 +238,11 @@ class Reader:
             if not check(v):
                 self.fail(f"{what} field {key!r} is {_show(v)}, expected {_EXPECTED[check]}")
             if type(v) is str:
-                v = self._strs.setdefault(v, v)
+                if v not in self._strs:
+                    if key in _PATHS:
+                        self._path(v, _PATHS[key])
+                    self._strs[v] = v
+                v = self._strs[v]
             elif key == "sh" or (key in ("ls", "lo") and v is not None):
                 v = tuple(v)
                 v = self._shapes.setdefault(v, v)
@@ -241,6 +273,13 @@ class Reader:
                 vals["code"] = self._last_code.get(vals["site"])
         return Draw(**vals)
 
+    def _path(self, path: str, what: str) -> None:
+        """Refuse a dotted path too long or too deep to draw (see :data:`MAX_DEPTH`)."""
+        if path.count(".") >= MAX_DEPTH:
+            self.fail(f"{what} deeper than {MAX_DEPTH} parts ({path.count('.') + 1:,})")
+        if len(path) > MAX_PATH:
+            self.fail(f"{what} longer than {MAX_PATH:,} characters")
+
     def _event(self, rec: dict[str, Any]) -> Event:
         return Event(kind=self._check(rec, "k", _str, "event"),
                      generator=self._check(rec, "g", _str, "event"),
@@ -254,6 +293,8 @@ class Reader:
         paths: Any = rec.get("p")
         if type(paths) is not list or not all(type(p) is str for p in paths):
             self.fail(f"usage field 'p' is {_show(paths)}, expected a list of strings")
+        for p in paths:
+            self._path(p, "usage path")
         if kind in usage:
             usage[kind].extend((model, p) for p in paths)
 
@@ -287,3 +328,21 @@ def _show(v: Any) -> str:
     except (ValueError, RecursionError):
         return f"a deeply nested {type(v).__name__}"
     return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _lone_surrogate(rec: Any) -> str | None:
+    """The first string (key or value) in a parsed record holding a lone surrogate."""
+    stack = [rec]
+    while stack:
+        v = stack.pop()
+        if type(v) is dict:
+            stack.extend(v.keys())
+            stack.extend(v.values())
+        elif type(v) is list:
+            stack.extend(v)
+        elif type(v) is str and not v.isascii():
+            try:
+                v.encode("utf-8")
+            except UnicodeEncodeError as e:
+                return v[e.start:e.end]
+    return None

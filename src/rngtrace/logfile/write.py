@@ -12,6 +12,7 @@ from typing import Any, BinaryIO
 
 from ..errors import RecordError, RngtraceError
 from ..log import Draw, Event, GeneratorInfo, Log
+from .files import check_target, is_log_line, open_regular, write_replacing
 from .format import _DRAW, _FIRST, _MAX_CODE, _USAGE_CHUNK, FORMAT_VERSION, MARKER, MAX_LINE, _same
 
 
@@ -103,26 +104,30 @@ def _gens(gens: dict[str, GeneratorInfo]) -> dict[str, Any]:
 
 
 def save(log: Log, path: str | os.PathLike[str]) -> None:
-    """Write ``log`` to ``path`` (replaced atomically: readers never see half a file)."""
+    """Write ``log`` to ``path`` (replaced atomically: readers never see half a file).
+
+    ``path`` must be new, empty or an rngtrace log: anything else (a script, another
+    tool's file, a FIFO) is refused with :class:`~rngtrace.RngtraceError`, untouched.
+    """
     path = os.fspath(path)
-    tmp = f"{path}.tmp{os.getpid()}"
+    check_target(path, "the log")
     w = _Writer()
+
+    def write(f: BinaryIO) -> None:
+        f.write(w.header(log, log.generators))
+        k, events = 0, log.events
+        for d in log.draws:
+            while k < len(events) and events[k].before <= d.index:
+                f.write(w.event(events[k]))
+                k += 1
+            f.write(w.draw(d))
+        for e in events[k:]:
+            f.write(w.event(e))
+        f.writelines(w.end(log))
+
     try:
-        with open(tmp, "wb") as f:
-            f.write(w.header(log, log.generators))
-            k, events = 0, log.events
-            for d in log.draws:
-                while k < len(events) and events[k].before <= d.index:
-                    f.write(w.event(events[k]))
-                    k += 1
-                f.write(w.draw(d))
-            for e in events[k:]:
-                f.write(w.event(e))
-            f.writelines(w.end(log))
-        os.replace(tmp, path)
+        write_replacing(path, write)
     except OSError as e:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
         raise RngtraceError(f"cannot write {path}: {e.strerror or e}") from None
 
 
@@ -135,12 +140,22 @@ class FileSink:
     flat: nothing is kept per draw but the last state of each generator and the last
     source line of each site.
 
+    The path is checked when the sink is made (it must be new, empty or an rngtrace log,
+    and a regular file: :mod:`rngtrace.logfile.files`), but opened only by
+    :meth:`start`, which the recorder calls once the window is its own: a window that is
+    refused (nested) or never entered leaves the file as it was. While the window is
+    open the file is locked (``flock``); a second process streaming to the same path
+    writes its log beside it instead (``run.rngtrace.<pid>.jsonl``), with a
+    ``RuntimeWarning`` naming it, so neither log is lost.
+
     After the window, the ``Log`` it gave holds everything but the draws and events:
-    ``meta`` (plus ``meta["path"]`` and ``meta["draws"]``, the count), ``generators``,
-    ``steps``, ``complete``, ``called``, ``with_grad``. Its ``draws`` and ``events``
-    stay empty, because a file window is for runs too long to hold in memory; read them
-    with ``rngtrace.load(log.meta["path"])``. Draws made while a model is being built are
-    written with provisional names (``"<Linear>"``) and patched when the window closes.
+    ``meta`` (plus ``meta["path"]``, the file written, and ``meta["draws"]``, the
+    count), ``generators``, ``steps``, ``complete``, ``called``, ``with_grad``. Its
+    ``draws`` and ``events`` stay empty, because a file window is for runs too long to
+    hold in memory; read them with ``rngtrace.load(log.meta["path"])``. Draws made while
+    a model is being built are written with provisional names (``"<Linear>"``) and
+    patched when the window closes. A write that fails (a full disk) warns once, stops
+    the file there and marks the window incomplete (``meta["write_error"]`` says why).
 
     Example::
 
@@ -154,16 +169,21 @@ class FileSink:
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = os.path.abspath(os.fspath(path))
-        try:  # opened now, so that a bad path fails before the window opens
-            self._f: BinaryIO | None = open(self.path, "wb", buffering=0)  # noqa: SIM115
-        except OSError as e:
-            raise RecordError(f"cannot write the log {path}: {e.strerror or e}") from None
+        # checked now, so that a bad path fails before the window opens; opened by start()
+        check_target(self.path, "the log", error=RecordError)
+        self._f: BinaryIO | None = None
+        self._error: str | None = None
         self._w = _Writer()
         self._lock = threading.Lock()
         self._draws = 0
         # forked children (DataLoader workers) inherit the recording mode and this file;
         # only the process that opened it writes, or their lines would interleave
         self._pid = os.getpid()
+
+    def _failed(self, e: OSError, what: str) -> None:
+        self._error = e.strerror or str(e)
+        warnings.warn(f"rngtrace: cannot write {self.path} ({self._error}); {what}",
+                      RuntimeWarning, stacklevel=5)
 
     def _write(self, make: Callable[..., bytes], *args: Any) -> None:
         with self._lock:  # encoding included: the writer's memory of past lines is shared
@@ -175,13 +195,37 @@ class FileSink:
             except OSError as e:  # never break the user's program over its log
                 self._f.close()
                 self._f = None
-                warnings.warn(f"rngtrace: cannot write {self.path} ({e.strerror or e}); "
-                              "the rest of the window is not recorded", RuntimeWarning,
-                              stacklevel=4)
+                self._failed(e, "the rest of the window is not recorded")
 
     def start(self, log: Log, gens: dict[str, GeneratorInfo]) -> None:
-        """Write the header; ``gens`` are the default generators as the window opens."""
+        """Open the file (the window is claimed now) and write the header; ``gens`` are
+        the default generators as the window opens."""
+        with self._lock:
+            try:
+                self._f = self._open()
+            except OSError as e:
+                self._failed(e, "the window is not recorded")
         self._write(self._w.header, log, gens)
+
+    def _open(self) -> BinaryIO:
+        """The file, locked and emptied; or a new file beside it when another process
+        holds it or it stopped being a log since the check (warned)."""
+        fd = open_regular(self.path, os.O_RDWR | os.O_CREAT)
+        why = None
+        if not _lock(fd):
+            why = "is being written by another process"
+        elif os.fstat(fd).st_size and not is_log_line(os.pread(fd, MAX_LINE + 1, 0)
+                                                     .split(b"\n", 1)[0]):
+            why = "is no longer an rngtrace log"
+        if why is None:
+            os.ftruncate(fd, 0)
+        else:
+            os.close(fd)
+            fd, moved = _beside(self.path)
+            warnings.warn(f"rngtrace: {self.path} {why}; this window's log is written to "
+                          f"{moved} instead", RuntimeWarning, stacklevel=4)
+            self.path = moved
+        return os.fdopen(fd, "wb", buffering=0)
 
     def draw(self, draw: Draw) -> None:
         if os.getpid() == self._pid:
@@ -203,9 +247,48 @@ class FileSink:
         self._write(lambda: b"".join(self._w.end(log)))
         with self._lock:
             if self._f is not None:
+                _unlock(self._f.fileno())  # also for forked children still holding it
                 self._f.close()
                 self._f = None
         log.meta["path"] = self.path
         log.meta["draws"] = self._draws
+        if self._error is not None:
+            log.complete = False
+            log.meta["write_error"] = self._error
 
 
+def _lock(fd: int) -> bool:
+    """Lock a log being written; False when another process holds it. Where files
+    cannot be locked (no ``fcntl``, some network file systems) every lock succeeds."""
+    try:
+        import fcntl
+    except ImportError:
+        return True
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    except OSError:
+        return True
+    return True
+
+
+def _unlock(fd: int) -> None:
+    try:
+        import fcntl
+
+        fcntl.flock(fd, fcntl.LOCK_UN)
+    except (ImportError, OSError):
+        pass
+
+
+def _beside(path: str) -> tuple[int, str]:
+    """A new file next to ``path`` named after this process: ``run.<pid>.jsonl``."""
+    stem, ext = os.path.splitext(path)
+    for n in range(100):
+        name = f"{stem}.{os.getpid()}{f'-{n}' if n else ''}{ext}"
+        try:
+            return open_regular(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL), name
+        except FileExistsError:
+            continue
+    raise FileExistsError(17, "no free name beside it", path)
