@@ -363,3 +363,63 @@ def test_cli_bad_input(tmp_path, capsys):
     assert not (tmp_path / "x.dot").exists()
     assert main(["dot", "missing.rnglog", "-o", "x.jpg"]) == 2  # checked before loading
     assert "extension must be one of .dot, .gv, .svg" in capsys.readouterr().err
+
+
+# -- the user's files: inputs and files of other kinds are never written over ---------
+
+def test_cli_refuses_to_write_over_its_input(tmp_path, capsys):
+    from rngtrace.cli import main
+
+    log = tmp_path / "run.dot"  # a log that happens to be named .dot
+    record_small().save(log)
+    before = log.read_bytes()
+    assert main(["dot", str(log), "-o", str(log)]) == 2
+    err = capsys.readouterr().err
+    assert "is also an input" in err and len(err.splitlines()) == 1, err
+    assert log.read_bytes() == before
+
+
+def test_save_never_writes_over_a_log_or_a_foreign_file(tmp_path):
+    log = tmp_path / "run.gv"
+    record_small().save(log)
+    notes = tmp_path / "notes.dot"
+    notes.write_text("digraph mine { a -> b }\n")  # hand-written, not rngtrace's
+    for path in (log, notes):
+        before = path.read_bytes()
+        with pytest.raises(rngtrace.RngtraceError, match=r"written by rngtrace|is an rngtrace log"):
+            save(record_small(), path)
+        assert path.read_bytes() == before
+    ours = tmp_path / "ours.dot"
+    save(record_small(), ours)
+    save(record_small(), ours)  # a picture rngtrace drew may be redrawn
+    assert ours.read_text(encoding="utf-8") == rngtrace.to_dot(record_small())
+
+
+def test_without_graphviz_an_existing_dot_is_not_silently_replaced(tmp_path, monkeypatch):
+    monkeypatch.setenv("PATH", str(tmp_path / "nothing"))
+    fig = tmp_path / "fig.dot"
+    fig.write_text("digraph mine { a -> b }\n")  # the user's own DOT beside fig.svg
+    with pytest.raises(GraphvizNotFound, match=r"fig\.dot exists") as info:
+        save(record_small(), tmp_path / "fig.svg")
+    assert "install Graphviz" in str(info.value)
+    assert fig.read_text() == "digraph mine { a -> b }\n"
+    fig.unlink()
+    save(record_small(), tmp_path / "fig.dot")  # rngtrace's own: replaced, and said so
+    with pytest.raises(GraphvizNotFound, match="replacing"):
+        save(record_small(), tmp_path / "fig.svg")
+
+
+def test_a_very_deep_module_path_draws_without_recursion():
+    from rngtrace.logfile.format import MAX_DEPTH
+
+    deep = ".".join(f"m{i}" for i in range(3000))  # past Python's recursion limit (1000)
+    d = rngtrace.Draw(index=0, op="aten::rand", module=deep, module_type="Linear",
+                      target=None, phase="init", step=0, shape=(1,), dtype="float32",
+                      device="cpu", numel=1, args={}, generator="default:cpu",
+                      state_before="0", state_after="1", consumed=True, site=None,
+                      code=None, api=None)
+    log = rngtrace.Log(draws=[d])
+    g = to_networkx(log)
+    assert g.number_of_nodes() == 3001  # the module, its 2999 ancestors and the root ""
+    dot = rngtrace.to_dot(log)  # drawn to MAX_DEPTH levels: deeper draws count above
+    assert f"m{MAX_DEPTH - 1}" in dot and f"m{MAX_DEPTH}<" not in dot

@@ -18,8 +18,10 @@ EXAMPLE = """examples:
 
 The format follows the extension of -o: .dot/.gv (DOT source, no Graphviz needed),
 .svg, .png, .pdf (these need Graphviz's 'dot' program). Without it the DOT source is
-written next to the requested file (out.svg -> out.dot), a one-line message says how
-to install Graphviz, and the exit code is 2, since the requested file was not written.
+written next to the requested file (out.svg -> out.dot; never over a .dot file that
+rngtrace did not draw), a one-line message says how to install Graphviz, and the exit
+code is 2, since the requested file was not written. An output that is one of the
+inputs, an rngtrace log or a file of another kind is refused.
 Three logs or more (or two with --ranks) are the ranks of one job: drawn side by side,
 one column per rank, as 'rngtrace ranks' compares them. Numbered siblings with the same
 draws (h.0 ... h.11) are drawn once unless --no-collapse is given. The exit code is 0
@@ -54,6 +56,10 @@ def run(args: argparse.Namespace) -> int:
     if args.output != "-" and ext not in graph.FORMATS:
         raise UsageError(f"rngtrace dot: -o {args.output}: the extension must be one of "
                          + ", ".join("." + f for f in graph.FORMATS))
+    for path in args.files:
+        if args.output != "-" and _same_file(path, args.output):
+            raise UsageError(f"rngtrace dot: -o {args.output} is also an input; "
+                             "choose another output")
     logs = [load_log(path) for path in args.files]
     obj: rngtrace.Log | rngtrace.Diff | rngtrace.RankReport
     if ranks:
@@ -68,3 +74,10 @@ def run(args: argparse.Namespace) -> int:
     path = graph.save(obj, args.output, args.depth, collapse=collapse)
     print(f"rngtrace: wrote {path}")
     return OK
+
+
+def _same_file(a: str, b: str) -> bool:
+    try:
+        return os.path.samefile(a, b)
+    except OSError:  # one does not exist (yet)
+        return os.path.abspath(a) == os.path.abspath(b)

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 from ..errors import RngtraceError
 from ..log import Draw, Log, module_label
 from ..ranks import RankReport
+from ..logfile.files import check_target, write_replacing
 from .dot import OUTSIDE, render
 
 if TYPE_CHECKING:
@@ -43,7 +44,11 @@ def _several(draws: Iterable[Draw]) -> bool:
 
 def _module_node(g: nx.DiGraph, model: str | None, path: str | None, several: bool,
                  mtype: str | None = None) -> str:
-    """Add the node of a module and its ancestors (with child edges); returns its key."""
+    """Add the node of a module and its ancestors (with child edges); returns its key.
+
+    Iterative, and it stops at the first ancestor already in the graph; a path of D
+    parts still makes D keys, each a prefix of the path (the loader refuses paths
+    deeper than ``MAX_DEPTH``, which bounds that)."""
     key = node_key(model, path, several)
     if key in g:
         if mtype and not g.nodes[key]["type"]:
@@ -53,14 +58,22 @@ def _module_node(g: nx.DiGraph, model: str | None, path: str | None, several: bo
         g.add_node(key, kind="outside", model=None, path=None, name="outside modules",
                    type=None, depth=0, **_empty())
         return key
-    parts = path.split(".") if path else []
     root_type = model.split("#")[0] if model else None
-    name = parts[-1] if parts else (model or "(root)")
-    g.add_node(key, kind="module", model=model, path=path, name=name,
-               type=mtype or (None if parts else root_type), depth=len(parts), **_empty())
-    if parts:
-        parent = _module_node(g, model, ".".join(parts[:-1]), several)
-        g.add_edge(parent, key, kind="child")
+    depth = path.count(".") + 1 if path else 0
+    edges = []  # (parent, child), deepest first; added root first, as recursion did
+    while True:
+        k = node_key(model, path, several)
+        if edges and k in g:
+            break
+        name = path.rpartition(".")[2] if path else (model or "(root)")
+        g.add_node(k, kind="module", model=model, path=path, name=name,
+                   type=mtype or (None if depth else root_type), depth=depth, **_empty())
+        if not depth:
+            break
+        mtype, depth = None, depth - 1
+        path = path.rpartition(".")[0] if depth else ""
+        edges.append((node_key(model, path, several), k))
+    g.add_edges_from(reversed(edges), kind="child")
     return key
 
 
@@ -202,6 +215,11 @@ def save(obj: Log | Diff | RankReport, path: str | os.PathLike[str],
     written next to ``path`` (``out.svg`` -> ``out.dot``) and :class:`GraphvizNotFound`
     is raised, saying so and how to install Graphviz. ``depth`` and ``collapse`` are
     those of :func:`to_dot`.
+
+    Files are replaced atomically, and only files of the same kind: a DOT file only if
+    rngtrace drew it (its first line is ``digraph rngtrace {``), a picture only if it is
+    one of that format; an rngtrace log, a hand-written DOT file or anything else is
+    refused with :class:`~rngtrace.RngtraceError` and left as it was.
     """
     import graphviz
 
@@ -211,29 +229,53 @@ def save(obj: Log | Diff | RankReport, path: str | os.PathLike[str],
     if fmt not in FORMATS:
         raise RngtraceError(f"cannot write {path!r}: the extension must be one of "
                             + ", ".join("." + f for f in FORMATS))
+    check_target(path, "the picture", _SNIFF[fmt], kind=_KIND[fmt])
     source = to_dot(obj, depth, collapse=collapse)
     try:
         if fmt in ("dot", "gv"):
-            with open(path, "w", encoding="utf-8") as f:
-                f.write(source)
+            write_replacing(path, source.encode("utf-8"))
             return path
         data = graphviz.Source(source).pipe(format=fmt)
     except graphviz.ExecutableNotFound:
-        fallback = stem + ".dot"
-        with open(fallback, "w", encoding="utf-8") as f:
-            f.write(source)
         raise GraphvizNotFound(f"Graphviz's 'dot' program was not found, so {path} was not "
-                               f"written; wrote {fallback} instead: {INSTALL_HINT}") from None
+                               f"written; {_fallback(stem + '.dot', source)}: "
+                               f"{INSTALL_HINT}") from None
     except OSError as e:
         raise RngtraceError(f"cannot write {path}: {e.strerror or e}") from None
     except graphviz.CalledProcessError as e:
         raise RngtraceError(f"Graphviz failed on {path}: {e}") from None
     try:
-        with open(path, "wb") as out:
-            out.write(data)
+        write_replacing(path, data)
     except OSError as e:
         raise RngtraceError(f"cannot write {path}: {e.strerror or e}") from None
     return path
+
+
+def _is_our_dot(head: bytes) -> bool:
+    return head.rstrip() == b"digraph rngtrace {"
+
+
+_SNIFF = {"dot": _is_our_dot, "gv": _is_our_dot,
+          "svg": lambda h: h.lstrip().startswith((b"<?xml", b"<svg", b"<!DOCTYPE svg")),
+          "png": lambda h: h.startswith(b"\x89PNG"), "pdf": lambda h: h.startswith(b"%PDF")}
+
+
+_KIND = {"dot": "a DOT file written by rngtrace", "gv": "a DOT file written by rngtrace",
+         "svg": "an SVG file", "png": "a PNG file", "pdf": "a PDF file"}
+
+
+def _fallback(path: str, source: str) -> str:
+    """Write the DOT source beside a picture that could not be rendered; say what was done."""
+    try:
+        check_target(path, "the DOT source", _is_our_dot, kind=_KIND["dot"])
+    except RngtraceError:
+        return f"{path} exists and was not written by rngtrace, so nothing was written"
+    replacing = " (replacing the one there)" if os.path.exists(path) else ""
+    try:
+        write_replacing(path, source.encode("utf-8"))
+    except OSError as e:
+        return f"nor {path}: {e.strerror or e}"
+    return f"wrote {path} instead{replacing}"
 
 
 def diff_graph(diff: Diff) -> nx.DiGraph:

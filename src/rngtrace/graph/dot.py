@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import RngtraceError
 from ..log import plural
+from ..logfile.format import MAX_DEPTH
 
 if TYPE_CHECKING:
     import networkx as nx
@@ -89,7 +90,7 @@ class _View:
         return self._sigs[n]
 
     def _collapse(self, n: str) -> None:
-        numbered = sorted((c for c in self.children[n] if self.g.nodes[c]["name"].isdigit()),
+        numbered = sorted((c for c in self.children[n] if self.g.nodes[c]["name"].isdecimal()),
                           key=lambda c: int(self.g.nodes[c]["name"]))
         run: list[str] = []
         for c in [*numbered, None]:
@@ -145,7 +146,7 @@ def _name(view: _View, n: str) -> str:
     a = view.g.nodes[n]
     up = view.g.nodes[view.parent[n]] if n in view.parent else None
     # numbered children say whose: "blocks.0", "mlp.2" (not below the root: "0", "1")
-    pre = f"{up['name']}." if up is not None and up["depth"] and a["name"].isdigit() else ""
+    pre = f"{up['name']}." if up is not None and up["depth"] and a["name"].isdecimal() else ""
     if n not in view.runs:
         return pre + a["name"]
     first, last = (view.g.nodes[m]["name"] for m in (view.runs[n][0], view.runs[n][-1]))
@@ -219,6 +220,9 @@ def render(g: nx.DiGraph, depth: int | None, collapse: bool) -> str:
 
     if depth is not None and depth < 0:
         raise RngtraceError(f"depth must be 0 or more, not {depth}")
+    # clusters nest one level per module level: a loaded log is at most MAX_DEPTH deep,
+    # a log made in Python may be deeper, and is folded there
+    depth = MAX_DEPTH if depth is None else min(depth, MAX_DEPTH)
     view = _View(g, depth, collapse)
     diff = g.graph["kind"] == "diff"
     first_div = g.graph.get("first_divergence")

@@ -80,13 +80,15 @@ def is_log_line(raw: bytes) -> bool:
 
 
 def check_target(path: str, what: str, sniff: Callable[[bytes], bool] = is_log_line,
-                 error: type[RngtraceError] = RngtraceError) -> None:
+                 error: type[RngtraceError] = RngtraceError,
+                 kind: str = "an rngtrace log") -> None:
     """Refuse a path rngtrace must not write ``what`` (e.g. ``"the log"``) to.
 
     A path that does not exist must be creatable (its directory writable); one that
     exists must be a regular file that is empty or passes ``sniff`` on its first line
-    (by default: an rngtrace log), and writable. Raises ``error`` (a subclass of
-    :class:`~rngtrace.RngtraceError`) with one line saying why; writes nothing.
+    (by default: an rngtrace log; ``kind`` names what ``sniff`` accepts), and writable.
+    Raises ``error`` (a subclass of :class:`~rngtrace.RngtraceError`) with one line
+    saying why; writes nothing.
     """
     def refuse(why: str) -> None:
         raise error(f"cannot write {what} {path}: {why}")
@@ -102,9 +104,9 @@ def check_target(path: str, what: str, sniff: Callable[[bytes], bool] = is_log_l
         return
     except OSError as e:
         return refuse(e.strerror or str(e))
-    kind = kind_of(st.st_mode)
-    if kind is not None:
-        refuse(f"it is {kind}, not a regular file")
+    special = kind_of(st.st_mode)
+    if special is not None:
+        refuse(f"it is {special}, not a regular file")
     if not os.access(path, os.W_OK):
         refuse("permission denied")
     if st.st_size == 0:
@@ -114,8 +116,9 @@ def check_target(path: str, what: str, sniff: Callable[[bytes], bool] = is_log_l
     except OSError as e:
         return refuse(e.strerror or str(e))
     if not sniff(head):
-        refuse("it exists and is not an rngtrace log (rngtrace never writes over other "
-               "files; choose another path)")
+        refuse(("it is an rngtrace log" if is_log_line(head) else
+                f"it exists and is not {kind}")
+               + " (rngtrace never writes over other files; choose another path)")
 
 
 def temp_beside(path: str) -> tuple[int, str]:
