@@ -1,10 +1,13 @@
 """Property tests for log files: any log round-trips, and no input crashes the loader.
 
-Bounded (a few hundred examples each) so that the suite stays fast.
+Bounded (a few hundred examples each, 40 for the CLI verbs on mutated logs that load)
+so that the suite stays fast.
 """
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import os
 import tempfile
@@ -16,6 +19,7 @@ from hypothesis import strategies as st
 
 import rngtrace
 from rngtrace import Draw, Event, GeneratorInfo, Log, LogFormatError
+from rngtrace.cli import main
 from rngtrace.logfile import save
 
 FAST = settings(max_examples=150, deadline=None,
@@ -70,7 +74,7 @@ def test_any_log_round_trips(tmp, log):
     assert rngtrace.load(path) == log
 
 
-def _load_or_format_error(path) -> Log | None:
+def _load_or_format_error(path, note=event) -> Log | None:
     """Loading may succeed or raise LogFormatError; nothing else. What loads saves again."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # cut-short logs warn
@@ -78,9 +82,9 @@ def _load_or_format_error(path) -> Log | None:
             log = rngtrace.load(path)
         except LogFormatError as e:
             assert e.path == str(path) and str(path) in str(e)
-            event("refused")
+            note("refused")
             return None
-    event("loaded complete" if log.complete else "loaded incomplete")
+    note("loaded complete" if log.complete else "loaded incomplete")
     # whatever loads is well typed: it saves, and saving is stable from there on
     again = path.with_suffix(".again")
     save(log, again)
@@ -120,33 +124,95 @@ def _good_lines() -> list[str]:
     return list(_GOOD)
 
 
-@FAST
-@given(data=st.data())
-def test_fuzz_mutated_good_log(tmp, data):
+# strings that once loaded and then broke a printer or a picture (issue 18)
+HOSTILE = ["\ud800", "a\udfffb", ".".join(["x"] * 3000), "\x1b[31m\x07\r", "\u202e",
+           "9" * 5000, "\u00b2", "0.1.\u00b2", ""]
+_HOSTILE = st.sampled_from(HOSTILE)
+
+
+def _mutant(data: st.DataObject) -> bytes:
+    """A good log with one mutation: a field set or deleted, lines swapped, a cut, a
+    byte changed, or a hostile string put into a field."""
     lines = _good_lines()
     i = data.draw(st.integers(0, len(lines) - 1))
-    kind = data.draw(st.sampled_from(["set", "delete", "cut", "byte", "swap"]))
-    if kind in ("set", "delete"):
+    kind = data.draw(st.sampled_from(["set", "delete", "cut", "byte", "swap", "hostile"]))
+    if kind in ("set", "delete", "hostile"):
         rec = json.loads(lines[i])
         key = data.draw(st.sampled_from(sorted(rec)))
         if kind == "set":
             rec[key] = data.draw(json_value)
+        elif kind == "hostile":
+            rec[key] = data.draw(_HOSTILE)
         else:
             del rec[key]
         lines[i] = json.dumps(rec) + "\n"
-        blob = "".join(lines).encode()
-    elif kind == "swap":
+        return "".join(lines).encode()
+    if kind == "swap":
         j = data.draw(st.integers(0, len(lines) - 1))
         lines[i], lines[j] = lines[j], lines[i]
-        blob = "".join(lines).encode()
+        return "".join(lines).encode()
+    blob = bytearray("".join(lines).encode())
+    pos = data.draw(st.integers(0, len(blob) - 1))
+    if kind == "cut":
+        del blob[pos:]
     else:
-        blob = bytearray("".join(lines).encode())
-        pos = data.draw(st.integers(0, len(blob) - 1))
-        if kind == "cut":
-            del blob[pos:]
-        else:
-            blob[pos] = data.draw(st.integers(0, 255))
-        blob = bytes(blob)
+        blob[pos] = data.draw(st.integers(0, 255))
+    return bytes(blob)
+
+
+@FAST
+@given(data=st.data())
+def test_fuzz_mutated_good_log(tmp, data):
     path = tmp / "mutant.jsonl"
-    path.write_bytes(blob)
+    path.write_bytes(_mutant(data))
     _load_or_format_error(path)
+
+
+def _verb(*argv: str) -> int:
+    """``rngtrace.cli.main`` in this process, printing into strict UTF-8 streams (what a
+    terminal does: a lone surrogate raised UnicodeEncodeError there)."""
+    out = io.TextIOWrapper(io.BytesIO(), encoding="utf-8")
+    err = io.TextIOWrapper(io.BytesIO(), encoding="utf-8")
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = main(list(argv))
+        out.flush()
+        err.flush()
+    return code
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data())
+def test_fuzz_the_verbs_on_mutated_logs_that_load(tmp, data):
+    path = tmp / "verbs.jsonl"
+    path.write_bytes(_mutant(data))
+    if _load_or_format_error(path) is None:
+        return
+    good = tmp / "good-for-verbs.jsonl"
+    if not good.exists():
+        good.write_text("".join(_good_lines()))
+    # 0 success or same, 1 different; never a traceback (nor exit 2 on a log that loads)
+    assert _verb("show", str(path)) == 0
+    assert _verb("diff", str(good), str(path)) in (0, 1)
+    assert _verb("diff", str(path), str(path)) == 0
+    assert _verb("dot", str(path), "-o", "-") == 0
+    assert _verb("dot", str(good), str(path), "-o", "-") == 0
+
+
+@pytest.mark.parametrize("value", HOSTILE, ids=range(len(HOSTILE)))
+@pytest.mark.parametrize("key", ["o", "m", "mt", "tg", "g", "s", "cd", "md"])
+def test_the_verbs_on_hostile_strings(tmp, key, value):
+    """Every hostile string in every printed field of a draw: refused by the loader, or
+    shown, diffed and drawn without an exception."""
+    lines = _good_lines()
+    rec = json.loads(lines[1])
+    rec[key] = value
+    lines[1] = json.dumps(rec) + "\n"
+    path = tmp / "hostile.jsonl"
+    path.write_text("".join(lines))
+    if _load_or_format_error(path, note=print) is None:
+        return
+    good = tmp / "good-for-verbs.jsonl"
+    good.write_text("".join(_good_lines()))
+    assert _verb("show", str(path)) == 0
+    assert _verb("diff", str(good), str(path)) in (0, 1)
+    assert _verb("dot", str(good), str(path), "-o", "-") == 0
