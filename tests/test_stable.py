@@ -470,13 +470,45 @@ def test_bad_arguments():
 
 
 def test_errors_in_the_factory_propagate_and_leave_no_trace():
+    calls = []
+
     def broken() -> nn.Module:
+        calls.append(1)
         nn.Linear(2, 2)
         raise ValueError("broken model")
     before = torch.get_rng_state()
     with pytest.raises(ValueError, match="broken model"):
         stable_init(broken, seed=0)
     assert torch.equal(torch.get_rng_state(), before)
+    assert len(calls) == 1  # the error propagates from the first build (it was called twice)
+
+
+@pytest.mark.parametrize("error", [TypeError("no such option"), KeyError("depth"),
+                                   RuntimeError("out of memory")])
+def test_a_factory_that_raises_is_called_once(error):
+    calls = []
+
+    def broken() -> nn.Module:
+        calls.append(1)
+        if isinstance(error, RuntimeError):  # nothing filled yet: not the fill's fault
+            raise error
+        nn.Sequential(nn.Linear(2, 2), nn.Dropout(0.1))
+        torch.randn(3)  # a filled temporary, and yet a config error is not a value error
+        raise error
+    with pytest.raises(type(error)):
+        stable_init(broken, seed=0)
+    assert len(calls) == 1
+
+
+def test_lazy_modules_are_refused_with_what_to_do():
+    calls = []
+
+    def lazy() -> nn.Module:
+        calls.append(1)
+        return nn.Sequential(nn.Linear(2, 3), nn.Sequential(nn.ReLU(), nn.LazyLinear(4)))
+    with pytest.raises(StableInitError, match=r"'1\.1' \(LazyLinear\).*first forward"):
+        stable_init(lazy, seed=0)  # was torch's RuntimeError "Can't access the shape..."
+    assert len(calls) == 1
 
 
 @pytest.mark.cuda

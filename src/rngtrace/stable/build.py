@@ -79,7 +79,7 @@ class _Build:
         self.counts: dict[str, int] = {}  # draws so far per key
         self.explicit: dict[int, tuple[torch.Generator, torch.Tensor]] = {}
         self.filled: dict[keys.Ident, list[int]] = {}  # [elements drawn, size]
-        self.draws = 0
+        self.draws = 0  # draws filled or skipped: values the model's code did not write
 
     def run(self, factory: Callable[[], Any]) -> Any:
         self.book.stop = sys._getframe(0)
@@ -94,7 +94,9 @@ class _Build:
         if not isinstance(model, nn.Module):
             raise StableInitError(
                 f"the factory must return an nn.Module, it returned {type(model).__name__}")
+        _refuse_lazy(model)
         return model
+
 
     def on_random(self, func: Any, info: ops.OpInfo, args: tuple, kwargs: dict) -> Any:
         module = frames.describe_stack(0).module
@@ -143,6 +145,7 @@ class _Build:
         if handle not in self.explicit:
             self.explicit[handle] = (gen, gen.get_state())
         if self.kind == "fill" and func in streams.FILLS:
+            self.draws += 1
             return streams.FILLS[func](args, kwargs)
         return func(*args, **kwargs)
 
@@ -155,6 +158,20 @@ class _Build:
         seen[1] = max(seen[1], t.untyped_storage().nbytes() // max(t.element_size(), 1))
         if seen[0] > _FILL_ROUNDS * seen[1] + 4096 or self.draws > _FILL_DRAWS:
             raise _Restart
+
+
+def _refuse_lazy(model: nn.Module) -> None:
+    """Lazy modules have no parameters (so no keys) until their first forward."""
+    from torch.nn.parameter import is_lazy
+
+    for name, m in model.named_modules():
+        tensors = [*m.parameters(recurse=False), *m.buffers(recurse=False)]
+        if any(is_lazy(t) for t in tensors):
+            raise StableInitError(
+                f"module {name!r} ({type(m).__name__}) is lazy: its parameters only exist "
+                "after its first forward, so they have no keys at build time; give it its "
+                "input size (e.g. nn.Linear instead of nn.LazyLinear) or run a dummy "
+                "forward inside the factory")
 
 
 def _is_default(gen: torch.Generator) -> bool:
@@ -201,9 +218,20 @@ def _restore(saved: list[tuple[Any, torch.Tensor]]) -> None:
         g.set_state(state)
 
 
+# Errors that a filled or skipped value can cause in the model's own code (a Cholesky
+# of zeros raises torch.linalg.LinAlgError, a RuntimeError); other errors (a bad
+# option, a missing key) are the factory's own and propagate from the first build.
+_VALUE_ERRORS = (RuntimeError, ArithmeticError, AssertionError)
+
+
 def _first_build(factory: Callable[[], Any]) -> tuple[keys.Plan, Any]:
     """Build once to learn the keys: cheaply if possible, for real otherwise. Returns
-    the plan and a weak reference to the model built."""
+    the plan and a weak reference to the model built.
+
+    The factory is called a second time (drawing for real) only when the cheap build
+    looked stuck, or raised an error that its stand-in values may have caused: one of
+    :data:`_VALUE_ERRORS` after at least one value was filled or skipped. Any other
+    error propagates from the first call."""
     saved = _defaults()
     for kind in ("fill", "real"):
         build = _Build(kind)
@@ -211,9 +239,8 @@ def _first_build(factory: Callable[[], Any]) -> tuple[keys.Plan, Any]:
             model = build.run(factory)
             return keys.plan(build.book, model), weakref.ref(model)
         except (_Restart, Exception) as e:
-            # Filled values can upset code that reads them (a Cholesky of zeros):
-            # draw for real, and let a factory that fails anyway fail there.
-            if kind == "real" or isinstance(e, StableInitError):
+            if kind == "real" or not (isinstance(e, _Restart) or (
+                    isinstance(e, _VALUE_ERRORS) and build.draws)):
                 raise
         finally:
             _restore(saved)
@@ -262,8 +289,11 @@ def stable_init(factory: Callable[[], M], seed: int) -> M:
 
     ``factory`` is called twice (the keys are only known once a model is built): it
     must build the same structure both times, or :class:`StableInitError` names the
-    first difference. The first model's values are never used. See
-    docs/stable_init.md for the limits (e.g. inserting into a ``ModuleList``
+    first difference. A factory that raises is called once (the error propagates),
+    unless the error may come from the first build's stand-in values (see
+    :func:`_first_build`). Lazy modules (``nn.LazyLinear``) are refused with a
+    :class:`StableInitError` naming them: their parameters have no keys at build time.
+    The first model's values are never used. See docs/stable_init.md for the limits (e.g. inserting into a ``ModuleList``
     renumbers the later entries, and so their keys).
 
     Example::
