@@ -293,8 +293,9 @@ def stable_init(factory: Callable[[], M], seed: int) -> M:
     unless the error may come from the first build's stand-in values (see
     :func:`_first_build`). Lazy modules (``nn.LazyLinear``) are refused with a
     :class:`StableInitError` naming them: their parameters have no keys at build time.
-    The first model's values are never used. See docs/stable_init.md for the limits (e.g. inserting into a ``ModuleList``
-    renumbers the later entries, and so their keys).
+    The first model's values are never used. See docs/stable_init.md for the limits
+    (e.g. inserting into a ``ModuleList`` renumbers the later entries, and so their
+    keys).
 
     Example::
 
