@@ -60,7 +60,8 @@ def _module_node(g: nx.DiGraph, model: str | None, path: str | None, several: bo
         return key
     root_type = model.split("#")[0] if model else None
     depth = path.count(".") + 1 if path else 0
-    edges = []  # (parent, child), deepest first; added root first, as recursion did
+    # (parent, child), deepest first; added root first, as the recursion did
+    edges: list[tuple[str, str]] = []
     while True:
         k = node_key(model, path, several)
         if edges and k in g:
