@@ -31,6 +31,7 @@ ROOT = os.path.dirname(HERE)
 sys.path.insert(0, HERE)
 
 import harness  # noqa: E402
+import load_memory  # noqa: E402
 from harness import Row, alternate, median  # noqa: E402
 from models import QUICK, StepConfig, Trainer  # noqa: E402
 from synthetic import synthetic  # noqa: E402
@@ -281,6 +282,15 @@ class Bench:
                      note=f"{len(log.draws):,} draws, {size:,} B", samples=1)
             self.add(bench, f"{label}: save", d / save, "draws/s", samples=reps)
             self.add(bench, f"{label}: load", d / load, "draws/s", samples=reps)
+        # load's peak memory against the file's size, in a fresh process
+        big = 2_000 if self.quick else 600_000
+        path = os.path.join(self.tmp, "big.rngtrace.jsonl")
+        load_memory.write_synthetic(big, path)
+        m = load_memory.measure(path)
+        self.add(bench, f"synthetic, {big:,} draws: load, peak memory", m["peak"] / m["draws"],
+                 "B/draw", note=f"{m['peak'] / m['size']:.2f} x the file: "
+                 f"{m['peak'] / 1e6:.1f} MB for {m['size'] / 1e6:.1f} MB", samples=1)
+        os.unlink(path)
 
     # -- 6. stable_init -------------------------------------------------------------------
     def stable(self) -> None:

@@ -31,7 +31,8 @@ class Draw:
         phase: ``"init"``, ``"forward"``, ``"backward"`` or ``"other"``.
         step: optimizer steps completed before the draw.
         shape, dtype, device, numel: the tensor the kernel produced or filled.
-        args: scalar arguments by schema name (``{"from": -0.1, "to": 0.1}``).
+        args: scalar arguments by schema name (``{"from": -0.1, "to": 0.1}``);
+            read-only: a loaded log shares one dict between draws with equal arguments.
         generator: ``"default:cpu"``, ``"default:cuda:0"`` or ``"generator:N"``.
         state_before, state_after: the generator state around the call: a 16-hex-digit
             digest for CPU generators, ``"SEED:OFFSET"`` (Philox) for CUDA ones, None

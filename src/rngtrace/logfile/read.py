@@ -58,9 +58,15 @@ class Reader:
     def __init__(self, path: str) -> None:
         self.path = path
         self.line = 0
+        # Loaded logs are big and repetitive: equal strings, shapes, argument dicts and
+        # element counts are one object each (states, unique to each draw, are not kept
+        # in a table). A loaded draw's ``args`` may be shared: records are read-only.
         self._strs: dict[str, str] = {}
         self._shapes: dict[tuple[int, ...], tuple[int, ...]] = {}
-        self._prev = dict(_FIRST)
+        self._args: dict[tuple[Any, ...], dict[str, Any]] = {}
+        self._ints: dict[int, int] = {}
+        self._first = dict(_FIRST, a={})  # this log's own {}, never the table's
+        self._prev = self._first
         self._last_state: dict[str, str | None] = {}
         self._last_code: dict[str | None, str | None] = {}
 
@@ -228,9 +234,7 @@ class Reader:
         index = self._check(rec, "i", _int, what)
         if chain is not None and index != chain:
             self.fail(f"draw {index} out of order (expected draw {chain})")
-        vals = dict(self._prev if chain is not None else _FIRST)
-        if "a" not in rec:
-            vals["a"] = dict(vals["a"])  # each draw its own (mutable) dict
+        vals = dict(self._prev if chain is not None else self._first)
         for key, v in rec.items():
             check = _CHECKS.get(key)
             if check is None:  # "t", "i", the three special keys, unknown additions
@@ -238,14 +242,13 @@ class Reader:
             if not check(v):
                 self.fail(f"{what} field {key!r} is {_show(v)}, expected {_EXPECTED[check]}")
             if type(v) is str:
-                if v not in self._strs:
-                    if key in _PATHS:
-                        self._path(v, _PATHS[key])
-                    self._strs[v] = v
-                v = self._strs[v]
+                if key != "sa":
+                    v = self._str(key, v)
             elif key == "sh" or (key in ("ls", "lo") and v is not None):
                 v = tuple(v)
                 v = self._shapes.setdefault(v, v)
+            elif key == "a":
+                v = self._args.setdefault(_args_key(v), v)
             vals[key] = v
         for key in _REQUIRED:
             if vals[key] is _REQ:
@@ -254,9 +257,10 @@ class Reader:
             self._prev = vals
         vals = {attr: vals[key] for key, attr in _ATTRS}
         vals["index"] = index
-        vals["numel"] = self._check(rec, "n", _int, what, None)
-        if vals["numel"] is None:
-            vals["numel"] = math.prod(vals["shape"])
+        numel = self._check(rec, "n", _int, what, None)
+        if numel is None:
+            numel = math.prod(vals["shape"])
+        vals["numel"] = self._ints.setdefault(numel, numel)
         vals["state_before"] = self._check(rec, "sb", _ostr, what, None)
         code = self._check(rec, "cd", _ostr, what, None)
         vals["code"] = code if code is None else self._strs.setdefault(code, code)
@@ -272,6 +276,15 @@ class Reader:
             else:
                 vals["code"] = self._last_code.get(vals["site"])
         return Draw(**vals)
+
+    def _str(self, key: str, v: str) -> str:
+        """The one copy of a string value; module paths and targets checked once."""
+        s = self._strs.get(v)
+        if s is None:
+            if key in _PATHS:
+                self._path(v, _PATHS[key])
+            s = self._strs[v] = v
+        return s
 
     def _path(self, path: str, what: str) -> None:
         """Refuse a dotted path too long or too deep to draw (see :data:`MAX_DEPTH`)."""
@@ -328,6 +341,12 @@ def _show(v: Any) -> str:
     except (ValueError, RecursionError):
         return f"a deeply nested {type(v).__name__}"
     return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _args_key(args: dict[str, Any]) -> tuple[Any, ...]:
+    """Equal for argument dicts written the same (1, 1.0 and True differ; so do 0.0 and
+    -0.0, and NaNs by their text)."""
+    return tuple((k, type(v), repr(v) if type(v) is float else v) for k, v in args.items())
 
 
 def _lone_surrogate(rec: Any) -> str | None:
