@@ -8,8 +8,8 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import RngtraceError
 from ..log import Draw, Log, module_label
-from ..ranks import RankReport
 from ..logfile.files import check_target, write_replacing
+from ..ranks import RankReport
 from .dot import OUTSIDE, render
 
 if TYPE_CHECKING:
@@ -253,7 +253,8 @@ def save(obj: Log | Diff | RankReport, path: str | os.PathLike[str],
 
 
 def _is_our_dot(head: bytes) -> bool:
-    return head.rstrip() == b"digraph rngtrace {"
+    """``digraph rngtrace {`` (a log, a diff) or ``digraph rngtrace_ranks {``."""
+    return head.rstrip() in (b"digraph rngtrace {", b"digraph rngtrace_ranks {")
 
 
 _SNIFF = {"dot": _is_our_dot, "gv": _is_our_dot,
