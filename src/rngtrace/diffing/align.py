@@ -122,7 +122,7 @@ def _names(log: Log, first: dict[str, Draw]) -> list[str]:
 
 def _num(name: str) -> int:
     tail = name.rpartition(":")[2]
-    return int(tail) if tail.isdigit() else 0
+    return int(tail) if tail.isdecimal() else 0
 
 
 def _score(ga: GeneratorInfo | None, gb: GeneratorInfo | None, da: Draw | None,

@@ -336,7 +336,7 @@ def fold_names(names: Iterable[str], most: int = 8) -> list[str]:
     groups: dict[tuple[str, str], list[int]] = {}
     for name in names:
         parts = name.split(".")
-        at = next((i for i, p in enumerate(parts) if p.isdigit()), None)
+        at = next((i for i, p in enumerate(parts) if p.isdecimal()), None)
         if at is None:
             keys.append(None)
             continue
