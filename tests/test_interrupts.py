@@ -29,7 +29,7 @@ def scenario(level: str, path: str | None = None) -> None:
     """A small program: construction, a forward with dropout, a reseed, a backward and
     an optimizer step, one more draw: every kind of thing a window records."""
     torch.manual_seed(0)
-    with rngtrace.record(level=level, path=path, python_rng=False):
+    with rngtrace.record(level=level, path=path):
         net = nn.Sequential(nn.Linear(4, 4), nn.Dropout(0.5))
         opt = torch.optim.SGD(net.parameters(), lr=0.1)
         out = net(torch.ones(2, 4))
@@ -135,7 +135,7 @@ def _check_interrupt_at(level: str, k: int, plain: set[bytes], path: str) -> Non
 # runs there, at its first run; the slow one every line of recording/ (the per-draw code
 # too: naming, frames, ops, paths), at its first run and at its last.
 LIFECYCLE = {"window.py", "patches.py", "mode.py", "calls.py", "hooks.py", "reseed.py",
-             "__init__.py"}
+             "__init__.py", "pystreams.py", "pypatches.py", "workers.py", "distributed.py"}
 
 
 # A KeyboardInterrupt in a weakref callback (naming forgets freed temporaries) is printed

@@ -7,6 +7,8 @@ Import it as ``import untouched`` (pytest puts ``tests/`` on ``sys.path``).
 from __future__ import annotations
 
 import importlib
+import random
+import sys
 from dataclasses import dataclass
 from typing import Any
 
@@ -14,9 +16,10 @@ import torch
 from torch import nn
 from torch.optim import optimizer as optim_mod
 from torch.utils._python_dispatch import _get_current_dispatch_mode_stack
+from torch.utils.data._utils import fetch as _fetch
 
 import rngtrace
-from rngtrace.recording import reseed, window
+from rngtrace.recording import pypatches, reseed, window
 
 
 def _hook_counts() -> tuple[int, ...]:
@@ -37,6 +40,25 @@ def _seeding() -> dict[str, Any]:
     return out
 
 
+def _others() -> dict[str, Any]:
+    """The other functions a window wraps: ``random``'s and NumPy's drawing and seeding
+    functions, the DataLoader's fetchers, ``torch.distributed.destroy_process_group``."""
+    out = {}
+    for name in pypatches._PY_DRAW + pypatches._PY_SEED:
+        out[f"random.Random.{name}"] = vars(random.Random).get(name)
+        out[f"random.{name}"] = getattr(random, name, None)
+    np = sys.modules.get("numpy")
+    if np is not None:
+        for name in (*np.random.mtrand.__all__, "default_rng"):
+            out[f"numpy.random.{name}"] = getattr(np.random, name, None)
+    for cls in (_fetch._MapDatasetFetcher, _fetch._IterableDatasetFetcher):
+        out[f"{cls.__name__}.fetch"] = vars(cls).get("fetch")
+    if torch.distributed.is_available():
+        out["torch.distributed.destroy_process_group"] = \
+            torch.distributed.destroy_process_group
+    return out
+
+
 @dataclass
 class Snapshot:
     call: Any
@@ -47,7 +69,7 @@ class Snapshot:
 
     @classmethod
     def take(cls) -> Snapshot:
-        return cls(nn.Module.__call__, _seeding(), _hook_counts(),
+        return cls(nn.Module.__call__, _seeding() | _others(), _hook_counts(),
                    _get_current_dispatch_mode_stack(), torch.get_rng_state())
 
     def problems(self, rng: bool = True) -> list[str]:

@@ -23,6 +23,8 @@ from typing import Any
 
 import torch
 
+from .patches import Patches
+
 SUFFIX = ".rngtrace.jsonl"
 
 
@@ -61,26 +63,24 @@ class GroupWatch:
 
     def __init__(self) -> None:
         self._meta: dict[str, Any] | None = None
-        self._saved: Any = None
+        self._patches = Patches()
 
     def open(self, meta: dict[str, Any]) -> None:
         self._meta = meta
         dist = torch.distributed
-        if not dist.is_available() or self._saved is not None:
+        if not dist.is_available():
             return
-        orig = self._saved = dist.destroy_process_group
+        orig = dist.destroy_process_group
 
         @functools.wraps(orig)
         def destroy_process_group(*args: Any, **kwargs: Any) -> Any:
             refresh(meta)
             return orig(*args, **kwargs)
 
-        dist.destroy_process_group = destroy_process_group
+        self._patches.replace_if(dist, "destroy_process_group", destroy_process_group, orig)
 
     def close(self) -> None:
-        if self._saved is not None:
-            torch.distributed.destroy_process_group = self._saved
-            self._saved = None
+        self._patches.restore()
         if self._meta is not None:
             refresh(self._meta)
 

@@ -1,9 +1,10 @@
 """Every change a window makes to torch's globals, made and undone in one place.
 
 A window replaces attributes (``nn.Module.__call__``, ``torch.manual_seed`` and the other
-public seeding functions) and registers global hooks (optimizer steps, module
-registrations). :class:`Patches` holds them all and undoes them together, with these
-rules:
+public seeding functions, ``torch.distributed.destroy_process_group``, the DataLoader's
+fetchers, and ``random``'s and NumPy's drawing functions when Python streams are recorded)
+and registers global hooks (optimizer steps, module registrations). :class:`Patches` holds
+them all and undoes them together, with these rules:
 
 - **ownership**: an attribute is put back only if it still holds rngtrace's replacement.
   If other code replaced it on top of ours meanwhile, ours stays in that chain (every
@@ -65,6 +66,14 @@ class Patches:
         """Set ``owner.name`` to ``replacement``; :meth:`restore` puts the original back."""
         self._attrs.append((owner, name, vars(owner).get(name, _MISSING), replacement))
         setattr(owner, name, replacement)
+
+    def replace_if(self, owner: Any, name: str, replacement: Any, expected: Any) -> bool:
+        """:meth:`replace` only if ``owner.name`` (own or inherited) is ``expected``;
+        False, and nothing changed, where other code patched it first."""
+        if getattr(owner, name, _MISSING) is not expected:
+            return False
+        self.replace(owner, name, replacement)
+        return True
 
     def hook(self, register: Callable[[Callable[..., Any]], Any],
              hook: Callable[..., Any]) -> None:

@@ -5,7 +5,7 @@ recording happens after, in :class:`~rngtrace.recording.pystreams.PyStreams`. Dr
 by the standard library itself (``tempfile`` and multiprocessing name files with private
 ``Random`` instances) and inner calls (``shuffle`` calling ``_randbelow``) are passed
 through. Each attribute is replaced only where it still holds what rngtrace expects, and
-put back only where it still holds rngtrace's wrapper (:class:`Patches`).
+put back only where it still holds rngtrace's wrapper (:class:`.patches.Patches`).
 """
 
 from __future__ import annotations
@@ -14,13 +14,13 @@ import os
 import random
 import sys
 import sysconfig
-import warnings
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from .pystreams import np_global_digest, py_digest
 
 if TYPE_CHECKING:
+    from .patches import Patches
     from .pystreams import PyStreams
 
 # Drawing methods of random.Random, and seeding ones (reseed events).
@@ -38,45 +38,6 @@ _STDLIB = tuple({os.path.abspath(sysconfig.get_paths()[k]) + os.sep
                  for k in ("stdlib", "platstdlib")})
 
 
-def is_(obj: Any) -> Callable[[Any], bool]:
-    """The check :meth:`Patches.set` takes: the attribute is still ``obj``."""
-    return lambda v: v is obj
-
-
-class Patches:
-    """Attributes replaced on objects we do not own, put back only where still ours.
-
-    :meth:`set` refuses (returns False) where the current value is not the one expected
-    (other code patched it first); :meth:`restore` leaves a value another patch put on
-    top of ours, with a warning. Install and restore hold one lock; a failure while
-    installing a group rolls the group back (see :meth:`PyStreams.install`).
-    """
-
-    def __init__(self) -> None:
-        self._done: list[tuple[Any, str, Any, bool, Any]] = []  # owner, name, old, own, new
-
-    def set(self, owner: Any, name: str, new: Any, expect: Callable[[Any], bool]) -> bool:
-        own = name in getattr(owner, "__dict__", {})
-        old = getattr(owner, name, None)
-        if old is None or not expect(old):
-            return False
-        setattr(owner, name, new)
-        self._done.append((owner, name, old, own, new))
-        return True
-
-    def restore(self) -> None:
-        done, self._done = self._done, []
-        for owner, name, old, own, new in reversed(done):
-            if owner.__dict__.get(name) is not new:
-                warnings.warn(f"{getattr(owner, '__name__', owner)}.{name} was replaced by "
-                              "other code while rngtrace recorded; rngtrace's wrapper stays "
-                              "in that chain as a pass-through", RuntimeWarning, stacklevel=4)
-            elif own:
-                setattr(owner, name, old)
-            else:
-                delattr(owner, name)
-
-
 def install(me: PyStreams, p: Patches) -> None:
     """Wrap ``random``'s drawing and seeding functions, and NumPy's if it is imported."""
     _install_random(me, p)
@@ -91,11 +52,11 @@ def _install_random(me: PyStreams, p: Patches) -> None:
         if orig is None:
             continue
         wrap = (_wrap_py if name in _PY_DRAW else _wrap_py_seed)(me, name, orig)
-        if not p.set(cls, name, wrap, is_(orig)):
+        if not p.replace_if(cls, name, wrap, orig):
             continue
         bound = getattr(random, name, None)
         if bound is not None and getattr(bound, "__self__", None) is inst:
-            p.set(random, name, _bind(wrap, inst), is_(bound))
+            p.replace_if(random, name, _bind(wrap, inst), bound)
 
 
 def _install_numpy(me: PyStreams, p: Patches, np: Any) -> None:
@@ -114,9 +75,9 @@ def _install_numpy(me: PyStreams, p: Patches, np: Any) -> None:
             wrap = _wrap_np(me, name, attr)
         else:
             continue
-        p.set(np.random, name, wrap, is_(attr))
+        p.replace_if(np.random, name, wrap, attr)
     maker = np.random.default_rng
-    p.set(np.random, "default_rng", _wrap_rng(me, maker), is_(maker))
+    p.replace_if(np.random, "default_rng", _wrap_rng(me, maker), maker)
 
 
 def _wrap_py(me: PyStreams, name: str, orig: Callable[..., Any]) -> Callable[..., Any]:

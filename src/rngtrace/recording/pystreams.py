@@ -67,7 +67,6 @@ NameModule = Callable[[nn.Module, "nn.Module | None"],
 _STDLIB = tuple({os.path.abspath(sysconfig.get_paths()[k]) + os.sep
                  for k in ("stdlib", "platstdlib")})
 _OPEN: list[PyStreams] = []  # the open window's streams (at most one), for the patches
-_patch_lock = threading.Lock()
 
 
 def _feed(h: Any, v: Any) -> None:
@@ -186,34 +185,34 @@ class PyStreams:
     depth: int = 0
     worker: Any = None  # in a DataLoader worker: its part (recording.workers)
     _counts: dict[str, int] = field(default_factory=dict)
-    _patches: Any = None  # pypatches.Patches, made at install
+    _patches: Any = None  # patches.Patches, made at install
     _np: Any = None
 
     # -- window ----------------------------------------------------------------------
     def install(self) -> None:
         """Wrap the drawing and seeding functions (NumPy's only if already imported)."""
-        with _patch_lock:
-            try:
-                from . import pypatches, workers
+        # No lock: an interrupt at the wrong line would leave it held. Each patch is
+        # noted before it is made, so restore() undoes whatever part was done.
+        from . import pypatches, workers
+        from .patches import Patches
 
-                self._np = sys.modules.get("numpy")
-                self._patches = pypatches.Patches()
-                pypatches.install(self, self._patches)
-                workers.install(self._patches, self)
-            except BaseException:
-                if self._patches is not None:
-                    self._patches.restore()
-                raise
-            self.thread, self.on = threading.get_ident(), True
-            _OPEN.append(self)
+        self._np = sys.modules.get("numpy")
+        self._patches = Patches()
+        try:
+            pypatches.install(self, self._patches)
+            workers.install(self._patches, self)
+        except BaseException:
+            self._patches.restore()
+            raise
+        self.thread, self.on = threading.get_ident(), True
+        _OPEN.append(self)
 
     def uninstall(self) -> None:
-        with _patch_lock:
-            self.on = False
-            if self in _OPEN:
-                _OPEN.remove(self)
-            if self._patches is not None:
-                self._patches.restore()
+        self.on = False
+        if self in _OPEN:
+            _OPEN.remove(self)
+        if self._patches is not None:
+            self._patches.restore()
 
     def finish(self) -> dict[str, GeneratorInfo]:
         """The last boundary read; the generators seen, for the log's header."""

@@ -34,11 +34,10 @@ from typing import TYPE_CHECKING, Any
 from torch.utils.data import get_worker_info
 from torch.utils.data._utils import fetch as _fetch
 
-from .pypatches import is_
 from .pystreams import Owner, current
 
 if TYPE_CHECKING:
-    from .pypatches import Patches
+    from .patches import Patches
     from .pystreams import PyStreams
 
 
@@ -80,7 +79,7 @@ def install(patches: Patches, streams: PyStreams) -> None:
     for cls in (_fetch._MapDatasetFetcher, _fetch._IterableDatasetFetcher):
         orig = cls.__dict__.get("fetch")
         if orig is not None:
-            patches.set(cls, "fetch", _wrap_fetch(orig), is_(orig))
+            patches.replace_if(cls, "fetch", _wrap_fetch(orig), orig)
     streams.parts = tempfile.mkdtemp(prefix="rngtrace-workers-")
 
 
