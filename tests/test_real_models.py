@@ -147,6 +147,7 @@ def test_an_added_layer_is_one_cause_named_by_its_root(bert):
     check_golden("real_bert_added_layer.txt", text)
 
 
+@pytest.mark.filterwarnings("ignore:`is_gradient_checkpointing` is deprecated:FutureWarning")
 def test_lora_adapter_is_the_cause_and_the_prefix_a_rename(bert):
     d = rngtrace.diff(bert, _record(_lora), labels=("bert", "lora"))
     assert d.renamed.startswith("(root) is base_model.model (")
