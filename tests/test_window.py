@@ -217,3 +217,22 @@ def test_the_reseed_depth_is_per_thread():
     release.set()
     a.join()
     assert notified == ["b", "a"]
+
+
+@pytest.mark.parametrize("level", LEVELS)
+def test_a_window_that_fails_after_the_file_is_open_lets_the_file_go(level, tmp_path,
+                                                                     monkeypatch):
+    """The log file is opened (and locked) when the window starts; if the window then
+    fails to open, the file is closed and unlocked at once, not when garbage collected:
+    a second window on the same path writes there, not beside it."""
+    path = tmp_path / "run.rngtrace.jsonl"
+    _fail_on(monkeypatch, win, "watch_reseeds", 1)  # after the sink's start()
+    window = rngtrace.record(level=level, path=path)
+    with pytest.raises(RuntimeError, match="injected"), window:
+        pytest.fail("the block must not run")
+    monkeypatch.undo()
+    assert window._sink._f is None  # closed now, though `window` is still alive
+    with rngtrace.record(level=level, path=path) as log:
+        torch.rand(2)
+    assert log.meta["path"] == str(path)  # not run.rngtrace.<pid>.jsonl
+    assert len(rngtrace.load(path).draws) == 1

@@ -245,16 +245,23 @@ class FileSink:
         for d in patches.values():
             self._write(self._w.draw, d, True)
         self._write(lambda: b"".join(self._w.end(log)))
-        with self._lock:
-            if self._f is not None:
-                _unlock(self._f.fileno())  # also for forked children still holding it
-                self._f.close()
-                self._f = None
+        self.close()
         log.meta["path"] = self.path
         log.meta["draws"] = self._draws
         if self._error is not None:
             log.complete = False
             log.meta["write_error"] = self._error
+
+    def close(self) -> None:
+        """Close and unlock the file without an end record (a window that failed to
+        open, or was interrupted while closing: the file loads as cut short). Safe to
+        call again; a no-op after :meth:`finish`, and in a forked child (unlocking there
+        would unlock the parent's file too: the lock belongs to the shared descriptor)."""
+        with self._lock:
+            if self._f is not None and os.getpid() == self._pid:
+                _unlock(self._f.fileno())
+                self._f.close()
+                self._f = None
 
 
 def _lock(fd: int) -> bool:

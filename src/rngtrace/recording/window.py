@@ -60,6 +60,7 @@ class Sink(Protocol):
     def draws(self, draws: list[Draw]) -> None: ...  # several in order, written together
     def event(self, event: Event) -> None: ...
     def finish(self, log: Log, patches: dict[int, Draw]) -> None: ...
+    def close(self) -> None: ...  # a window that failed to open: let go, write no end
 
 
 class MemorySink:
@@ -85,6 +86,9 @@ class MemorySink:
         for i, d in patches.items():
             self._draws[i] = d
         log.draws, log.events = self._draws, self._events
+
+    def close(self) -> None:
+        pass
 
 
 def header() -> dict[str, Any]:
@@ -265,6 +269,7 @@ class Window:
         if self._py is not None:
             self._py.uninstall()
         self._group.close()  # idempotent
+        self._sink.close()  # after finish() a no-op; else the file is let go (and unlocked)
         self._release()
         self._called.clear()
         self._graded.clear()
