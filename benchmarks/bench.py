@@ -13,6 +13,7 @@ nothing, and it writes no README). See docs/benchmarks.md for what each line mea
 from __future__ import annotations
 
 import argparse
+import contextlib
 import gc
 import json
 import os
@@ -38,7 +39,7 @@ from synthetic import synthetic  # noqa: E402
 
 import rngtrace  # noqa: E402
 
-BENCHES = ("construct", "step", "after", "diff", "logfile", "stable")
+BENCHES = ("construct", "step", "after", "diff", "logfile", "stable", "compiled")
 SMALL_STEP = StepConfig(vocab=256, seq=32, dim=64, layers=2, heads=4, batch=4)
 
 
@@ -47,6 +48,14 @@ class BareMode(TorchDispatchMode):
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         return func(*args, **(kwargs or {}))
+
+
+class CompileBareMode(BareMode):
+    """The floor under torch.compile: a bare mode that lets dynamo compile."""
+
+    @classmethod
+    def ignore_compile_internals(cls) -> bool:
+        return True
 
 
 class Bench:
@@ -306,6 +315,57 @@ class Bench:
         self.add(bench, "plain construction", plain, "s", samples=1 if self.quick else 3)
         self.add(bench, "stable_init", stable, "s", stable / plain, "plain",
                  samples=1 if self.quick else 3)
+
+    # -- 7. compiled training step (issue 12) -------------------------------------------
+    def compiled(self) -> None:
+        """A training step of the small transformer under torch.compile (Inductor), with
+        and without record(). Each round compiles afresh (torch._dynamo.reset), the
+        recorded one inside its window as a recorded run does (its graphs get seed maps,
+        its draws are named); the compiling steps are not timed."""
+        bench = "7. training step, small transformer, torch.compile (Inductor)"
+        if self.quick:  # compiling takes a minute on 2 cores: not a smoke test's business
+            self.say("compiled: not run with --quick")
+            return
+        import warnings
+
+        tr = Trainer(SMALL_STEP, self.device)
+        eager_model = tr.model
+        k, rounds, warm = 10, 4, 3  # warm: compiling steps (forward, backward), not timed
+
+        def run(record: bool, bare: bool = False) -> list[float]:
+            torch._dynamo.reset()
+            tr.model = torch.compile(eager_model)
+            try:
+                if not record:
+                    with CompileBareMode() if bare else contextlib.nullcontext():
+                        for _ in range(warm):
+                            tr.step()
+                        return self._steps(tr, k)
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    with rngtrace.record() as log:
+                        for _ in range(warm):
+                            tr.step()
+                        out = self._steps(tr, k)
+                named.append(sum(1 for d in log.draws if d.graph not in (None, "fx")))
+                return out
+            finally:
+                tr.model = eager_model
+
+        named: list[int] = []
+        s = alternate({"plain compiled": lambda: run(False),
+                       "bare TorchDispatchMode": lambda: run(False, bare=True),
+                       "record()": lambda: run(True)}, rounds, self.say)
+        p, b, r = (median(s[n]) for n in ("plain compiled", "bare TorchDispatchMode",
+                                           "record()"))
+        self.add(bench, "plain compiled", p, "s", raw=s["plain compiled"])
+        self.add(bench, "bare TorchDispatchMode", b, "s", b / p, "plain",
+                 note="ignore_compile_internals: compiles under it",
+                 raw=s["bare TorchDispatchMode"])
+        per_step = named[-1] / (warm + k) if named else 0
+        self.add(bench, "record()", r, "s", r / p, "plain",
+                 note=f"{r / b:.2f}x bare; {per_step:g} compiled-graph draws per step",
+                 raw=s["record()"])
 
 
 def _module_calls(tr: Trainer) -> int:

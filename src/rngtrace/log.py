@@ -54,6 +54,11 @@ class Draw:
             tensor-parallel parameter), this rank's shard: its shape, its offset in the
             global tensor (``shape`` is the global one) and the placements as torch
             prints them (``"S(0)"``, ``"R"``); None for plain tensors.
+        graph: the compiled graph the draw was made in (``"0/0:forward"``: dynamo's
+            frame/recompile id and the graph's role), None for eager draws; see
+            :mod:`rngtrace.recording.compiled`.
+        replay: the draw repeats an earlier one from a saved state (an activation
+            checkpoint's recompute in backward): same values, nothing consumed.
 
     Python and NumPy draws (:mod:`rngtrace.recording.pystreams`) use the same fields:
     ``op`` is the function (``random.gauss``, ``numpy.random.normal``), ``generator``
@@ -87,6 +92,8 @@ class Draw:
     local_shape: tuple[int, ...] | None = None
     local_offset: tuple[int, ...] | None = None
     placement: str | None = None
+    graph: str | None = None
+    replay: bool = False
 
     @property
     def where(self) -> str:

@@ -32,6 +32,7 @@ import gc
 from typing import TYPE_CHECKING, overload
 
 from ..log import Log
+from . import compiled
 from .assemble import assemble
 from .model import CAUSE_KINDS, HUNK_KINDS, Cause, Diff, Hunk, Stream, Unused
 from .usage import unused_consumers
@@ -93,7 +94,10 @@ def diff(a: Log, b: Log, *, labels: tuple[str, str] = ("A", "B"),
     enabled = gc.isenabled()
     gc.disable()
     try:
-        return assemble(a, b, labels)
+        ca, cb, how = compiled.comparable(a, b)  # issue 12: an eager and a compiled run
+        if ca is a and cb is b:
+            return assemble(a, b, labels)
+        return compiled.explain(assemble(ca, cb, labels), a, b, how)
     finally:
         if enabled:
             gc.enable()

@@ -23,6 +23,7 @@ CAUSE_KINDS = (
     "consumption",  # the same call from the same state left another state (torch version?)
     "count",        # a data-dependent loop drew another number of times (a consequence)
     "unknown",      # the state moved with nothing recorded to explain it
+    "compiled",     # one run drew inside Inductor-compiled graphs (see diffing.compiled)
 )
 
 

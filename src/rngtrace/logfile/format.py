@@ -91,6 +91,8 @@ _DRAW: tuple[tuple[str, str, Callable[[Any], bool], Any], ...] = (
     ("ls", "local_shape", _oshape, None),
     ("lo", "local_offset", _oshape, None),
     ("pl", "placement", _ostr, None),
+    ("gr", "graph", _ostr, None),
+    ("rp", "replay", _bool, False),
 )
 _FIRST = {key: first for key, _, _, first in _DRAW}
 

@@ -12,6 +12,7 @@ import os
 from typing import Any
 
 import torch.utils._python_dispatch as _pd
+from torch._ops import OpOverload
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from . import ops
@@ -27,7 +28,17 @@ class RecordingMode(TorchDispatchMode):
 
     Holds no state of its own. ``active`` turns it into a pure pass-through when the
     window closes in a thread that cannot pop it (the mode stack is per thread).
+
+    ``torch.compile`` compiles under it (``ignore_compile_internals``): dynamo would
+    otherwise refuse to compile while the mode is on the stack, for good (issue 12). The
+    compiled code then runs under the mode, which sees the calls it makes into aten:
+    Inductor's one seed draw per graph call (:mod:`.compiled` names the graph's random
+    nodes from it) and the random ops of graphs other backends run. Higher-order ops
+    (the checkpoint's ``run_and_save_rng_state``/``run_with_rng_state`` in an
+    ``aot_eager`` graph) reach ``__torch_dispatch__`` too, instead of failing.
     """
+
+    supports_higher_order_operators = True
 
     def __init__(self, recorder: Any) -> None:
         super().__init__()
@@ -38,10 +49,18 @@ class RecordingMode(TorchDispatchMode):
         self.pid = os.getpid()
         self.above: list[TorchDispatchMode] = []  # modes to put back over it (remove())
 
+    @classmethod
+    def ignore_compile_internals(cls) -> bool:
+        return True
+
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         try:
             info = ops.CACHE[func]
         except KeyError:
+            if not isinstance(func, OpOverload):  # a higher-order op
+                if self.active and os.getpid() == self.pid:
+                    return self.recorder.on_higher_order(func, args, kwargs or {})
+                return func(*args, **kwargs) if kwargs else func(*args)
             info = ops.classify(func)
         if info is None or not self.active:
             return func(*args, **kwargs) if kwargs else func(*args)

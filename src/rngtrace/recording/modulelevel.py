@@ -62,7 +62,7 @@ import torch
 from torch import nn
 
 from ..log import Draw, Event, GeneratorInfo, Log
-from . import frames
+from . import compiled, compiled_draws, frames
 from .generators import DefaultGen
 from .module_paths import DROPOUT, PURE, Paths
 from .window import Sink, Window, default_generators
@@ -103,6 +103,10 @@ class ModuleRecorder(Window):
         self._uses: dict[int, list[_Use]] = {}  # depth in _stack -> consumption so far
         self._notes: list[_Note] = []  # consumption of calls returned, not yet written
         self._written = 0  # records handed to the sink
+        self._compiled = compiled.CompileWatch()  # issue 12: names inside compiled graphs
+        self._compiled.on_call = self._on_graph
+        self._seed_maps: dict[str, compiled.SeedMap] = {}
+        self._said: set[int] = set()  # compiled modules said to be charged as a whole
         self._paths = Paths()
 
     # -- window --------------------------------------------------------------------
@@ -113,9 +117,11 @@ class ModuleRecorder(Window):
         self._patches.hook(nn.modules.module.register_module_module_registration_hook,
                            self._on_module)
         super()._open()
+        self._compiled.install(self._patches)  # issue 12
 
     def _quiet(self) -> None:
         self._thread = 0  # the module-call wrapper is a pass-through from now on
+        self._compiled.uninstall()
 
     def _flush(self) -> dict[int, Draw]:
         self._boundary()
@@ -257,11 +263,26 @@ class ModuleRecorder(Window):
         site, code = frames.user_site(1)
         phase = "backward" if torch._C._current_autograd_node() is not None else "forward"
         kind = type(module).__name__
+        if id(module) not in self._said and hasattr(module, "_orig_mod"):  # issue 12
+            self._say_whole(module, stack[0])
         for u in uses:
             self._notes.append((self._next_index(), u.gen, module, stack[0], kind, phase,
                                 self._steps, u, site, code))
         if len(self._notes) >= _BATCH:
             self._write()
+
+    def _on_graph(self, call: compiled.GraphCall) -> None:
+        """An Inductor graph with a seed map runs (issue 12): keep the map for naming."""
+        if call.seed_map is not None:
+            self._seed_maps[call.seed_map.label] = call.seed_map
+
+    def _say_whole(self, module: nn.Module, root: nn.Module) -> None:
+        """Say once, as a ``compiled`` event, that a compiled module is charged whole."""
+        self._said.add(id(module))
+        path = self._paths.resolve(module, root)[1]
+        where = f"{path or '(root)'} ({type(module).__name__})"
+        self._event(Event("compiled", "", self._next_index(), None,
+                          compiled_draws.whole_text(where, list(self._seed_maps.values()))))
 
     def _write(self) -> None:
         """Hand the noted records to the sink, as Draws, in order."""
@@ -334,6 +355,7 @@ class ModuleRecorder(Window):
         """Name the modules called and the parameters that got a gradient (the op
         recorder's ``called``/``with_grad``), from the models seen."""
         called: dict[tuple[str | None, str], None] = {}
+        compiled_draws.called_inside(self._called)  # issue 12: traced calls
         modules = list(self._called.values())
         for m in _outermost(modules):  # models called only from other threads
             self._paths.note_root(m)

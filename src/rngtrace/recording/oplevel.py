@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import dataclasses
 import threading
+import warnings
 from typing import Any
 
 import torch
 
 from ..log import Draw, Event, GeneratorInfo, Log
-from . import frames, mode, ops
+from . import compiled, compiled_draws, frames, mode, ops
 from .distributed import shard_fields
 from .generators import Generators, Slot
 from .mode import RecordingMode
@@ -31,6 +32,11 @@ class Recorder(Window):
         self._mode = RecordingMode(self)
         self._pending: dict[int, Pending] = {}  # draws whose names are known at the end
         self._count = 0
+        self._compiled = compiled.CompileWatch()  # issue 12: draws inside compiled graphs
+        self._compiled.on_replay = self._on_graph_replay
+        self._said: set[str] = set()  # what could not be seen, said once
+        self._fx_roots: dict[str, Any] = {}  # modules of the last fx graph's frame
+        self._replay = False  # the draw being recorded is a replay (on_higher_order)
 
     # -- window --------------------------------------------------------------------
     def _open(self) -> None:
@@ -38,6 +44,7 @@ class Recorder(Window):
         self._gens.snapshot_defaults()
         self._names.install()
         super()._open()
+        self._compiled.install(self._patches)  # issue 12
 
     def _opened(self) -> None:
         self._mode.__enter__()
@@ -47,6 +54,7 @@ class Recorder(Window):
         if threading.get_ident() == self._thread:  # the mode stack is per thread
             mode.remove(self._mode)  # the rest of the run goes at full speed
         self._names.uninstall()
+        self._compiled.uninstall()
 
     def _flush(self) -> dict[int, Draw]:
         self._py_finish()
@@ -83,6 +91,7 @@ class Recorder(Window):
 
     def _usage(self) -> None:
         """Name the modules called in forward and the parameters that got a gradient."""
+        compiled_draws.called_inside(self._called)  # issue 12: traced calls
         if self._called:
             self.log.called = self._names.module_names(list(self._called.values()))
         self._graded.update(self._names.graded_parameters())
@@ -102,6 +111,31 @@ class Recorder(Window):
         except Exception as e:
             self._internal_error(e)
         return out
+
+    def on_higher_order(self, func: Any, args: tuple, kwargs: dict) -> Any:
+        """A higher-order op (an ``aot_eager`` graph's checkpoint): the random op inside
+        ``run_and_save_rng_state`` is a draw, inside ``run_with_rng_state`` its replay."""
+        name = getattr(func, "_name", "")
+        if name not in ("run_and_save_rng_state", "run_with_rng_state") or not args:
+            return func(*args, **kwargs)
+        replay = name == "run_with_rng_state"
+        op = args[1] if replay else args[0]
+        info = ops.lookup(op)
+        if info is None:
+            return func(*args, **kwargs)
+        whole: list[Any] = []
+
+        def run(*_: Any, **__: Any) -> Any:
+            out = func(*args, **kwargs)
+            whole.append(out)
+            return out if replay else out[1]
+
+        self._replay = replay
+        try:
+            self.on_random(run, info, args[2:] if replay else args[1:], kwargs)
+        finally:
+            self._replay = False
+        return whole[0]
 
     def _before(self, info: ops.OpInfo, args: tuple, kwargs: dict) -> tuple[Slot, Any]:
         gen = ops.generator_arg(info, args, kwargs)
@@ -152,6 +186,15 @@ class Recorder(Window):
             model=resolved.model, discarded=resolved.discarded,
             local_shape=local_shape, local_offset=local_offset, placement=placement,
         )
+        # issue 12: a draw made by a compiled graph
+        if self._compiled.current is not None or compiled.maybe_compiled():
+            seen = self._compiled_draw(draw, info)
+            if seen is None:
+                return
+            draw = seen
+        if not draw.replay and (self._replay or (
+                phase == "backward" and compiled_draws.replaying())):
+            draw = dataclasses.replace(draw, replay=True)
         try:  # the count and the file agree, wherever an interrupt lands
             self._count = index + 1
             self._sink.draw(draw)
@@ -161,6 +204,74 @@ class Recorder(Window):
         pending.draw = draw  # only a draw written can be patched at the end
         if not final:
             self._pending[index] = pending
+
+    def _compiled_draw(self, draw: Draw, info: ops.OpInfo) -> Draw | None:
+        """A draw made while compiled code runs: Inductor's seed draw becomes the draws
+        of its graph's random nodes (None: already written); other draws are marked."""
+        call = self._compiled.current
+        if call is not None and call.seed_map is not None and not call.seeded and (
+                info.name == "aten::randint") and call.seed_map.count:
+            call.seeded = True
+            draws = compiled_draws.graph_draws(draw, call, self._names, draw.index, replay=False)
+            try:
+                self._count = draw.index + len(draws)
+                self._sink.draws(draws)
+            except BaseException:
+                self._count = draw.index
+                raise
+            return None
+        inside = compiled_draws.Inside("inductor") if call is not None else (
+            compiled_draws.inside_compiled_graph())
+        if inside is None:
+            return draw
+        if inside.kind == "fx":
+            self._say_once("fx", draw.index, compiled_draws.OTHER_BACKEND, warn=False)
+            if draw.phase == "backward":  # no compiled frame on the stack: the forward's
+                inside.roots = self._fx_roots
+            self._fx_roots = inside.roots
+            return compiled_draws.fx_draw(draw, inside, self._names, self._replay)
+        if call is None or call.seed_map is None:
+            self._say_once("no-seed-map", draw.index, compiled_draws.NO_SEED_MAP)
+            return dataclasses.replace(draw, graph=compiled_draws.UNKNOWN_GRAPH)
+        return dataclasses.replace(draw, graph=call.seed_map.label)
+
+    def _on_graph_replay(self, call: compiled.GraphCall) -> None:
+        """A compiled backward graph recomputing checkpointed draws from saved seeds."""
+        if self._state != "recording" or not self._mode.active:
+            return
+        try:
+            device = torch.device("cpu")
+            for t in call.inputs:
+                if isinstance(t, torch.Tensor):
+                    device = t.device
+                    break
+            slot = self._gens.default(device)
+            text = slot.read()[1]
+            seed = Draw(index=self._count, op="", module=None, module_type=None,
+                        target=None, phase="backward", step=self._steps, shape=(),
+                        dtype="float32", device=str(device), numel=0, args={},
+                        generator=slot.name, state_before=text, state_after=text,
+                        consumed=False, site=None, code=None, api=None)
+            draws = compiled_draws.graph_draws(seed, call, self._names, self._count, replay=True)
+            first = self._count
+            try:
+                self._count = first + len(draws)
+                self._sink.draws(draws)
+            except BaseException:
+                self._count = first
+                raise
+        except Exception as e:
+            self._internal_error(e)
+
+    def _say_once(self, key: str, index: int, text: str, warn: bool = True) -> None:
+        """What the recorder cannot see, said once: a ``compiled`` event, and a warning
+        where draws are missed."""
+        if key in self._said:
+            return
+        self._said.add(key)
+        self._event(Event("compiled", "", index, None, text))
+        if warn:
+            warnings.warn(f"rngtrace: {text}", RuntimeWarning, stacklevel=4)
 
     def _on_claim(self, pending: Pending) -> None:
         """A tensor drawn outside any module was registered as a parameter or buffer."""

@@ -44,6 +44,7 @@ from ..errors import RecordError
 from ..log import Draw, Event, GeneratorInfo, Log
 from . import frames
 from .calls import patch_calls
+from .compiled import compiling
 from .distributed import GroupWatch, rank_meta
 from .hooks import note_gradients
 from .patches import Patches
@@ -368,7 +369,7 @@ class Window:
             self._stop(complete=True)
 
     def _on_reseed(self, label: str, scope: str, args: tuple, kwargs: dict) -> None:
-        if not self._live():
+        if not self._live() or compiling():  # issue 12: dynamo's own saves and restores
             return
         try:
             site, _ = frames.user_site(1)
