@@ -254,8 +254,8 @@ class CompileWatch:
         _PENDING.clear()
         # Inductor's config is a module object whose settings are not in its __dict__:
         # set and put back here (uninstall), not through patches.
-        config.post_grad_custom_post_pass = seed_map_pass
-        self._config = (config, user_pass, seed_map_pass)
+        self._config = (config, user_pass, seed_map_pass)  # first: an interrupt after
+        config.post_grad_custom_post_pass = seed_map_pass  # it is undone by uninstall
         patches.replace(CompiledFxGraph, "__init__", __init__)
         patches.replace(CompiledFxGraph, "__call__", __call__)
 
