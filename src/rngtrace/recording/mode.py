@@ -49,9 +49,10 @@ class RecordingMode(TorchDispatchMode):
         self.pid = os.getpid()
         self.above: list[TorchDispatchMode] = []  # modes to put back over it (remove())
 
-    @classmethod
-    def ignore_compile_internals(cls) -> bool:
-        return True
+    # Let dynamo compile under the mode (issue 12). A C callable, not a Python method:
+    # TorchDispatchMode.__enter__ calls it between its updates of torch's process-wide
+    # mode flags, where an interrupt raised in a Python line would leave them half set.
+    ignore_compile_internals = staticmethod(True.__bool__)
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         try:
