@@ -190,12 +190,15 @@ def test_fuzz_the_verbs_on_mutated_logs_that_load(tmp, data):
     good = tmp / "good-for-verbs.jsonl"
     if not good.exists():
         good.write_text("".join(_good_lines()))
-    # 0 success or same, 1 different; never a traceback (nor exit 2 on a log that loads)
+    # 0 success or same, 1 different; never a traceback (nor exit 2 on a log that loads,
+    # except for a diff of logs of two levels, which diff refuses)
     assert _verb("show", str(path)) == 0
-    assert _verb("diff", str(good), str(path)) in (0, 1)
+    levels = {rngtrace.load(good).level, rngtrace.load(path).level}
+    assert _verb("diff", str(good), str(path)) in ((0, 1) if len(levels) == 1 else (2,))
     assert _verb("diff", str(path), str(path)) == 0
     assert _verb("dot", str(path), "-o", "-") == 0
-    assert _verb("dot", str(good), str(path), "-o", "-") == 0
+    if len(levels) == 1:
+        assert _verb("dot", str(good), str(path), "-o", "-") == 0
 
 
 @pytest.mark.parametrize("value", HOSTILE, ids=range(len(HOSTILE)))
