@@ -48,9 +48,13 @@ class _CodeFacts:
     apply: bool  # Module.apply: fn(child) runs below it
     init_like: bool  # __init__, reset_parameters, _init_weights, post_init ...
     api: str | None  # public dotted name for torch functions, else None
+    code: CodeType  # kept alive: its id is the key in _FACTS
 
 
-_FACTS: dict[CodeType, _CodeFacts] = {}
+# id(code) -> facts. Keyed by id: a code object hashes its name, bytecode, constants and
+# names at every lookup (about 1 us for a large forward), an int in C; the facts keep
+# the code alive, so that its id is never reused by another code object.
+_FACTS: dict[int, _CodeFacts] = {}
 
 
 def _is_public(module: str, qualname: str) -> bool:
@@ -88,8 +92,9 @@ def _facts(code: CodeType, frame: FrameType) -> _CodeFacts:
         apply=in_module_py and name == "apply",
         init_like=name == "__init__" or "init" in lowered or "reset" in lowered,
         api=api,
+        code=code,
     )
-    _FACTS[code] = facts
+    _FACTS[id(code)] = facts
     return facts
 
 
@@ -137,7 +142,7 @@ def user_site(depth: int = 1) -> tuple[str | None, str | None]:
     f: FrameType | None = sys._getframe(depth)
     while f is not None:
         code = f.f_code
-        facts = _FACTS.get(code) or _facts(code, f)
+        facts = _FACTS.get(id(code)) or _facts(code, f)
         if not facts.internal:
             return site_of(code, f.f_lineno)
         f = f.f_back
@@ -164,14 +169,14 @@ def describe_stack(depth: int = 1, known: Container[int] | None = None) -> Stack
     building: list[nn.Module] = []
     f: FrameType | None = sys._getframe(depth + 1)
     while f is not None:
-        facts = _FACTS.get(f.f_code) or _facts(f.f_code, f)
+        facts = _FACTS.get(id(f.f_code)) or _facts(f.f_code, f)
         _note_site(info, f, facts)
         _note_module(info, f, facts, known, building)
         if known is not None and info.phase is not None and info.module is not None and (
                 building or id(info.module) in known):
             f = f.f_back
             while info.site is None and f is not None:  # settled: only the site is missing
-                _note_site(info, f, _FACTS.get(f.f_code) or _facts(f.f_code, f))
+                _note_site(info, f, _FACTS.get(id(f.f_code)) or _facts(f.f_code, f))
                 f = f.f_back
             break
         f = f.f_back
@@ -209,7 +214,7 @@ def _note_module(info: StackInfo, f: FrameType, facts: _CodeFacts,
         # fn(child) called from Module.apply: the draw belongs to the child being
         # visited, not to the model whose method fn happens to be.
         if not facts.apply and back is not None:
-            bf = _FACTS.get(back.f_code) or _facts(back.f_code, back)
+            bf = _FACTS.get(id(back.f_code)) or _facts(back.f_code, back)
             if bf.apply:
                 parent = _self_module(back)
                 if parent is not None:

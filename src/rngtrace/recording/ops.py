@@ -69,8 +69,12 @@ def _op_info(op: torch._ops.OpOverload) -> OpInfo:
     return OpInfo(schema.name, inplace, gen_pos, tuple(scalars), tuple(out_kw))
 
 
-# OpOverload -> OpInfo for random ops, None for the others. Filled by classify().
-CACHE: dict[Any, OpInfo | None] = {}
+# id(op) -> OpInfo for random ops, None for the others. Filled by classify(). Keyed by
+# id: hashing an OpOverload runs its Python ``__hash__`` (about 0.8 us, once per
+# dispatched op in the recording mode's fast path); an int hashes in C. The op itself is
+# kept alive in _KEPT, so that its id is never reused by another object.
+CACHE: dict[int, OpInfo | None] = {}
+_KEPT: list[Any] = []
 
 
 def classify(op: Any) -> OpInfo | None:
@@ -78,14 +82,19 @@ def classify(op: Any) -> OpInfo | None:
     info = None
     if isinstance(op, torch._ops.OpOverload) and is_random_overload(op):
         info = _op_info(op)
-    CACHE[op] = info
+    _KEPT.append(op)
+    CACHE[id(op)] = info
     return info
 
 
 def lookup(op: Any) -> OpInfo | None:
-    """The cached classification (the fast path of the recording mode)."""
+    """The cached classification (the fast path of the recording mode).
+
+    >>> lookup(torch.ops.aten.add.Tensor) is None, lookup(torch.ops.aten.bernoulli_.float).name
+    (True, 'aten::bernoulli_')
+    """
     try:
-        return CACHE[op]
+        return CACHE[id(op)]
     except KeyError:
         return classify(op)
 
