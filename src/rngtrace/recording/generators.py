@@ -29,18 +29,31 @@ class Slot:
     device: str
     generator: Any  # torch.Generator, kept alive so that its handle stays unique
     last_raw: bytes | None = None
-    last_text: str | None = None
+    last_text: str | None = None  # the display form of last_raw once asked (text())
     first_text: str | None = None
     initial_seed: int | None = None
+    memo: tuple[bytes, str] | None = None  # the last state digested, and its digest
+
+    def raw(self) -> bytes | None:
+        """The generator's state now as bytes (None for a device without one)."""
+        return raw_state(self.generator) if self.generator is not None else None
+
+    def text(self, raw: bytes | None) -> str | None:
+        """The display form of a state read; consecutive draws share their states (one's
+        after is the next one's before): each is digested once."""
+        if raw is None:
+            return None
+        memo = self.memo
+        if memo is not None and (memo[0] is raw or memo[0] == raw):
+            return memo[1]
+        text = state_text(raw, self.device)
+        self.memo = (raw, text)
+        return text
 
     def read(self) -> tuple[bytes | None, str | None]:
         """The generator's state now: raw bytes, and its display form."""
-        if self.generator is None:
-            return None, None
-        raw = raw_state(self.generator)
-        if raw == self.last_raw:
-            return raw, self.last_text
-        return raw, state_text(raw, self.device)
+        raw = self.raw()
+        return raw, self.text(raw)
 
     def info(self) -> GeneratorInfo:
         return GeneratorInfo(self.name, self.device, self.initial_seed, self.first_text)

@@ -15,8 +15,9 @@ from .distributed import shard_fields
 from .generators import Generators, Slot
 from .mode import RecordingMode
 from .naming import OUTSIDE, Names, Pending, Resolved
-from .window import Sink, Window, default_generators
+from .window import MemorySink, Sink, Window, default_generators
 
+_BATCH = 256  # notes written together at most (see _write)
 _GAP = "state changed with no traced draw (another thread, an untraced extension, or a " \
        "restored state)"
 
@@ -37,6 +38,10 @@ class Recorder(Window):
         self._said: set[str] = set()  # what could not be seen, said once
         self._fx_roots: dict[str, Any] = {}  # modules of the last fx graph's frame
         self._replay = False  # the draw being recorded is a replay (on_higher_order)
+        self._notes: list[tuple] = []  # draws noted, not yet written (_after, _write)
+        # Kept in memory, draws are described in batches; streamed to a file, one line
+        # per draw as it happens (a killed run loses nothing).
+        self._batch = _BATCH if isinstance(self._sink, MemorySink) else 1
 
     # -- window --------------------------------------------------------------------
     def _open(self) -> None:
@@ -57,8 +62,10 @@ class Recorder(Window):
         self._compiled.uninstall()
 
     def _flush(self) -> dict[int, Draw]:
+        self._write()
         self._py_finish()
         self._sweep("gap")  # moved since the last draw: noticed as the window closes
+        self._write()
         return {i: self._finalise(p) for i, p in sorted(self._pending.items())
                 if p.draw is not None}
 
@@ -66,12 +73,18 @@ class Recorder(Window):
         return self._gens.infos()
 
     def _release(self) -> None:
+        self._notes = []
         self._pending.clear()
         self._names.clear()
         self._gens.release()
 
     def _next_index(self) -> int:
         return self._count
+
+    def _step_boundary(self) -> None:
+        super()._step_boundary()
+        if threading.get_ident() == self._thread:  # draws are noted in this thread only
+            self._write()
 
     def _wrap(self, call: Any) -> Any:
         """The ``nn.Module.__call__`` of the window: notes the module, then calls it (a
@@ -141,16 +154,21 @@ class Recorder(Window):
         gen = ops.generator_arg(info, args, kwargs)
         slot = self._gens.explicit(gen) if gen is not None else self._gens.default(
             call_device(info, args, kwargs))
-        before = slot.read()
-        if slot.last_raw is not None and before[0] != slot.last_raw:
+        before = slot.raw()
+        last = slot.last_raw
+        if last is not None and before != last:
             self._event(Event("gap", slot.name, self._count, None, _GAP))
+        elif last is not None:
+            before = last  # the same bytes: digested once (Slot.text)
         return slot, before
 
     def _after(self, func: Any, info: ops.OpInfo, args: tuple, kwargs: dict, out: Any,
-               slot: Slot, before: tuple[bytes | None, str | None]) -> None:
-        after = slot.read()
-        slot.last_raw, slot.last_text = after
-        consumed = before[0] != after[0] if slot.generator is not None else (
+               slot: Slot, before: bytes | None) -> None:
+        """What only the moment of the draw can tell (the states, the stack, the tensor
+        and its registration) goes into a note; the note becomes a Draw in _write."""
+        after = slot.raw()
+        slot.last_raw = after
+        consumed = before != after if slot.generator is not None else (
             slot.device != "meta")
         result = result_tensor(info, args, kwargs, out)
         stack = frames.describe_stack(2, self._names.known)
@@ -166,35 +184,81 @@ class Recorder(Window):
             self._names.claim(result, pending, may_wait=phase != "forward")
         if pending.target is not None and phase == "other":
             phase = "init"
+        if result is not None:
+            tensor = (tuple(result.shape), result.dtype, result.device, result.numel(),
+                      shard_fields(result))
+        else:
+            tensor = ((), None, slot.device, 0, (None, None, None))
+        note = (index, info, slot, before, after, consumed, tensor,
+                ops.scalar_args(info, args, kwargs), stack, phase, pending, self._steps)
+        compiled_now = self._compiled.current is not None or compiled.maybe_compiled()
+        if compiled_now or self._replay or (phase == "backward" and
+                                            compiled_draws.replaying()):
+            self._write()  # the draws noted before it first
+            self._write_compiled(note, compiled_now)  # issue 12: needs this moment
+            return
+        try:  # the count and the notes agree, wherever an interrupt lands
+            self._count = index + 1
+            self._notes.append(note)
+        except BaseException:
+            self._count = index
+            raise
+        if len(self._notes) >= self._batch:
+            self._write()
+
+    def _write(self) -> None:
+        """Turn the notes into Draws and hand them to the sink, in order (at each optimizer
+        step, every _BATCH draws, before any other record, and at the window's end: the
+        digests and Draws are made in one warm loop, not between the model's kernels)."""
+        notes = self._notes
+        if not notes:
+            return
+        draws = [self._describe(note) for note in notes]
+        try:  # written once: an interrupt leaves the notes for the next write
+            self._notes = []
+            self._sink.draws([d for d, _, _ in draws])
+        except BaseException:
+            self._notes = notes
+            raise
+        for draw, pending, final in draws:
+            pending.draw = draw  # only a draw written can be patched at the end
+            if not final:
+                self._pending[draw.index] = pending
+
+    def _describe(self, note: tuple) -> tuple[Draw, Pending, bool]:
+        """A note's Draw, its Pending, and whether its names are final."""
+        (index, info, slot, before, after, consumed, tensor, args, stack, phase,
+         pending, step) = note
         resolved = None if stack.building else self._names.now(pending.module, pending)
         final = resolved is not None
         if resolved is None:
             resolved = _provisional(pending)
-        shape = tuple(result.shape) if result is not None else ()
-        local_shape, local_offset, placement = shard_fields(result)
+        shape, dtype, device, numel, (local_shape, local_offset, placement) = tensor
+        # positional up to ``discarded`` (fields in Draw's order): a third cheaper
         draw = Draw(
-            index=index, op=info.name, module=resolved.module,
-            module_type=resolved.module_type, target=resolved.target, phase=phase,
-            step=self._steps, shape=shape,
-            dtype=str(result.dtype).removeprefix("torch.") if result is not None else "",
-            device=str(result.device) if result is not None else slot.device,
-            numel=result.numel() if result is not None else 0,
-            args=ops.scalar_args(info, args, kwargs), generator=slot.name,
-            state_before=before[1], state_after=after[1], consumed=consumed,
-            site=stack.site, code=stack.code,
-            api=stack.api or ops.api_name(info.name),
-            model=resolved.model, discarded=resolved.discarded,
+            index, info.name, resolved.module, resolved.module_type, resolved.target,
+            phase, step, shape,
+            str(dtype).removeprefix("torch.") if dtype is not None else "",
+            str(device), numel, args, slot.name, slot.text(before), slot.text(after),
+            consumed, stack.site, stack.code, stack.api or ops.api_name(info.name),
+            resolved.model, resolved.discarded,
             local_shape=local_shape, local_offset=local_offset, placement=placement,
         )
-        # issue 12: a draw made by a compiled graph
-        if self._compiled.current is not None or compiled.maybe_compiled():
-            seen = self._compiled_draw(draw, info)
+        return draw, pending, final
+
+    def _write_compiled(self, note: tuple, compiled_now: bool) -> None:
+        """A draw made by compiled code or replayed by a checkpoint, written at once: what
+        it is depends on the compiled frames and calls of this moment (issue 12)."""
+        draw, pending, final = self._describe(note)
+        if compiled_now:
+            seen = self._compiled_draw(draw, note[1])
             if seen is None:
                 return
             draw = seen
         if not draw.replay and (self._replay or (
-                phase == "backward" and compiled_draws.replaying())):
+                draw.phase == "backward" and compiled_draws.replaying())):
             draw = dataclasses.replace(draw, replay=True)
+        index = draw.index
         try:  # the count and the file agree, wherever an interrupt lands
             self._count = index + 1
             self._sink.draw(draw)
@@ -240,6 +304,7 @@ class Recorder(Window):
         if self._state != "recording" or not self._mode.active:
             return
         try:
+            self._write()  # the draws noted before these first
             device = torch.device("cpu")
             for t in call.inputs:
                 if isinstance(t, torch.Tensor):
@@ -275,7 +340,7 @@ class Recorder(Window):
 
     def _on_claim(self, pending: Pending) -> None:
         """A tensor drawn outside any module was registered as a parameter or buffer."""
-        if pending.draw is not None:
+        if pending.index >= 0:  # a draw noted (written or not: _flush takes those written)
             self._pending.setdefault(pending.index, pending)
 
     def _finalise(self, pending: Pending) -> Draw:
@@ -288,6 +353,7 @@ class Recorder(Window):
 
     # -- pystreams: records of Python and NumPy draws (recording.pystreams) ----------
     def _py_draw(self, fields: dict[str, Any]) -> None:
+        self._write()  # the draws noted before it first: the sink keeps them in order
         step = fields.pop("step", self._steps)
         index = self._count
         try:  # the count and the file agree, wherever an interrupt lands
@@ -316,7 +382,7 @@ class Recorder(Window):
             owner = py.owner()
             site, code = frames.user_site(1)
             part.draw(py.fields(
-                owner, op=info.name, generator=slot.name, state_before=before[1],
+                owner, op=info.name, generator=slot.name, state_before=slot.text(before),
                 state_after=after[1], numel=result.numel() if result is not None else 0,
                 shape=tuple(result.shape) if result is not None else (),
                 dtype=str(result.dtype).removeprefix("torch.") if result is not None else "",
