@@ -168,15 +168,22 @@ def describe_stack(depth: int = 1, known: Container[int] | None = None) -> Stack
     info = StackInfo()
     building: list[nn.Module] = []
     f: FrameType | None = sys._getframe(depth + 1)
+    facts_of = _FACTS.get
     while f is not None:
-        facts = _FACTS.get(id(f.f_code)) or _facts(f.f_code, f)
-        _note_site(info, f, facts)
-        _note_module(info, f, facts, known, building)
+        facts = facts_of(id(f.f_code)) or _facts(f.f_code, f)
+        if info.site is None:
+            _note_site(info, f, facts)
+        if facts.has_self or facts.apply:  # only these frames can name a module
+            _note_module(info, f, facts, known, building)
         if known is not None and info.phase is not None and info.module is not None and (
                 building or id(info.module) in known):
             f = f.f_back
             while info.site is None and f is not None:  # settled: only the site is missing
-                _note_site(info, f, _FACTS.get(id(f.f_code)) or _facts(f.f_code, f))
+                facts = facts_of(id(f.f_code)) or _facts(f.f_code, f)
+                if not facts.internal:
+                    info.site, info.code = site_of(f.f_code, f.f_lineno)
+                elif info.api is None:
+                    info.api = facts.api
                 f = f.f_back
             break
         f = f.f_back

@@ -130,6 +130,7 @@ class Generators:
 
     def __init__(self) -> None:
         self.slots: dict[Any, Slot] = {}
+        self._by_device: dict[torch.device, Slot] = {}  # default generators' slots
         self._explicit = 0
 
     def snapshot_defaults(self) -> None:
@@ -140,12 +141,18 @@ class Generators:
                 self.default(torch.device("cuda", i))
 
     def default(self, device: torch.device) -> Slot:
+        slot = self._by_device.get(device)  # a device hashes in C: no key to build
+        if slot is not None:
+            return slot
         key = (device.type, device.index)
         slot = self.slots.get(key)
-        if slot is None:
+        if slot is not None:
+            self._by_device[device] = slot
+        else:
             gen = default_generator(device)
             name = "default:cpu" if device.type == "cpu" else f"default:{_dev_str(device)}"
             slot = self._add(key, name, gen, _dev_str(device))
+            self._by_device[device] = slot
         return slot
 
     def explicit(self, gen: torch.Generator) -> Slot:
