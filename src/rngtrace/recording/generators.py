@@ -91,7 +91,7 @@ class DefaultGen:
         """The display form of a state read (a digest on CPU); consecutive records share
         their states (one's after is the next one's before): each is shown once."""
         memo = self.memo
-        if memo is not None and memo[0] is raw:
+        if memo is not None and (memo[0] is raw or memo[0] == raw):
             return memo[1]
         text = f"{raw[0]}:{raw[1]}" if self.cuda else state_text(raw, self.device)
         self.memo = (raw, text)

@@ -30,6 +30,10 @@ PURE = frozenset(getattr(nn, name) for name in (
     "AdaptiveAvgPool1d", "AdaptiveAvgPool2d", "AdaptiveAvgPool3d", "AdaptiveMaxPool1d",
     "AdaptiveMaxPool2d", "AdaptiveMaxPool3d", "Upsample", "PixelShuffle", "ZeroPad2d",
     "CrossEntropyLoss", "NLLLoss", "MSELoss", "L1Loss", "BCELoss", "BCEWithLogitsLoss",
+    # containers whose forward only calls their children (dropout and attention layers,
+    # which are read) and functions that never draw
+    "TransformerEncoder", "TransformerDecoder", "TransformerEncoderLayer",
+    "TransformerDecoderLayer", "Transformer",
 ) if hasattr(nn, name))
 
 # Dropout draws only in training mode (ATen returns the input when not training).

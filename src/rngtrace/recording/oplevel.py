@@ -18,6 +18,7 @@ from .naming import OUTSIDE, Names, Pending, Resolved
 from .window import MemorySink, Sink, Window, default_generators
 
 _BATCH = 256  # notes written together at most (see _write)
+_PLAIN = (None, None, None)  # shard_fields of a tensor that is not a DTensor
 _GAP = "state changed with no traced draw (another thread, an untraced extension, or a " \
        "restored state)"
 
@@ -96,7 +97,8 @@ class Recorder(Window):
         def __call__(module: Any, *args: Any, **kwargs: Any) -> Any:
             if not compiling() and rec._state == "recording":
                 called[id(module)] = module
-                if py is not None:  # pystreams: module calls are boundaries
+                # pystreams: module calls are boundaries (once a generator is watched)
+                if py is not None and (py.watched or id(module) not in py.scanned):
                     return py.module_call(module, call, args, kwargs)
             return call(module, *args, **kwargs)
 
@@ -186,9 +188,9 @@ class Recorder(Window):
             phase = "init"
         if result is not None:
             tensor = (tuple(result.shape), result.dtype, result.device, result.numel(),
-                      shard_fields(result))
+                      _PLAIN if type(result) is torch.Tensor else shard_fields(result))
         else:
-            tensor = ((), None, slot.device, 0, (None, None, None))
+            tensor = ((), None, slot.device, 0, _PLAIN)
         note = (index, info, slot, before, after, consumed, tensor,
                 ops.scalar_args(info, args, kwargs), stack, phase, pending, self._steps)
         compiled_now = self._compiled.current is not None or compiled.maybe_compiled()
