@@ -78,9 +78,25 @@ def test_run_steps_and_output(tmp_path):
     (tmp_path / "train.py").write_text(TRAIN)
     r = _cli("run", "--steps", "1", "-o", "one.jsonl", "train.py", "3", cwd=tmp_path)
     assert r.returncode == 0, r.stderr
+    # the program is ended after step 1 of 3: it never prints "trained"
+    assert "trained" not in r.stdout
+    assert r.stderr.splitlines() == [
+        "rngtrace run: ended the program after optimizer step 1 (--steps 1; --run-on lets "
+        "it go on)",
+        "rngtrace: 28 draws, 1 optimizer step, 3 generators recorded in one.jsonl"]
     log = rngtrace.load(tmp_path / "one.jsonl")
     assert len(log.draws) == BUILD + DATA + LOADER + PER_STEP  # 28: one step recorded
     assert log.steps == 1 and log.complete
+    # --run-on: the same window, and the program runs its 3 steps to the end; the log
+    # it replaces was one
+    r = _cli("run", "--steps", "1", "--run-on", "-o", "one.jsonl", "train.py", "3",
+             cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert "trained ['3'] __main__" in r.stdout
+    assert r.stderr.strip() == ("rngtrace: 28 draws, 1 optimizer step, 3 generators "
+                                "recorded in one.jsonl (replaced the previous log)")
+    assert len(rngtrace.load(tmp_path / "one.jsonl").draws) == 28
+    assert sorted(os.listdir(tmp_path)) == ["one.jsonl", "train.py"]  # no .partial left
 
 
 @pytest.mark.slow
@@ -182,7 +198,18 @@ def test_default_output_names():
 
 
 @pytest.mark.parametrize(("argv", "words"), [
-    (["nope"], "invalid choice"),
+    (["nope"], "unknown verb 'nope' (the verbs: run, show, diff, compare, dot;"),
+    (["shwo", "x.jsonl"], "unknown verb 'shwo' (did you mean 'show'?"),
+    (["show", "good.jsonl", "--limt", "3"], "rngtrace show: unrecognized arguments: --limt 3 "
+     "(did you mean --limit?) (see 'rngtrace show --help')"),
+    (["run", "--lr", "0.1", "p.py"], "rngtrace run: unrecognized arguments: --lr (the "
+     "program's own options go after PROGRAM: rngtrace run [OPTIONS] PROGRAM --lr ...)"),
+    (["run", "--run-on", "p.py"], "--run-on goes with --steps N"),
+    (["run", "-o", "p.py", "p.py"], "-o p.py is also the input p.py"),
+    (["run", "-o", "notes.txt", "p.py"], "-o notes.txt exists and is not an rngtrace log"),
+    (["run", "-o", "/dev/full", "p.py"], "-o /dev/full is not a regular file"),
+    (["run", "-o", ".", "p.py"], "-o . is a directory"),
+    (["run", "-o", "good.jsonl", "p.py", "good.jsonl"], "is also the input good.jsonl"),
     (["run"], "which program?"),
     (["run", "missing.py"], "cannot open 'missing.py': no such file"),
     (["run", "--steps", "0", "p.py"], "--steps must be 1 or more"),
@@ -190,7 +217,8 @@ def test_default_output_names():
     (["run", "--level", "kernel", "p.py"], "invalid choice: 'kernel'"),
     (["run", "-m", "no_such_module_xyz"], "no module named 'no_such_module_xyz'"),
     (["run", "-m", "a/b.py"], "is not a module name"),
-    (["run", "-o", "no/such/dir/x.jsonl", "p.py"], "cannot write the log"),
+    (["run", "-o", "no/such/dir/x.jsonl", "p.py"], "cannot write the log no/such/dir/x.jsonl: "
+     "no such directory"),
     (["show"], "required: FILE"),
     (["show", "missing.jsonl"], "missing.jsonl: no such file"),
     (["show", "p.py"], "p.py:1: not JSON"),
@@ -199,13 +227,16 @@ def test_default_output_names():
 ])
 def test_bad_command_lines_exit_2_with_one_line(tmp_path, capsys, argv, words):
     (tmp_path / "p.py").write_text("print('never run')\n")
+    (tmp_path / "notes.txt").write_text("my notes\n")
     rngtrace.Log().save(tmp_path / "good.jsonl")
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
     code, out, err = _run_here(tmp_path, capsys, *argv)
     assert code == ERROR
     assert "never run" not in out
     assert len(err.splitlines()) == 1 and err.startswith("rngtrace: error: "), err
     assert words in err
-    assert not (tmp_path / "p.rngtrace.jsonl").exists()
+    # nothing written, nothing replaced: the program, the notes and the log as they were
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before
 
 
 @pytest.mark.parametrize("verb", ["run", "show"])
@@ -292,3 +323,126 @@ def test_reading_logs_and_the_pytest_plugin_do_not_import_torch(tmp_path):
                          timeout=120)
     assert out.returncode == 0, out.stderr
     assert "weight" in out.stdout
+
+
+def test_run_failed_start_keeps_the_previous_log(tmp_path, capsys):
+    (tmp_path / "ex.py").write_text(
+        "import sys, torch\nif sys.argv[1:] == ['bad']:\n    sys.exit(2)\ntorch.rand(3)\n")
+    code, _, err = _run_here(tmp_path, capsys, "run", "ex.py")
+    assert code == OK, err
+    good = (tmp_path / "ex.rngtrace.jsonl").read_bytes()
+    # the program fails at its argument parsing, before drawing: the good log stays
+    code, _, err = _run_here(tmp_path, capsys, "run", "ex.py", "bad")
+    assert code == 2
+    assert err.strip() == ("rngtrace: the program failed before its first draw: "
+                           "ex.rngtrace.jsonl is left as it was")
+    assert (tmp_path / "ex.rngtrace.jsonl").read_bytes() == good
+    assert sorted(os.listdir(tmp_path)) == ["ex.py", "ex.rngtrace.jsonl"]
+
+
+@pytest.mark.slow
+def test_run_reports_a_log_it_could_not_write(tmp_path):
+    """A write that fails mid-run (here: a file size limit, as a full disk would) is an
+    error, exit 2; the previous log is left as it was and the partial one kept."""
+    (tmp_path / "many.py").write_text("import torch\nfor _ in range(200):\n"
+                                      "    torch.rand(1)\n")
+    rngtrace.Log().save(tmp_path / "many.rngtrace.jsonl")
+    before = (tmp_path / "many.rngtrace.jsonl").read_bytes()
+    limit = (
+        "import resource, signal, sys\n"
+        "signal.signal(signal.SIGXFSZ, signal.SIG_IGN)\n"  # a failed write, not a kill
+        "resource.setrlimit(resource.RLIMIT_FSIZE, (2000, 2000))\n"
+        "from rngtrace.cli import main\nsys.exit(main(['run', 'many.py']))\n")
+    r = subprocess.run([sys.executable, "-c", limit], cwd=tmp_path, capture_output=True,
+                       text=True, timeout=300)
+    assert r.returncode == ERROR, r.stderr
+    partial = [p for p in os.listdir(tmp_path) if p.endswith(".partial")]
+    assert len(partial) == 1
+    assert r.stderr.splitlines()[-1] == (
+        "rngtrace: error: the log could not be written in full (see the warning above); "
+        f"what was written is in {partial[0]}, and many.rngtrace.jsonl is left as it was")
+    assert (tmp_path / "many.rngtrace.jsonl").read_bytes() == before
+    assert os.path.getsize(tmp_path / partial[0]) <= 2000
+
+
+@pytest.mark.slow
+def test_run_sigterm_finishes_the_log(tmp_path):
+    import signal
+    import time
+
+    (tmp_path / "loop.py").write_text(
+        "import time, torch\ntorch.rand(2)\nprint('ready', flush=True)\n"
+        "while True:\n    time.sleep(0.05)\n")
+    p = subprocess.Popen([sys.executable, "-m", "rngtrace", "run", "loop.py"], cwd=tmp_path,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert p.stdout.readline() == "ready\n"
+    time.sleep(0.2)
+    p.send_signal(signal.SIGTERM)
+    _, err = p.communicate(timeout=120)
+    assert p.returncode == 128 + signal.SIGTERM
+    assert err.splitlines() == [
+        "rngtrace run: the program was ended by SIGTERM",
+        "rngtrace: 1 draw, 0 optimizer steps, 1 generator recorded in loop.rngtrace.jsonl "
+        "(incomplete: the program was interrupted)"]
+    log = rngtrace.load(tmp_path / "loop.rngtrace.jsonl")
+    assert not log.complete and [d.shape for d in log.draws] == [(2,)]
+
+
+def test_print_log_after_streaming_says_what_was_written(tmp_path):
+    path = tmp_path / "s.rngtrace.jsonl"
+    with rngtrace.record(path=path) as log:
+        torch.nn.Linear(2, 2)  # weight and bias: 2 draws
+    assert str(log).splitlines()[0] == (f"rngtrace log: 2 draws written, 1 generator, "
+                                        f"see {path}")
+
+
+HOSTILE = "blocks.0\x1b[2J\x07\r\u202eexe.txt"  # clear screen, bell, CR, right-to-left
+
+
+def _hostile_log(path, module: str = HOSTILE) -> str:
+    d = rngtrace.Draw(
+        index=0, op="aten::uniform_", module=module, module_type="Linear\x1b[31m",
+        target=module + ".weight", phase="init", step=0, shape=(2,), dtype="float32",
+        device="cpu", numel=2, args={}, generator="default:cpu", state_before=None,
+        state_after=None, consumed=True, site="evil.py:1\x1b]0;title\x07", code="x\x1b",
+        api=None)
+    rngtrace.Log(draws=[d]).save(path)
+    return str(path)
+
+
+@pytest.mark.parametrize("verb", ["show", "diff", "dot"])
+def test_log_text_is_printed_with_control_characters_escaped(tmp_path, capsys, verb):
+    a = _hostile_log(tmp_path / "a.jsonl")
+    b = _hostile_log(tmp_path / "b.jsonl", module="other\x1b[1m")
+    argv = {"show": ["show", a], "diff": ["diff", a, b], "dot": ["dot", a, b, "-o", "-"]}[verb]
+    code, out, err = _run_here(tmp_path, capsys, *argv)
+    assert code in (OK, 1), err
+    bad = [c for c in out if (ord(c) < 32 and c not in "\n\t") or c in "\x7f\u202e"]
+    assert bad == []
+    assert "\\x1b" in out and "\\u202e" in out
+    if verb != "dot":  # the name, escaped, still readable (DOT quotes it its own way)
+        assert "blocks.0\\x1b[2J\\x07\\x0d\\u202eexe.txt" in out
+    assert out.count("\n") > 3  # lines are kept
+
+
+def test_show_light_log_has_no_empty_columns(tmp_path, capsys):
+    import story_models
+
+    path = tmp_path / "light.jsonl"
+    with rngtrace.record(level="module", path=path):
+        story_models.train(story_models.TinyViT(), steps=2)
+    code, out, _ = _run_here(tmp_path, capsys, "show", str(path))
+    assert code == OK
+    lines = out.splitlines()
+    # the table: no offset column on CPU; the listing: module, phase, step, generator,
+    # site (no target, op "module", shape "()" or offset)
+    assert [x.split() for x in lines if x.startswith("module ")] == [
+        ["module", "type", "calls", "phases", "generators"]]
+    head = next(x.split() for x in lines if x.lstrip().startswith("#"))
+    assert head == ["#", "module", "phase", "step", "generator", "site"]
+    rows = [x.split() for x in lines if "attn_drop" in x and "default:cpu" in x
+            and x.split()[0].isdigit()]
+    # one record per dropout call: 2 blocks x 2 steps
+    assert [r[1:4] for r in rows] == [[f"blocks.{b}.attn.attn_drop", "forward", str(s)]
+                                      for s in range(2) for b in range(2)]
+    assert all(len(r) == 6 for r in rows)  # index, module, phase, step, generator, site

@@ -237,6 +237,12 @@ class Log:
             what = f"module level, {plural(len(self.draws), 'consuming call')}"
         else:
             what = f"{plural(len(self.draws), 'draw')}, {plural(self.values, 'value')}"
+        if not self.draws and self.meta.get("draws") and "path" in self.meta:
+            # a window streamed to a file keeps no draws (or events) in memory: say what
+            # it wrote, and where
+            noun = "consuming call" if self.level == "module" else "draw"
+            what, events = f"{plural(self.meta['draws'], noun)} written", "see " + str(
+                self.meta["path"])
         return (f"rngtrace log: {what}, {gens}, {events}"
                 + ("" if self.complete else "  [INCOMPLETE]"))
 

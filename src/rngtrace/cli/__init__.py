@@ -8,13 +8,15 @@ Exit codes: 0 same/success, 1 different, 2 error (bad input or command line).
 from __future__ import annotations
 
 import argparse
+import difflib
 import importlib
 import os
+import re
 import sys
 import warnings
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ..errors import RngtraceError
 
@@ -47,16 +49,54 @@ def load_log(path: str) -> Log:
         warnings.simplefilter("always")
         log = rngtrace.load(path)
     for w in caught:
-        print(f"rngtrace: warning: {w.message}", file=sys.stderr)
+        print(f"rngtrace: warning: {printable(str(w.message))}", file=sys.stderr)
     return log
 
 
-def run_labels(a: str, b: str) -> tuple[str, str]:
-    """Short names for two files: their base names, or the paths when those agree."""
-    na, nb = os.path.basename(a), os.path.basename(b)
+def run_labels(a: str, b: str, labels: Sequence[str] | None = None) -> tuple[str, str]:
+    """Short names for two files: ``labels`` if given (``--labels``), else their base
+    names (without ``.rngtrace.jsonl``), or the paths when those agree."""
+    if labels:
+        return labels[0], labels[1]
+    na, nb = (os.path.basename(p).removesuffix(".rngtrace.jsonl") or p for p in (a, b))
     if na == nb:
         na, nb = os.path.normpath(a), os.path.normpath(b)
     return (na, nb) if na != nb else ("A", "B")
+
+
+# What a log may carry but a terminal must not receive as it is: C0 and C1 controls but
+# newline and tab (ESC starts terminal commands, CR overwrites the line, BEL rings), DEL,
+# the bidirectional overrides and isolates and other invisible format characters
+# (U+202E shows text reversed), line separators, and lone surrogates (unprintable).
+_UNSAFE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u180e\u200b-\u200f"
+                     "\u2028-\u202e\u2060-\u206f\ufeff\ufff9-\ufffb\ud800-\udfff]")
+
+
+def _escape_char(m: re.Match[str]) -> str:
+    c = ord(m.group())
+    return f"\\x{c:02x}" if c < 0x100 else f"\\u{c:04x}"
+
+
+def printable(text: str) -> str:
+    r"""``text`` with every control or invisible formatting character written as an
+    escape (``\x1b``, ``\u202e``); newlines and tabs are kept.
+
+    Logs are data from elsewhere: a module name or a site may carry terminal escapes
+    (ESC, BEL, CR, a right-to-left override). Every verb prints log-provided text
+    through this, at the print boundary.
+
+    >>> printable("blocks.0\x1b[2J\u202etxt.exe\nnext\tline")
+    'blocks.0\\x1b[2J\\u202etxt.exe\nnext\tline'
+    """
+    return _UNSAFE.sub(_escape_char, text)
+
+
+def quiet_torch_import() -> None:
+    """Import torch without its "Failed to initialize NumPy" warning (torch prints it
+    when NumPy is missing, which rngtrace does not need); later imports are free."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Failed to initialize NumPy")
+        import torch  # noqa: F401
 
 
 @contextmanager
@@ -73,6 +113,43 @@ def stdout_may_close() -> Iterator[None]:
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # type: ignore[override]
         raise UsageError(f"{self.prog}: {message} (see '{self.prog} --help')")
+
+    def parse_known_args(self, args: Any = None, namespace: Any = None) -> Any:
+        # an unknown option is the verb's to report, with its help and a near name
+        ns, extra = super().parse_known_args(args, namespace)
+        if extra and self.prog != "rngtrace":
+            self.error(_unknown(self, extra))
+        return ns, extra
+
+
+def _unknown(parser: argparse.ArgumentParser, extra: list[str]) -> str:
+    """"unrecognized arguments", with a near option name, or (for the verbs that run a
+    program) the reminder that the program's own options go after it."""
+    flag = next((x.partition("=")[0] for x in extra if x.startswith("-")), None)
+    words = f"unrecognized arguments: {' '.join(extra)}"
+    if flag is None:
+        return words
+    names = [o for o in parser._option_string_actions if o not in ("-h", "--help")]
+    near = difflib.get_close_matches(flag, names, n=1, cutoff=0.7)
+    if near:
+        return f"{words} (did you mean {near[0]}?)"
+    if any(a.nargs == argparse.REMAINDER for a in parser._actions):
+        return f"{words} ({program_hint(parser.prog, flag)})"
+    return words
+
+
+def program_hint(prog: str, flag: str) -> str:
+    """The reminder for an unknown option before PROGRAM."""
+    return f"the program's own options go after PROGRAM: {prog} [OPTIONS] PROGRAM {flag} ..."
+
+
+def _check_verb(argv: list[str]) -> None:
+    """An unknown verb: say so, with the nearest verb (``shwo`` -> ``show``)."""
+    if not argv or argv[0].startswith("-") or argv[0] in VERBS:
+        return
+    near = difflib.get_close_matches(argv[0], list(VERBS), n=1, cutoff=0.6)
+    hint = f"did you mean '{near[0]}'?" if near else f"the verbs: {', '.join(VERBS)};"
+    raise UsageError(f"rngtrace: unknown verb {argv[0]!r} ({hint} see 'rngtrace --help')")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -100,6 +177,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit code instead of exiting."""
     args_list = list(sys.argv[1:] if argv is None else argv)
     try:
+        _check_verb(args_list)
         parser = build_parser()
         args = parser.parse_args(args_list)
         if args.verb is None:
@@ -107,7 +185,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return ERROR
         return int(args._run(args))
     except RngtraceError as e:
-        print(f"rngtrace: error: {e}", file=sys.stderr)
+        print(f"rngtrace: error: {printable(str(e))}", file=sys.stderr)
         return ERROR
     except KeyboardInterrupt:
         print("rngtrace: interrupted", file=sys.stderr)

@@ -21,7 +21,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 
 from ..errors import RngtraceError
-from . import DIFFERENT, ERROR, OK, UsageError
+from . import DIFFERENT, ERROR, OK, UsageError, program_hint
 
 HELP = "run a program at two git revisions (or in two directories) and diff the draws"
 EXAMPLE = """examples:
@@ -90,8 +90,9 @@ def _split_command(args: argparse.Namespace) -> tuple[str | None, list[str]]:
         elif cmd[i] in _FLAGS:
             setattr(args, _FLAGS[cmd[i]], True)
         elif cmd[i].startswith("-"):
-            raise UsageError(f"rngtrace compare: unknown option {cmd[i]!r} (put '--' before "
-                             "a program whose name starts with '-')")
+            raise UsageError(f"rngtrace compare: unknown option {cmd[i]!r} ("
+                             + program_hint("rngtrace compare REV_A REV_B", name)
+                             + "; '--' before a program whose name starts with '-')")
         else:
             break
         i += 1

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import shutil
 import sys
 from typing import TYPE_CHECKING
 
 from ..diffing.workers import copied_streams
-from . import DIFFERENT, OK, UsageError, load_log, run_labels, stdout_may_close
+from . import DIFFERENT, OK, UsageError, load_log, printable, run_labels, stdout_may_close
 
 if TYPE_CHECKING:
     from ..diffing import Diff
@@ -43,6 +44,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--width", type=int, metavar="N",
                         help="wrap the report to N columns (0: never; default: the "
                              "terminal's width, 100 when not a terminal)")
+    add_labels(parser)
+
+
+def add_labels(parser: argparse.ArgumentParser) -> None:
+    """``--labels A B``, for the verbs that compare two logs."""
+    parser.add_argument("--labels", nargs=2, metavar=("LABEL_A", "LABEL_B"),
+                        help="what to call the two runs in the output (default: the "
+                             "files' names)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -50,7 +59,7 @@ def run(args: argparse.Namespace) -> int:
 
     a = load_log(args.a)
     b = load_log(args.b)
-    labels = run_labels(args.a, args.b)
+    labels = run_labels(args.a, args.b, args.labels)
     if args.resumed_at is not None:
         if args.resumed_at < 0:
             raise UsageError(f"rngtrace diff: --resumed-at must be 0 or more, not "
@@ -64,7 +73,7 @@ def run(args: argparse.Namespace) -> int:
         with stdout_may_close():
             for label, log in zip(labels, (a, b), strict=True):
                 for c in copied_streams(log):
-                    print(f"{label}: {c.line()}")
+                    print(printable(f"{label}: {c.line()}"))
     return OK if d.identical else DIFFERENT
 
 
@@ -87,6 +96,22 @@ def emit(d: Diff | ResumeDiff, as_json: bool, width: int | None = None) -> None:
             json.dump(d.to_dict(), sys.stdout, indent=1)
             sys.stdout.write("\n")
         elif width is not None and not hasattr(d, "resumed_at"):
-            print(d.report(width=width))
+            print(printable(cli_spelling(d.report(width=width))))
         else:
-            print(d.report())
+            print(printable(cli_spelling(d.report())))
+
+
+# The library's hints are spelled for Python; printed by the CLI, in the CLI's spelling
+# (the same length, so that a wrapped report stays wrapped).
+_SPELLING = [(re.compile(r"(record\s+with\s+)level='op'"), r"\1--level op")]
+
+
+def cli_spelling(text: str) -> str:
+    """Hints in a report as the command line spells them.
+
+    >>> cli_spelling("record with\nlevel='op' to name it")
+    'record with\n--level op to name it'
+    """
+    for python, cli in _SPELLING:
+        text = python.sub(cli, text)
+    return text

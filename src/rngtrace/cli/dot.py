@@ -6,14 +6,16 @@ import argparse
 import os
 import sys
 
-from . import OK, UsageError, load_log, run_labels
+from . import OK, UsageError, load_log, printable, run_labels
+from .diff import add_labels
 
 HELP = "draw a log, or the diff of two logs, as a picture (DOT, SVG, PNG, PDF)"
 EXAMPLE = """examples:
-  rngtrace dot run.rnglog -o run.svg             the modules and the order they drew
-  rngtrace dot a.rnglog b.rnglog -o diff.svg     what moved between two runs
-  rngtrace dot big.rnglog -o big.png --depth 2   fold modules deeper than 2 levels
-  rngtrace dot run.rnglog -o -                   DOT source on stdout
+  rngtrace dot run.rngtrace.jsonl -o run.svg           the modules and the order they drew
+  rngtrace dot a.rngtrace.jsonl b.rngtrace.jsonl -o diff.svg   what moved between two runs
+  rngtrace dot a.jsonl b.jsonl --labels old new -o diff.svg    name the two runs
+  rngtrace dot big.rngtrace.jsonl -o big.png --depth 2  fold modules deeper than 2 levels
+  rngtrace dot run.rngtrace.jsonl -o -                  DOT source on stdout
   rngtrace dot train.rank*.rngtrace.jsonl -o ranks.svg   a job's ranks side by side
 
 The format follows the extension of -o: .dot/.gv (DOT source, no Graphviz needed),
@@ -41,6 +43,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--ranks", action="store_true",
                         help="the logs are the ranks of one job: draw them side by side "
                              "(the default for three logs or more)")
+    add_labels(parser)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -50,6 +53,8 @@ def run(args: argparse.Namespace) -> int:
     ranks = args.ranks or len(args.files) > 2
     if ranks and len(args.files) < 2:
         raise UsageError("rngtrace dot: --ranks takes the logs of 2 ranks or more")
+    if args.labels and (ranks or len(args.files) != 2):
+        raise UsageError("rngtrace dot: --labels names the two runs of a diff: give two logs")
     if args.depth is not None and args.depth < 0:
         raise UsageError(f"rngtrace dot: --depth must be 0 or more, not {args.depth}")
     ext = args.output.rpartition(".")[2].lower()
@@ -66,10 +71,12 @@ def run(args: argparse.Namespace) -> int:
         obj = rngtrace.compare_ranks(logs, labels=[os.path.basename(p) for p in args.files])
     else:
         obj = logs[0] if len(logs) == 1 else diff(logs[0], logs[1],
-                                                  labels=run_labels(*args.files))
+                                                  labels=run_labels(args.files[0],
+                                                                    args.files[1],
+                                                                    args.labels))
     collapse = not args.no_collapse
     if args.output == "-":
-        sys.stdout.write(rngtrace.to_dot(obj, args.depth, collapse=collapse))
+        sys.stdout.write(printable(rngtrace.to_dot(obj, args.depth, collapse=collapse)))
         return OK
     path = graph.save(obj, args.output, args.depth, collapse=collapse)
     print(f"rngtrace: wrote {path}")

@@ -5,25 +5,38 @@ from __future__ import annotations
 import argparse
 import os
 import runpy
+import signal
 import sys
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
 from types import TracebackType
+from typing import Any
 
-from . import UsageError
+from ..log import plural
+from . import ERROR, UsageError, quiet_torch_import
+from .output import check_output, is_finished, partial_name
 
 HELP = "run a Python program and record its random draws to a log file"
 EXAMPLE = """examples:
   rngtrace run train.py --lr 0.1              record the whole run: train.rngtrace.jsonl
-  rngtrace run --steps 10 -o a.jsonl train.py   stop recording after 10 optimizer steps
+  rngtrace run --steps 10 -o a.jsonl train.py   record 10 optimizer steps, then end
+  rngtrace run --steps 10 --run-on train.py   record 10 steps, let the training go on
   rngtrace run -m mypkg.train --epochs 1      run a module, as 'python -m' would
   rngtrace run --level module train.py        the light mode, for a whole training
 
 rngtrace's options go before the program; everything after it is the program's own
 command line. The program runs as 'python PROGRAM ARGS' would run it (its sys.argv,
-__name__ == "__main__", sys.path[0]). The log is written as the program runs, so it
-survives a crash; where it went is printed on stderr. The exit code is the program's:
-1 with its traceback if it raised, 2 if rngtrace could not start it."""
+__name__ == "__main__", sys.path[0]). With --steps N the program is ended (cleanly,
+as by an exception its 'finally' blocks see) once step N is recorded, unless --run-on.
+
+The log is written as the program runs, under a temporary name next to it
+(FILE.PID.partial, which loads if the run is killed), and moved into place when the
+program ends, also by an exception, Ctrl-C, SIGTERM or SIGHUP. A program that fails
+before its first draw leaves an existing log as it was. -o refuses the program itself
+and any existing file that is not an rngtrace log. Where the log went is printed on
+stderr. The exit code is the program's: 1 with its traceback if it raised, 128+N if
+signal N ended it, 2 if rngtrace could not start it or could not write the log."""
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -31,8 +44,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="the log file (default: PROGRAM's name + .rngtrace.jsonl, "
                              "in the current directory)")
     parser.add_argument("--steps", type=int, metavar="N",
-                        help="stop recording after N optimizer steps (the program goes on "
-                             "at full speed)")
+                        help="record N optimizer steps, then end the program (see --run-on)")
+    parser.add_argument("--run-on", action="store_true",
+                        help="with --steps: let the program go on after step N, at full "
+                             "speed, instead of ending it")
     parser.add_argument("--level", choices=("op", "module"), default="op",
                         help="'op' (default): every random kernel call; 'module': the "
                              "light mode, which module consumed, cheap enough for a whole "
@@ -57,9 +72,16 @@ def default_output(program: str, module: bool) -> str:
     return f"{stem or 'program'}.rngtrace.jsonl"
 
 
-def run(args: argparse.Namespace) -> int:
-    import rngtrace
+class _Ended(BaseException):
+    """Ends the program from inside it: --steps reached, or SIGTERM/SIGHUP received.
+    A BaseException, so that the program's ``except Exception`` lets it through."""
 
+    def __init__(self, why: str, code: int) -> None:
+        super().__init__(why)
+        self.why, self.code = why, code
+
+
+def run(args: argparse.Namespace) -> int:
     command = list(args.command)
     if command[:1] == ["--"]:  # 'rngtrace run -o x -- train.py': the '--' is rngtrace's
         command = command[1:]
@@ -68,20 +90,45 @@ def run(args: argparse.Namespace) -> int:
     program, program_args = command[0], command[1:]
     if args.steps is not None and args.steps < 1:
         raise UsageError(f"rngtrace run: --steps must be 1 or more, not {args.steps}")
+    if args.run_on and args.steps is None:
+        raise UsageError("rngtrace run: --run-on goes with --steps N")
     runner, argv0, path0 = _runner(program, args.module)
     output = args.output or default_output(program, args.module)
-    window = rngtrace.record(args.steps, path=output, level=args.level,
-                             python_rng=args.python_rng)  # bad -o: exit 2
+    inputs = [program] if not args.module else []
+    inputs += [a for a in program_args if os.path.isfile(a)]
+    replacing = check_output("rngtrace run", output, inputs)
+    partial = partial_name(output)
+    code, log = _record(runner, argv0, path0, program_args, partial, args)
+    return _settle(log, code, partial, output, replacing)
+
+
+def _record(runner: Callable[[], object], argv0: str, path0: str, program_args: list[str],
+            partial: str, args: argparse.Namespace) -> tuple[int, Any]:
+    """Run the program in a window streaming to ``partial``; its exit code and log."""
+    quiet_torch_import()
+    import rngtrace
+
+    # without --run-on the CLI closes the window itself, then ends the program
+    ending = args.steps is not None and not args.run_on
+    window = rngtrace.record(None if ending else args.steps, path=partial, level=args.level,
+                             python_rng=args.python_rng)
     saved_argv, saved_path0 = sys.argv, sys.path[0] if sys.path else None
     sys.argv = [argv0, *program_args]  # also what the log's header records
     sys.path[0:1] = [path0]
     code = 0
     try:
-        with window:
+        with _signals_end_the_program(), window:
+            end = _end_after(window, args.steps) if ending else None
             try:
                 runner()
             except SystemExit as e:  # the program chose to exit: a complete recording
                 code = _exit_code(e)
+            finally:
+                if end is not None:
+                    end.remove()
+    except _Ended as e:
+        print(f"rngtrace run: {e.why}", file=sys.stderr)
+        code = e.code
     except KeyboardInterrupt as e:
         _print_traceback(e)
         code = 130
@@ -92,9 +139,70 @@ def run(args: argparse.Namespace) -> int:
         sys.argv = saved_argv
         if saved_path0 is not None:
             sys.path[0:1] = [saved_path0]
-    log = window.log
-    _report(log.meta, log.complete, log.steps, len(log.generators))
+    return code, window.log
+
+
+def _settle(log: Any, code: int, partial: str, output: str, replacing: bool) -> int:
+    """Move the finished log into place, or keep the previous one; say which."""
+    if not is_finished(partial):
+        print(f"rngtrace: error: the log could not be written in full (see the warning "
+              f"above); what was written is in {partial}"
+              + (f", and {output} is left as it was" if replacing else ""), file=sys.stderr)
+        return ERROR
+    if code and replacing and not log.meta.get("draws"):
+        os.unlink(partial)
+        print(f"rngtrace: the program failed before its first draw: {output} is left as "
+              "it was", file=sys.stderr)
+        return code
+    try:
+        os.replace(partial, output)
+    except OSError as e:
+        print(f"rngtrace: error: cannot move the log to {output} ({e.strerror or e}); it "
+              f"is in {partial}", file=sys.stderr)
+        return ERROR
+    _report(log, output, replacing, interrupted=code >= 128)
     return code
+
+
+def _end_after(window: Any, steps: int) -> Any:
+    """An optimizer-step hook that closes ``window`` after step ``steps`` and ends the
+    program. Registered after the window's own hook, it runs once the window has
+    counted the step; it closes the window itself (rather than ``record(steps=N)``)
+    because a hook after one that removes itself would break torch's loop over them."""
+    from torch.optim.optimizer import register_optimizer_step_post_hook
+
+    seen = 0
+
+    def hook(optimizer: Any, args: Any, kwargs: Any) -> None:
+        nonlocal seen
+        seen += 1
+        if seen >= steps:
+            window.__exit__(None, None, None)  # complete; the 'with' then does nothing
+            raise _Ended(f"ended the program after optimizer step {seen} (--steps "
+                         f"{steps}; --run-on lets it go on)", 0)
+
+    return register_optimizer_step_post_hook(hook)
+
+
+@contextmanager
+def _signals_end_the_program() -> Iterator[None]:
+    """SIGTERM and SIGHUP end the program as Ctrl-C does, so that its log is finished
+    and moved into place (``compare`` sends SIGTERM when it is stopped). Handlers the
+    program sets replace these; only default handlers are replaced, in the main thread."""
+    def handler(signum: int, frame: Any) -> None:
+        name = signal.Signals(signum).name
+        raise _Ended(f"the program was ended by {name}", 128 + signum)
+
+    saved = {}
+    for sig in (signal.SIGTERM, getattr(signal, "SIGHUP", None)):
+        if sig is not None and signal.getsignal(sig) is signal.SIG_DFL:
+            with suppress(ValueError):  # not the main thread: left alone
+                saved[sig] = signal.signal(sig, handler)
+    try:
+        yield
+    finally:
+        for sig, old in saved.items():
+            signal.signal(sig, old)
 
 
 def _runner(program: str, module: bool) -> tuple[Callable[[], object], str, str]:
@@ -151,12 +259,15 @@ def _print_traceback(e: BaseException) -> None:
     traceback.print_exception(type(e), e, tb)
 
 
-def _report(meta: dict, complete: bool, steps: int, generators: int) -> None:
-    draws = meta.get("draws", 0)
-    where = os.path.relpath(meta["path"]) if "path" in meta else "?"
+def _report(log: Any, output: str, replaced: bool, interrupted: bool) -> None:
+    n = log.meta.get("draws", 0)
+    what = plural(n, "consuming call" if log.level == "module" else "draw")
+    where = os.path.relpath(output)
     if where.startswith(".." + os.sep):
-        where = meta["path"]
-    state = "" if complete else " (incomplete: the program raised)"
-    print(f"rngtrace: {draws:,} draw{'s' if draws != 1 else ''}, {steps:,} optimizer "
-          f"step{'s' if steps != 1 else ''}, {generators} generator"
-          f"{'s' if generators != 1 else ''} recorded in {where}{state}", file=sys.stderr)
+        where = os.path.abspath(output)
+    state = ("" if log.complete else " (incomplete: the program was interrupted)"
+             if interrupted else " (incomplete: the program raised)")
+    gens = len(log.generators)
+    print(f"rngtrace: {what}, {plural(log.steps, 'optimizer step')}, "
+          f"{plural(gens, 'generator')} recorded in {where}{state}"
+          + (" (replaced the previous log)" if replaced else ""), file=sys.stderr)

@@ -9,7 +9,7 @@ from collections.abc import Iterable, Iterator
 from typing import Any
 
 from ..log import PHASES, Draw, Event, Log
-from . import OK, UsageError, load_log, stdout_may_close
+from . import OK, UsageError, load_log, printable, stdout_may_close
 
 HELP = "show a log: which module drew how many values, then each draw"
 EXAMPLE = """examples:
@@ -22,7 +22,10 @@ EXAMPLE = """examples:
 Listing columns: draw index; a flag ('-' the kernel drew nothing, 'd' the tensor drawn
 into was later replaced); module (state_dict path, '(root)' for the model itself, '-'
 outside modules); target (the parameter or buffer drawn into, relative to the module);
-the aten op; the shape; the generator; the user code that made the call."""
+the aten op; the shape; the generator; the user code that made the call. A light-mode
+log (--level module) lists module calls instead: module, phase, step, the offset the
+call advanced a CUDA generator by (when there is one), generator and site. Text from
+the log is printed with control characters escaped (\\x1b, \\u202e)."""
 
 WIDTH = 100  # the listing fits a terminal this wide
 _PROBE = 2000  # column widths are taken from the first rows shown, then kept
@@ -48,7 +51,7 @@ def run(args: argparse.Namespace) -> int:
     log = load_log(args.file)  # a log cut short by a crash: one warning, then what there is
     with stdout_may_close():
         for line in render(log, args):
-            print(line)
+            print(printable(line))
     return OK
 
 
@@ -69,7 +72,7 @@ def render(log: Log, args: argparse.Namespace) -> Iterator[str]:
         return
     yield ""
     limit = args.limit or len(draws)
-    yield from listing(draws[:limit], log.events)
+    yield from listing(draws[:limit], log.events, light=log.level == "module")
     if len(draws) > limit:
         yield f"... {len(draws) - limit:,} more draws (--limit 0 lists them all)"
 
@@ -122,11 +125,14 @@ def table(log: Log, max_events: int = 20) -> Iterator[str]:
         rows = log.summary_rows()
         widths = _fit([max(len(r[i]) for r in rows) for i in range(6)],
                       {0: 20, 1: 8, 4: 10, 5: 11})
+        if all(r[3] == "-" for r in rows[1:]):  # a light log's offsets, on CPU: none
+            widths[3] = 0
         for r in rows:
             cells = [_cut(c, w, 2 if i == 0 else 4) for i, (c, w) in
                      enumerate(zip(r, widths, strict=True))]
             yield "  ".join(c.rjust(w) if i in (2, 3) else c.ljust(w)
-                            for i, (c, w) in enumerate(zip(cells, widths, strict=True))).rstrip()
+                            for i, (c, w) in enumerate(zip(cells, widths, strict=True))
+                            if w).rstrip()
     for e in log.events[:max_events]:
         yield _clip(e.line(), WIDTH)
     if len(log.events) > max_events:
@@ -146,16 +152,25 @@ def matches(d: Draw, phase: str | None, pattern: str | None) -> bool:
     return any(n == pattern or n.startswith(pattern + ".") for n in names)
 
 
-def listing(draws: list[Draw], events: Iterable[Event]) -> Iterator[str]:
-    """One line per draw, fitted to :data:`WIDTH` columns; events where they happened."""
-    head: tuple[str, ...] = ("#", "", "module", "target", "op", "shape", "generator", "site")
-    rows = (_row(d) for d in draws)
+def listing(draws: list[Draw], events: Iterable[Event], light: bool = False
+            ) -> Iterator[str]:
+    """One line per draw, fitted to :data:`WIDTH` columns; events where they happened.
+
+    A light log's records (``light``) have no target, op or shape: their columns are
+    phase, step and the offset a CUDA generator advanced by (left out when none did).
+    """
+    head: tuple[str, ...] = (
+        ("#", "", "module", "phase", "step", "offset", "generator", "site") if light else
+        ("#", "", "module", "target", "op", "shape", "generator", "site"))
+    rows = ((_light_row if light else _row)(d) for d in draws)
     probe = [head]
     for r in rows:
         probe.append(r)
         if len(probe) > _PROBE:
             break
     widths = _fit([max(len(r[i]) for r in probe) for i in range(len(head))])
+    if light and not any(r[5] for r in probe[1:]):
+        widths[5] = 0
     pending = sorted(events, key=lambda e: e.before)
     k = 0
     flags = set()
@@ -189,6 +204,11 @@ def _row(d: Draw) -> tuple[str, ...]:
     flag = "d" if d.discarded else ("" if d.consumed else "-")
     shape = "x".join(str(s) for s in d.shape) if d.shape else "()"
     return (str(d.index), flag, d.where, target, d.op.removeprefix("aten::"), shape,
+            d.generator, d.site or "")
+
+
+def _light_row(d: Draw) -> tuple[str, ...]:
+    return (str(d.index), "", d.where, d.phase, str(d.step), f"{d.numel:,}" if d.numel else "",
             d.generator, d.site or "")
 
 
