@@ -109,7 +109,7 @@ def _state(repo: os.PathLike[str]) -> tuple[str, str, str, str]:
 
 
 @pytest.mark.slow
-def test_compare_two_revisions_in_temporary_worktrees(repo):
+def test_compare_two_revisions_in_temporary_copies(repo):
     before = _state(repo)
     r = _rngtrace("compare", "HEAD~1", "HEAD", "--", "train.py", cwd=repo)
     assert r.returncode == 1, r.stderr
@@ -135,8 +135,11 @@ def test_compare_two_directories_keeps_logs_with_o(tmp_path, capsys, monkeypatch
     out = capsys.readouterr()
     assert out.out.startswith("rngtrace diff: old and new drew the same values in the same "
                               "places (4 draws, 1 generator).")
-    assert sorted(os.listdir(tmp_path / "logs")) == ["a.rngtrace.jsonl", "b.rngtrace.jsonl"]
-    assert len(rngtrace.load(tmp_path / "logs" / "a.rngtrace.jsonl").draws) == 4
+    # the logs are named after the sides, so that a later diff of them says which is which
+    assert sorted(os.listdir(tmp_path / "logs")) == ["new.rngtrace.jsonl", "old.rngtrace.jsonl"]
+    assert len(rngtrace.load(tmp_path / "logs" / "old.rngtrace.jsonl").draws) == 4
+    assert main(["diff", "logs/old.rngtrace.jsonl", "logs/new.rngtrace.jsonl"]) == 0
+    assert capsys.readouterr().out.startswith("rngtrace diff: old and new drew the same")
 
 
 @pytest.mark.slow
@@ -153,7 +156,8 @@ def test_compare_errors_are_one_line_exit_2(repo, tmp_path, capsys, monkeypatch)
         "rngtrace: error: rngtrace compare: which program? (see 'rngtrace compare --help')",
         err[2],
     ]
-    assert err[2].startswith("rngtrace: error: compare: not inside a git repository")
+    assert err[2] == ("rngtrace: error: compare: HEAD~1: no such directory (and not inside a "
+                      "git repository, so not a revision)")
     assert _git(repo, "worktree", "list").count("\n") == 1
 
 
@@ -179,8 +183,8 @@ def test_compare_level_module_runs_the_light_mode(tmp_path, capsys, monkeypatch)
     monkeypatch.chdir(tmp_path)
     assert main(["compare", "old", "new", "--level", "module", "-o", "logs", "net.py"]) == 1
     out = capsys.readouterr().out
-    a = rngtrace.load(tmp_path / "logs" / "a.rngtrace.jsonl")
-    b = rngtrace.load(tmp_path / "logs" / "b.rngtrace.jsonl")
+    a = rngtrace.load(tmp_path / "logs" / "old.rngtrace.jsonl")
+    b = rngtrace.load(tmp_path / "logs" / "new.rngtrace.jsonl")
     assert a.level == b.level == "module"
     # the construction's draws are one outside record; then one per Dropout call
     assert [d.module for d in a.draws] == [None, "1", "2", "1", "2"]
@@ -188,3 +192,86 @@ def test_compare_level_module_runs_the_light_mode(tmp_path, capsys, monkeypatch)
     assert "Cause: module only in new: 3 (Dropout)" in out  # by path: 1, 2 in both
     assert main(["compare", "old", "new", "--level", "kernel", "net.py"]) == 2
     assert "--level is 'op' or 'module', not 'kernel'" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_compare_with_the_working_tree(repo, tmp_path, capsys, monkeypatch):
+    """REV alone, 'REV .' and '. REV' compare with the working tree, uncommitted edits
+    included (here: the extra layer of HEAD is not in the working tree's train.py...
+    which is HEAD~1's plus a comment), without touching it."""
+    (repo / "train.py").write_text(SCRIPT + "# work in progress\n")
+    before = _state(repo)
+    monkeypatch.chdir(repo)
+    assert main(["compare", "HEAD", "-o", str(tmp_path / "logs"), "--", "train.py"]) == 1
+    out, err = capsys.readouterr()
+    assert "Cause: module removed in HEAD: extra (Linear), 2 draws (not in working tree)" \
+        in out, out
+    assert "copied the working tree (2 files, uncommitted changes included) to " in err
+    assert sorted(os.listdir(tmp_path / "logs")) == ["HEAD.rngtrace.jsonl",
+                                                     "working-tree.rngtrace.jsonl"]
+    assert main(["compare", "HEAD~1", ".", "train.py"]) == 0  # only a comment differs
+    assert main(["compare", ".", "HEAD", "train.py"]) == 1
+    assert _state(repo) == before
+    assert sorted(os.listdir(repo)) == [".git", "notes.txt", "train.py"]
+
+
+@pytest.mark.slow
+def test_compare_safety_of_the_users_files(repo, tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(repo)
+    before = _state(repo)
+    # -o naming an existing file: one line, nothing run
+    assert main(["compare", "HEAD~1", "HEAD", "-o", "notes.txt", "train.py"]) == 2
+    assert capsys.readouterr().err.strip() == (
+        "rngtrace: error: rngtrace compare: -o notes.txt exists and is not a directory (-o "
+        "names a directory for the two logs)")
+    # an absolute script path inside the repository runs each side's own copy: the two
+    # revisions differ (run both as the working tree's file, they would be the same)
+    assert main(["compare", "HEAD~1", "HEAD", "--", str(repo / "train.py")]) == 1
+    assert "Cause: module inserted in HEAD: extra" in capsys.readouterr().out
+    # a name that is a revision and a directory: the revision, and it says so
+    _git(repo, "branch", "old", "HEAD~1")
+    (repo / "old").mkdir()
+    (repo / "old" / "train.py").write_text("raise SystemExit('the directory ran')\n")
+    assert main(["compare", "old", "HEAD", "train.py"]) == 1
+    err = capsys.readouterr().err
+    assert ("rngtrace compare: 'old' is both a revision and a directory: using the "
+            "revision (write ./old for the directory)") in err
+    assert "the directory ran" not in err
+    _git(repo, "branch", "-D", "old")
+    (repo / "old" / "train.py").unlink()
+    (repo / "old").rmdir()
+    assert _state(repo) == before
+
+
+@pytest.mark.slow
+def test_compare_sigterm_stops_the_program_and_cleans_up(repo):
+    import signal
+    import time
+
+    loop = "import os, time, torch\ntorch.rand(1)\nprint('pid', os.getpid(), flush=True)\n" \
+           "while True:\n    time.sleep(0.05)\n"
+    (repo / "loop.py").write_text(loop)
+    _git(repo, "add", "loop.py")
+    _git(repo, "commit", "-qm", "loop")
+    before = _state(repo)
+    p = subprocess.Popen([sys.executable, "-m", "rngtrace", "compare", "HEAD", "HEAD", "--",
+                          "loop.py"], cwd=repo, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         text=True)
+    lines = []
+    for line in p.stderr:
+        lines.append(line)
+        if " pid " in line:
+            break
+    pid = int(lines[-1].split()[-1])
+    copies = re.findall(r"to (\S+)\n", "".join(lines))
+    time.sleep(0.3)
+    p.send_signal(signal.SIGTERM)
+    _, rest = p.communicate(timeout=120)
+    assert p.returncode == 128 + signal.SIGTERM, rest
+    assert rest.splitlines()[-1] == ("rngtrace compare: ended by SIGTERM: the runs were "
+                                     "stopped and the temporary copies removed")
+    with pytest.raises(ProcessLookupError):  # the program is gone, not orphaned
+        os.kill(pid, 0)
+    assert copies and not any(os.path.exists(c) for c in copies)
+    assert not os.path.exists(os.path.dirname(copies[0]))  # the whole temp dir
+    assert _state(repo) == before

@@ -5,17 +5,16 @@ from __future__ import annotations
 import argparse
 import os
 import runpy
-import signal
 import sys
 import traceback
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager, suppress
+from collections.abc import Callable
 from types import TracebackType
 from typing import Any
 
 from ..log import plural
 from . import ERROR, UsageError, quiet_torch_import
 from .output import check_output, is_finished, partial_name
+from .signals import Ended, signals_end_the_work
 
 HELP = "run a Python program and record its random draws to a log file"
 EXAMPLE = """examples:
@@ -72,15 +71,6 @@ def default_output(program: str, module: bool) -> str:
     return f"{stem or 'program'}.rngtrace.jsonl"
 
 
-class _Ended(BaseException):
-    """Ends the program from inside it: --steps reached, or SIGTERM/SIGHUP received.
-    A BaseException, so that the program's ``except Exception`` lets it through."""
-
-    def __init__(self, why: str, code: int) -> None:
-        super().__init__(why)
-        self.why, self.code = why, code
-
-
 def run(args: argparse.Namespace) -> int:
     command = list(args.command)
     if command[:1] == ["--"]:  # 'rngtrace run -o x -- train.py': the '--' is rngtrace's
@@ -117,7 +107,7 @@ def _record(runner: Callable[[], object], argv0: str, path0: str, program_args: 
     sys.path[0:1] = [path0]
     code = 0
     try:
-        with _signals_end_the_program(), window:
+        with signals_end_the_work(), window:
             end = _end_after(window, args.steps) if ending else None
             try:
                 runner()
@@ -126,8 +116,9 @@ def _record(runner: Callable[[], object], argv0: str, path0: str, program_args: 
             finally:
                 if end is not None:
                     end.remove()
-    except _Ended as e:
-        print(f"rngtrace run: {e.why}", file=sys.stderr)
+    except Ended as e:
+        print(f"rngtrace run: the program was {e.why}" if e.code else f"rngtrace run: {e.why}",
+              file=sys.stderr)
         code = e.code
     except KeyboardInterrupt as e:
         _print_traceback(e)
@@ -178,31 +169,10 @@ def _end_after(window: Any, steps: int) -> Any:
         seen += 1
         if seen >= steps:
             window.__exit__(None, None, None)  # complete; the 'with' then does nothing
-            raise _Ended(f"ended the program after optimizer step {seen} (--steps "
+            raise Ended(f"ended the program after optimizer step {seen} (--steps "
                          f"{steps}; --run-on lets it go on)", 0)
 
     return register_optimizer_step_post_hook(hook)
-
-
-@contextmanager
-def _signals_end_the_program() -> Iterator[None]:
-    """SIGTERM and SIGHUP end the program as Ctrl-C does, so that its log is finished
-    and moved into place (``compare`` sends SIGTERM when it is stopped). Handlers the
-    program sets replace these; only default handlers are replaced, in the main thread."""
-    def handler(signum: int, frame: Any) -> None:
-        name = signal.Signals(signum).name
-        raise _Ended(f"the program was ended by {name}", 128 + signum)
-
-    saved = {}
-    for sig in (signal.SIGTERM, getattr(signal, "SIGHUP", None)):
-        if sig is not None and signal.getsignal(sig) is signal.SIG_DFL:
-            with suppress(ValueError):  # not the main thread: left alone
-                saved[sig] = signal.signal(sig, handler)
-    try:
-        yield
-    finally:
-        for sig, old in saved.items():
-            signal.signal(sig, old)
 
 
 def _runner(program: str, module: bool) -> tuple[Callable[[], object], str, str]:
