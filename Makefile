@@ -1,5 +1,8 @@
 # rngtrace: every target creates the environment it needs. `make help` lists them.
 PYTHON ?= python3
+# where torch comes from: empty for the configured index; PyTorch's CPU-only wheels with
+# make venv TORCH_INDEX=https://download.pytorch.org/whl/cpu (a plain Linux install is CUDA)
+TORCH_INDEX ?=
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
@@ -12,6 +15,7 @@ help: ## list the targets
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -c constraints.txt $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX)) torch
 	$(PY) -m pip install --quiet -c constraints.txt torch networkx graphviz numpy pytest hypothesis ruff mypy import-linter
 	$(PY) -m pip install --quiet -c constraints.txt transformers peft  # tests on real models
 	$(PY) -m pip install --quiet -c constraints.txt --no-deps -e .
@@ -31,7 +35,11 @@ test: $(STAMP) ## run the test suite
 test-fast: $(STAMP) ## the suite without the tests that start processes (marked slow)
 	$(PY) -m pytest -q -m "not slow"
 
-bench: $(STAMP) ## time recording against plain, a bare dispatch mode and DebugMode (a few minutes); writes benchmarks/results.json and the README table
+bench: $(STAMP) ## time recording against plain, a bare dispatch mode and DebugMode (a few minutes); prints the table, writes out/bench/results.json (not tracked)
+	mkdir -p out/bench
+	$(PY) benchmarks/bench.py --json out/bench/results.json --no-update
+
+bench-docs: $(STAMP) ## as bench, then writes benchmarks/results.json and the table into README.md and docs/benchmarks.md
 	$(PY) benchmarks/bench.py
 
 lint: $(STAMP) ## ruff, mypy and the import layers (import-linter)
@@ -42,4 +50,4 @@ lint: $(STAMP) ## ruff, mypy and the import layers (import-linter)
 clean: ## remove the environment and caches
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis src/*.egg-info
 
-.PHONY: help venv demo test test-fast lint clean figures bench
+.PHONY: help venv demo test test-fast lint clean figures bench bench-docs

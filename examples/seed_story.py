@@ -69,10 +69,22 @@ def main() -> int:
     tidy.save(paths[1])
     rel = [os.path.relpath(p) for p in paths]
     print("5. The two logs are saved; try the command line on them:")
-    print(f"   .venv/bin/rngtrace show {rel[1]} --phase init")
-    print(f"   .venv/bin/rngtrace diff {rel[0]} {rel[1]}")
-    print(f"   .venv/bin/rngtrace dot {rel[0]} {rel[1]} -o out/story_diff.svg")
+    print(f"   {_activate()}rngtrace show {rel[1]} --phase init")
+    print(f"   rngtrace diff {rel[0]} {rel[1]}")
+    print(f"   rngtrace dot {rel[0]} {rel[1]} -o out/story_diff.svg")
     return 0 if losses[0] == losses[1] else 1
+
+
+def _activate() -> str:
+    """How to put ``rngtrace`` on the PATH, when it is not there yet: the first command
+    line, then the others are plain ``rngtrace ...``."""
+    import shutil
+
+    bindir = os.path.dirname(sys.executable)
+    if (shutil.which("rngtrace") == os.path.join(bindir, "rngtrace")
+            or not os.path.exists(os.path.join(bindir, "activate"))):
+        return ""
+    return f"source {os.path.relpath(bindir)}/activate   # puts rngtrace on your PATH\n   "
 
 
 if __name__ == "__main__":
