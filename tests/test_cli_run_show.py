@@ -446,3 +446,22 @@ def test_show_light_log_has_no_empty_columns(tmp_path, capsys):
     assert [r[1:4] for r in rows] == [[f"blocks.{b}.attn.attn_drop", "forward", str(s)]
                                       for s in range(2) for b in range(2)]
     assert all(len(r) == 6 for r in rows)  # index, module, phase, step, generator, site
+
+
+@pytest.mark.slow
+def test_no_numpy_warning_from_our_entry_points(tmp_path):
+    """Without NumPy, torch warns "Failed to initialize NumPy" as it is imported; when
+    rngtrace imports it (rngtrace run, record, stable_init), the warning is not shown."""
+    (tmp_path / "p.py").write_text("import torch\ntorch.rand(1)\n")
+    no_numpy = "import sys\nsys.modules['numpy'] = None\n"  # as if it were not installed
+    for code in ("from rngtrace.cli import main\nsys.exit(main(['run', 'p.py']))\n",
+                 "import rngtrace\nwith rngtrace.record():\n    pass\n",
+                 "import rngtrace\nrngtrace.stable_init(lambda: __import__('torch').nn.Linear(2, 2), seed=0)\n"):
+        r = subprocess.run([sys.executable, "-c", no_numpy + code], cwd=tmp_path,
+                           capture_output=True, text=True, timeout=300)
+        assert r.returncode == 0, r.stderr
+        assert "NumPy" not in r.stderr, code
+    # the control: the same import of torch, not through rngtrace, warns
+    r = subprocess.run([sys.executable, "-c", no_numpy + "import torch\n"],
+                       capture_output=True, text=True, timeout=300)
+    assert "Failed to initialize NumPy" in r.stderr

@@ -37,8 +37,11 @@ def __getattr__(name: str) -> Any:
     if name not in _LAZY:
         raise AttributeError(f"module 'rngtrace' has no attribute {name!r}")
     import importlib
+    import warnings
 
-    value = getattr(importlib.import_module(_LAZY[name], __name__), name)
+    with warnings.catch_warnings():  # torch's, when NumPy is missing: none of ours
+        warnings.filterwarnings("ignore", message="Failed to initialize NumPy")
+        value = getattr(importlib.import_module(_LAZY[name], __name__), name)
     globals()[name] = value
     return value
 
