@@ -107,7 +107,7 @@ _SPELLING = [(re.compile(r"(record\s+with\s+)level='op'"), r"\1--level op")]
 
 
 def cli_spelling(text: str) -> str:
-    """Hints in a report as the command line spells them.
+    r"""Hints in a report as the command line spells them.
 
     >>> cli_spelling("record with\nlevel='op' to name it")
     'record with\n--level op to name it'
