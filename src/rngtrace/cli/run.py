@@ -84,12 +84,18 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError("rngtrace run: --run-on goes with --steps N")
     runner, argv0, path0 = _runner(program, args.module)
     output = args.output or default_output(program, args.module)
+    quiet_torch_import()
+    from ..recording.distributed import job_path
+
+    output = os.fspath(job_path(output))  # in a torchrun job: this rank's own file
     inputs = [program] if not args.module else []
     inputs += [a for a in program_args if os.path.isfile(a)]
     replacing = check_output("rngtrace run", output, inputs)
     partial = partial_name(output)
     code, log = _record(runner, argv0, path0, program_args, partial, args)
-    return _settle(log, code, partial, output, replacing)
+    # where the window really wrote (a job's rank renames the file it is given)
+    written = log.meta.get("path", partial)
+    return _settle(log, code, written, output, replacing)
 
 
 def _record(runner: Callable[[], object], argv0: str, path0: str, program_args: list[str],
