@@ -95,6 +95,8 @@ def run(args: argparse.Namespace) -> int:
     code, log = _record(runner, argv0, path0, program_args, partial, args)
     # where the window really wrote (a job's rank renames the file it is given)
     written = log.meta.get("path", partial)
+    if not os.path.relpath(written).startswith(".."):
+        written = os.path.relpath(written)
     return _settle(log, code, written, output, replacing)
 
 
