@@ -466,3 +466,13 @@ def test_no_numpy_warning_from_our_entry_points(tmp_path):
     r = subprocess.run([sys.executable, "-c", no_numpy + "import torch\n"],
                        capture_output=True, text=True, timeout=300)
     assert "Failed to initialize NumPy" in r.stderr
+
+
+def test_run_program_that_changes_directory(tmp_path, capsys):
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "cd.py").write_text("import os, torch\nos.chdir('sub')\ntorch.rand(1)\n")
+    code, _, err = _run_here(tmp_path, capsys, "run", "-o", "cd.jsonl", "cd.py")
+    assert code == OK, err
+    # the log is where -o said, relative to where rngtrace was started
+    assert len(rngtrace.load(tmp_path / "cd.jsonl").draws) == 1
+    assert os.listdir(tmp_path / "sub") == []

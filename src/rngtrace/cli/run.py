@@ -111,6 +111,7 @@ def _record(runner: Callable[[], object], argv0: str, path0: str, program_args: 
     window = rngtrace.record(None if ending else args.steps, path=partial, level=args.level,
                              python_rng=args.python_rng)
     saved_argv, saved_path0 = sys.argv, sys.path[0] if sys.path else None
+    saved_cwd = os.getcwd()  # -o is relative to it, also if the program changes directory
     sys.argv = [argv0, *program_args]  # also what the log's header records
     sys.path[0:1] = [path0]
     code = 0
@@ -138,6 +139,8 @@ def _record(runner: Callable[[], object], argv0: str, path0: str, program_args: 
         sys.argv = saved_argv
         if saved_path0 is not None:
             sys.path[0:1] = [saved_path0]
+        if os.getcwd() != saved_cwd:
+            os.chdir(saved_cwd)
     return code, window.log
 
 
