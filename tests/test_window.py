@@ -236,3 +236,23 @@ def test_a_window_that_fails_after_the_file_is_open_lets_the_file_go(level, tmp_
         torch.rand(2)
     assert log.meta["path"] == str(path)  # not run.rngtrace.<pid>.jsonl
     assert len(rngtrace.load(path).draws) == 1
+
+
+@pytest.mark.parametrize("level", LEVELS)
+def test_steps_limit_leaves_the_users_step_hooks_running(level):
+    """``record(steps=1)`` stops from inside torch's loop over the global optimizer step
+    hooks; removing its own hook there broke that loop for a hook registered after it
+    ("OrderedDict mutated during iteration"). The hook stays, a pass-through, until the
+    block ends."""
+    from torch.optim.optimizer import register_optimizer_step_post_hook
+
+    net = nn.Linear(2, 2)
+    opt = torch.optim.SGD(net.parameters(), lr=0.1)
+    seen: list[int] = []
+    with rngtrace.record(steps=1, level=level) as log:
+        handle = register_optimizer_step_post_hook(lambda o, a, k: seen.append(1))
+        for _ in range(3):
+            net(torch.ones(2)).sum().backward()
+            opt.step()
+    handle.remove()
+    assert seen == [1, 1, 1] and log.steps == 1

@@ -82,16 +82,23 @@ class Patches:
         self._hooks.append((hook, None))
         self._hooks[-1] = (hook, register(hook))
 
-    def restore(self) -> None:
-        """Remove the hooks and put back every attribute still holding our replacement."""
+    def restore(self, keep: tuple[Callable[..., Any], ...] = ()) -> None:
+        """Remove the hooks and put back every attribute still holding our replacement.
+
+        Hooks in ``keep`` stay registered until a later :meth:`restore`: a hook cannot
+        be removed while torch iterates over its table (the window stopping from inside
+        its own optimizer step hook)."""
+        kept = []
         for hook, handle in list(self._hooks):
-            if handle is not None:
+            if any(hook == k for k in keep):
+                kept.append((hook, handle))
+            elif handle is not None:
                 handle.remove()
             else:  # registered, but interrupted before the handle was kept
                 _remove_hook(hook)
         for owner, name, original, replacement in reversed(self._attrs):
             _put_back(owner, name, original, replacement)
-        self._hooks, self._attrs = [], []
+        self._hooks, self._attrs = kept, []
 
 
 def _remove_hook(hook: Callable[..., Any]) -> None:

@@ -177,6 +177,7 @@ class Window:
         self.log = log
         self._sink: Sink = sink if sink is not None else MemorySink()
         self._patches = Patches()  # every change to torch's globals (see .patches)
+        self._in_step_hook = False  # stopping from the optimizer step hook (see _on_step)
         self._called: dict[int, Any] = {}  # modules called, by id
         self._graded: dict[int, torch.Tensor] = {}  # parameters seen with a gradient
         self._steps = 0
@@ -278,7 +279,7 @@ class Window:
 
     def _unhook(self) -> None:
         self._quiet()
-        self._patches.restore()
+        self._patches.restore(keep=(self._on_step,) if self._in_step_hook else ())
 
     def _py_finish(self) -> None:
         """pystreams: the last reads, and the workers' parts (their draws, after ours)."""
@@ -366,7 +367,14 @@ class Window:
             self._internal_error(e)
         self._steps += 1
         if self.steps_limit is not None and self._steps >= self.steps_limit:
-            self._stop(complete=True)
+            # torch is iterating over its global step hooks: removing ours now would
+            # break that loop for any hook after it ("OrderedDict mutated during
+            # iteration"), so it stays registered, a pass-through, until the block ends
+            self._in_step_hook = True
+            try:
+                self._stop(complete=True)
+            finally:
+                self._in_step_hook = False
 
     def _on_reseed(self, label: str, scope: str, args: tuple, kwargs: dict) -> None:
         if not self._live() or compiling():  # issue 12: dynamo's own saves and restores
