@@ -484,3 +484,21 @@ def test_cuda_transparency():
 
     plain, traced = run(False), run(True)
     assert all(torch.equal(a, b) for a, b in zip(plain, traced, strict=True))
+
+
+def test_manual_seed_imported_before_the_window_is_explained():
+    """``from torch import manual_seed`` before the window keeps an unwrapped reference:
+    only its inner ``torch.cuda.manual_seed_all`` reaches a wrapper (and changes nothing
+    on a CPU-only machine). The event says whose inner call it is, instead of a bare
+    "torch.cuda.manual_seed_all(5) (state unchanged)"."""
+    from torch import manual_seed
+
+    with rngtrace.record() as log:
+        torch.rand(2)
+        manual_seed(5)
+        torch.rand(2)
+    reseed = [e for e in log.events if e.kind == "reseed"]
+    assert len(reseed) == 1 and reseed[0].detail.startswith(
+        "torch.cuda.manual_seed_all(5) (the inner call of torch.manual_seed, imported "
+        "before the window")
+    assert [e.kind for e in log.events] == ["reseed", "gap"]  # the CPU reseed: a gap

@@ -55,13 +55,21 @@ def load_log(path: str) -> Log:
 
 def run_labels(a: str, b: str, labels: Sequence[str] | None = None) -> tuple[str, str]:
     """Short names for two files: ``labels`` if given (``--labels``), else their base
-    names (without ``.rngtrace.jsonl``), or the paths when those agree."""
+    names (without ``.rngtrace.jsonl``), or the paths when those agree, or (the same
+    file twice) its name marked ``(A)`` and ``(B)``.
+
+    >>> run_labels("x/run.rngtrace.jsonl", "y/run.rngtrace.jsonl")
+    ('x/run.rngtrace.jsonl', 'y/run.rngtrace.jsonl')
+    >>> run_labels("run.rngtrace.jsonl", "./run.rngtrace.jsonl")
+    ('run (A)', 'run (B)')
+    """
     if labels:
         return labels[0], labels[1]
     na, nb = (os.path.basename(p).removesuffix(".rngtrace.jsonl") or p for p in (a, b))
-    if na == nb:
-        na, nb = os.path.normpath(a), os.path.normpath(b)
-    return (na, nb) if na != nb else ("A", "B")
+    if na != nb:
+        return na, nb
+    pa, pb = os.path.normpath(a), os.path.normpath(b)
+    return (pa, pb) if pa != pb else (f"{na} (A)", f"{nb} (B)")
 
 
 # What a log may carry but a terminal must not receive as it is: C0 and C1 controls but

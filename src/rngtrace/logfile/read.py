@@ -15,7 +15,7 @@ from collections.abc import Callable
 from typing import Any, BinaryIO
 
 from ..errors import LogFormatError
-from ..log import Draw, Event, GeneratorInfo, Log
+from ..log import Draw, Event, GeneratorInfo, Log, plural
 from .files import open_regular
 from .format import (
     _DRAW,
@@ -179,7 +179,7 @@ class Reader:
         why = (f"{self.path}:{self.line}: the last line is cut short" if cut else
                f"{self.path}: no end record after line {self.line}")
         warnings.warn(f"{why} (the recording was killed or crashed); loaded "
-                      f"{len(log.draws):,} draws, marked incomplete", RuntimeWarning,
+                      f"{plural(len(log.draws), 'draw')}, marked incomplete", RuntimeWarning,
                       stacklevel=4)
 
     def _parse(self, raw: bytes) -> dict[str, Any] | None:

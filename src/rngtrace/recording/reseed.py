@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import functools
 import importlib
+import os
+import sys
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -57,9 +59,11 @@ def describe_call(label: str, args: tuple, kwargs: dict) -> str:
     return f"{label}({', '.join(parts)})"
 
 
-def watch_reseeds(patches: Patches, notify: Callable[[str, str, tuple, dict], None]) -> None:
+def watch_reseeds(patches: Patches,
+                  notify: Callable[[str, str, tuple, dict, str], None]) -> None:
     """Wrap the public seeding functions through ``patches``: each wrapper calls the
-    original unchanged, then ``notify(label, scope, args, kwargs)``.
+    original unchanged, then ``notify(label, scope, args, kwargs, note)`` (``note``: what
+    a person needs to read the call, or "").
 
     A seeding function that calls another (``torch.manual_seed`` calls
     ``torch.cuda.manual_seed_all``) notifies once, for the outer call; the depth that
@@ -85,13 +89,28 @@ def _wrap(orig: Callable, label: str, scope: str, notify: Callable,
         if depth:
             return orig(*args, **kwargs)
         local.depth = 1
+        outer = _unwrapped_caller(sys._getframe(1)) if scope == "cuda" else None
         try:
             return orig(*args, **kwargs)
         finally:
             local.depth = 0
-            notify(label, scope, args, kwargs)
+            notify(label, scope, args, kwargs, "" if outer is None else f" {outer}")
 
     return wrapper
+
+
+def _unwrapped_caller(frame: Any) -> str | None:
+    """How to name a CUDA seeding call made by torch's own ``manual_seed``/``seed``
+    running unwrapped (a reference taken before the window: ``from torch import
+    manual_seed``): only the inner CUDA call reaches a wrapper, and the CPU reseed that
+    follows it shows as a gap. None for a call from anywhere else."""
+    code = frame.f_code
+    if code.co_name in ("manual_seed", "_manual_seed_impl", "seed") and \
+            code.co_filename.endswith(os.path.join("torch", "random.py")):
+        name = "seed" if code.co_name == "seed" else "manual_seed"
+        return (f"(the inner call of torch.{name}, imported before the window and "
+                "so not wrapped: its CPU reseed shows as the gap that follows)")
+    return None
 
 
 def unchanged_event(scope: str, cuda: bool, before: int, site: str | None,

@@ -376,12 +376,13 @@ class Window:
             finally:
                 self._in_step_hook = False
 
-    def _on_reseed(self, label: str, scope: str, args: tuple, kwargs: dict) -> None:
+    def _on_reseed(self, label: str, scope: str, args: tuple, kwargs: dict,
+                   note: str = "") -> None:
         if not self._live() or compiling():  # issue 12: dynamo's own saves and restores
             return
         try:
             site, _ = frames.user_site(1)
-            detail = describe_call(label, args, kwargs)
+            detail = describe_call(label, args, kwargs) + note
             if not self._reseeded(site, detail):
                 cuda = any(name.startswith("default:cuda") for name in self._generators())
                 self._event(unchanged_event(scope, cuda, self._next_index(), site, detail))
