@@ -309,17 +309,10 @@ class ModuleRecorder(Window):
         self._write()  # the records before it first: the sink keeps them in order
         self._sink.event(event)
 
-    # -- pystreams: records of Python and NumPy draws (recording.pystreams) ----------
-    def _py_draw(self, fields: dict[str, Any]) -> None:
-        self._write()  # the records noted before it first: the sink keeps them in order
-        step = fields.pop("step", self._steps)
-        index = self._written
-        try:  # the count and the file agree, wherever an interrupt lands
-            self._written = index + 1
-            self._sink.draw(Draw(index=index, step=step, **fields))
-        except BaseException:
-            self._written = index
-            raise
+    def _set_written(self, count: int) -> None:
+        self._written = count
+
+    # -- pystreams: names of Python and NumPy draws (recording.pystreams) -------------
 
     def _py_name(self, module: Any, root: Any) -> tuple[str | None, str | None, str | None]:
         stack = self._stack

@@ -353,17 +353,8 @@ class Recorder(Window):
                                    target=r.target, model=r.model, discarded=r.discarded,
                                    phase=phase, copied=r.copied)
 
-    # -- pystreams: records of Python and NumPy draws (recording.pystreams) ----------
-    def _py_draw(self, fields: dict[str, Any]) -> None:
-        self._write()  # the draws noted before it first: the sink keeps them in order
-        step = fields.pop("step", self._steps)
-        index = self._count
-        try:  # the count and the file agree, wherever an interrupt lands
-            self._count = index + 1
-            self._sink.draw(Draw(index=index, step=step, **fields))
-        except BaseException:
-            self._count = index
-            raise
+    def _set_written(self, count: int) -> None:
+        self._count = count
 
     def on_worker_random(self, func: Any, info: ops.OpInfo, args: tuple, kwargs: dict) -> Any:
         """A random kernel in a forked DataLoader worker: into the worker's part, with the

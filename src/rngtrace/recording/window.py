@@ -331,6 +331,23 @@ class Window:
 
     # pystreams' callbacks (see rngtrace.recording.pystreams)
     def _py_draw(self, fields: dict[str, Any]) -> None:
+        """A Python or NumPy draw, written at once after what was noted before it."""
+        self._write()  # the records noted before it first: the sink keeps them in order
+        step = fields.pop("step", self._steps)
+        index = self._next_index()
+        try:  # the count and the file agree, wherever an interrupt lands
+            self._set_written(index + 1)
+            self._sink.draw(Draw(index=index, step=step, **fields))
+        except BaseException:
+            self._set_written(index)
+            raise
+
+    def _write(self) -> None:
+        """Describe and hand to the sink what the level noted but has not written."""
+        raise NotImplementedError
+
+    def _set_written(self, count: int) -> None:
+        """The number of draws handed to the sink (nothing is noted but unwritten)."""
         raise NotImplementedError
 
     def _py_event(self, kind: str, generator: str, site: str | None, detail: str) -> None:
