@@ -283,23 +283,59 @@ def test_show_incomplete_log_warns_on_stderr(tmp_path, capsys):
     assert "rngtrace log: 5 draws" in out and "[INCOMPLETE]" in out
 
 
-def test_show_fits_100_columns_with_long_names(tmp_path, capsys):
-    d = rngtrace.Draw(
-        index=0, op="aten::bernoulli_.float", module="encoder." * 12 + "dropout",
-        module_type="Dropout", target=None, phase="forward", step=3, shape=(512, 1024, 64),
-        dtype="float32", device="cpu", numel=512 * 1024 * 64, args={}, generator="generator:12",
-        state_before=None, state_after=None, consumed=False,
-        site="/very/long/path/to/some/project/src/models/transformer/layers.py:1234",
-        code=None, api=None)
-    rngtrace.Log(draws=[d]).save(tmp_path / "long.jsonl")
-    code, out, _ = _run_here(tmp_path, capsys, "show", "long.jsonl")
-    assert code == OK
-    assert max(len(x) for x in out.splitlines()) <= 100
-    row = next(x for x in out.splitlines() if "bernoulli_" in x)
-    assert row.startswith("0  -  ...") and row.endswith("layers.py:1234")
-    assert ".dropout " in row and "512x1024x64  generator:12" in row
-    assert "(1 = '-': drew nothing)" not in out and "('-': drew nothing)" in out
+def test_show_fits_100_columns_but_never_cuts_a_path(tmp_path, capsys):
+    """Columns are narrowed to fit 100 characters, but a module path is never cut: cut
+    from the left, layer 0's and layer 1's paths printed the same. A path too long to
+    fit runs over instead."""
+    def draw(i, module):
+        return rngtrace.Draw(
+            index=i, op="aten::bernoulli_.float", module=module,
+            module_type="Dropout", target=None, phase="forward", step=3,
+            shape=(512, 1024, 64), dtype="float32", device="cpu", numel=512 * 1024 * 64,
+            args={}, generator="generator:12", state_before=None, state_after=None,
+            consumed=False,
+            site="/very/long/path/to/some/project/src/models/transformer/layers.py:1234",
+            code=None, api=None)
 
+    deep = ["encoder." * 6 + f"layer.{k}.attention.dropout" for k in (0, 1)]
+    rngtrace.Log(draws=[draw(0, deep[0]), draw(1, deep[1]), draw(2, "drop")]).save(
+        tmp_path / "long.jsonl")
+    code, out, _ = _run_here(tmp_path, capsys, "show", "long.jsonl", "--no-fold")
+    assert code == OK
+    rows = [x for x in out.splitlines() if "bernoulli_" in x]
+    assert [deep[0] in rows[0], deep[1] in rows[1]] == [True, True]  # whole, told apart
+    assert all(r.endswith("layers.py:1234") for r in rows)
+    assert all("512x1024x64  generator:12" in r for r in rows)
+    assert "('-': drew nothing)" in out
+    # with short paths, the long site and shape are narrowed to fit 100 columns
+    rngtrace.Log(draws=[draw(0, "drop")]).save(tmp_path / "short.jsonl")
+    code, out, _ = _run_here(tmp_path, capsys, "show", "short.jsonl")
+    row = next(x for x in out.splitlines() if "bernoulli_" in x)
+    assert max(len(x) for x in out.splitlines()) <= 100
+    assert row.startswith("0  -  drop") and row.endswith("layers.py:1234")
+
+
+def test_show_folds_numbered_blocks_and_takes_a_width(tmp_path, capsys):
+    # 12 blocks whose Linear drew alike (2 draws of 6 values each): one row for them
+    draws = [rngtrace.Draw(
+        index=2 * k + j, op="aten::uniform_", module=f"h.{k}.mlp", module_type="Linear",
+        target=f"h.{k}.mlp.{'weight' if j == 0 else 'bias'}", phase="init", step=0,
+        shape=(3,), dtype="float32", device="cpu", numel=3, args={},
+        generator="default:cpu", state_before=None, state_after=None, consumed=True,
+        site="net.py:3", code=None, api=None, model="Net")
+        for k in range(12) for j in range(2)]
+    rngtrace.Log(draws=draws).save(tmp_path / "blocks.jsonl")
+    code, out, _ = _run_here(tmp_path, capsys, "show", "blocks.jsonl", "--by-module")
+    assert code == OK
+    rows = [x for x in out.splitlines() if x.startswith("h.")]
+    assert len(rows) == 1 and rows[0].split()[:4] == ["h.{0..11}.mlp", "Linear", "2", "6"]
+    assert "numbered blocks that drew alike" in out
+    code, out, _ = _run_here(tmp_path, capsys, "show", "blocks.jsonl", "--by-module",
+                             "--no-fold")
+    assert len([x for x in out.splitlines() if x.startswith("h.")]) == 12
+    code, out, _ = _run_here(tmp_path, capsys, "show", "blocks.jsonl", "--width", "60")
+    listed = [x for x in out.splitlines() if "uniform_" in x]
+    assert len(listed) == 24 and max(len(x) for x in listed) <= 60
 
 
 @pytest.mark.slow

@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import fnmatch
-from collections.abc import Iterable, Iterator
+import textwrap
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 from ..log import PHASES, Draw, Event, Log
@@ -27,7 +28,7 @@ log (--level module) lists module calls instead: module, phase, step, the offset
 call advanced a CUDA generator by (when there is one), generator and site. Text from
 the log is printed with control characters escaped (\\x1b, \\u202e)."""
 
-WIDTH = 100  # the listing fits a terminal this wide
+WIDTH = 100  # the listing fits a terminal this wide (--width; the terminal's own when one)
 _PROBE = 2000  # column widths are taken from the first rows shown, then kept
 
 
@@ -42,12 +43,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "also matches its submodules; * and ? are wildcards")
     parser.add_argument("--limit", type=int, default=100, metavar="N",
                         help="list at most N draws (default 100; 0 lists all)")
+    parser.add_argument("--width", type=int, metavar="N",
+                        help="fit the lines to N columns (default: the terminal's width, "
+                             "100 when not a terminal); module paths are never cut")
+    parser.add_argument("--no-fold", action="store_true",
+                        help="one table row per module: do not fold identical numbered "
+                             "blocks (layer.{0..11}.attn) into one row")
 
 
 def run(args: argparse.Namespace) -> int:
 
     if args.limit < 0:
         raise UsageError(f"rngtrace show: --limit must be 0 or more, not {args.limit}")
+    from .diff import report_width
+
+    width = report_width(args.width) or 10**6  # 0: never fit
+    args.width = max(width, 40)
     log = load_log(args.file)  # a log cut short by a crash: one warning, then what there is
     with stdout_may_close():
         for line in render(log, args):
@@ -57,27 +68,28 @@ def run(args: argparse.Namespace) -> int:
 
 def render(log: Log, args: argparse.Namespace) -> Iterator[str]:
     """The lines ``show`` prints: where the log comes from, the table, the listing."""
-    yield from describe(log, args.file)
+    width = getattr(args, "width", None) or WIDTH
+    yield from describe(log, args.file, width)
     draws = [d for d in log.draws if matches(d, args.phase, args.module)]
     filters = [f"--{k.replace('_', '-')} {v}" for k, v in
                (("phase", args.phase), ("module", args.module)) if v is not None]
     shown = dataclasses.replace(log, draws=draws) if filters else log
     yield ""
-    yield from table(shown)
+    yield from table(shown, width=width, fold=not getattr(args, "no_fold", False))
     if filters:
         yield f"(only draws matching {' '.join(filters)})"
-    yield from unused(log)
+    yield from unused(log, width)
     yield from copied(log)
     if args.by_module or not draws:
         return
     yield ""
     limit = args.limit or len(draws)
-    yield from listing(draws[:limit], log.events, light=log.level == "module")
+    yield from listing(draws[:limit], log.events, light=log.level == "module", width=width)
     if len(draws) > limit:
         yield f"... {len(draws) - limit:,} more draws (--limit 0 lists them all)"
 
 
-def unused(log: Log) -> Iterator[str]:
+def unused(log: Log, width: int = WIDTH) -> Iterator[str]:
     """Modules and parameters that drew at init but were never used (the diff's section)."""
     from ..diffing import unused_consumers
     from ..diffing.report import unused_lines
@@ -86,7 +98,9 @@ def unused(log: Log) -> Iterator[str]:
     if found:
         yield ""
         yield "Unused consumers (drew at init, never used in the window):"
-        yield from unused_lines(found)
+        for line in unused_lines(found):
+            yield from textwrap.wrap(line, width, subsequent_indent="      ",
+                                     break_on_hyphens=False) or [""]
 
 
 def copied(log: Log) -> Iterator[str]:
@@ -100,7 +114,7 @@ def copied(log: Log) -> Iterator[str]:
         yield from (f"  {c.line()}" for c in found)
 
 
-def describe(log: Log, path: str) -> Iterator[str]:
+def describe(log: Log, path: str, width: int = WIDTH) -> Iterator[str]:
     """Two lines on where and how the log was recorded (from its header)."""
     meta: dict[str, Any] = log.meta
     yield f"{path}: rngtrace log" + (f", recorded {meta['time']}" if "time" in meta else "")
@@ -109,22 +123,27 @@ def describe(log: Log, path: str) -> Iterator[str]:
                      if k in meta)
     if made:
         where = f" on {meta['platform']}" if "platform" in meta else ""
-        yield _clip(f"with {made}{where}", WIDTH)
+        yield _clip(f"with {made}{where}", width)
     argv = meta.get("argv")
     if isinstance(argv, list) and argv:
-        yield "command: " + _clip(" ".join(str(a) for a in argv), WIDTH - 9)
+        yield "command: " + _clip(" ".join(str(a) for a in argv), width - 9)
     level = "" if log.level == "op" else f", level {log.level}"
     yield f"{log.steps:,} optimizer step{'s' if log.steps != 1 else ''}{level}"
 
 
-def table(log: Log, max_events: int = 20) -> Iterator[str]:
-    """:meth:`Log.summary` fitted to :data:`WIDTH` columns: totals, modules, events."""
+def table(log: Log, max_events: int = 20, *, width: int = WIDTH, fold: bool = True
+          ) -> Iterator[str]:
+    """:meth:`Log.summary` fitted to ``width`` columns: totals, modules, events. With
+    ``fold``, rows of numbered blocks that drew alike are one row (see :func:`fold_rows`).
+    Module paths are never cut (a cut path could read as another module)."""
     yield log.headline()
     if log.draws:
         yield ""
-        rows = log.summary_rows()
+        rows: list[tuple[str, ...]] = list(log.summary_rows())
+        folded = fold and len(rows) > 1 and len(rows) != len(rows := fold_rows(rows))
+        names = max(len(r[0]) for r in rows)
         widths = _fit([max(len(r[i]) for r in rows) for i in range(6)],
-                      {0: 20, 1: 8, 4: 10, 5: 11})
+                      {0: names, 1: 8, 4: 10, 5: 11}, width)
         if all(r[3] == "-" for r in rows[1:]):  # a light log's offsets, on CPU: none
             widths[3] = 0
         for r in rows:
@@ -133,8 +152,11 @@ def table(log: Log, max_events: int = 20) -> Iterator[str]:
             yield "  ".join(c.rjust(w) if i in (2, 3) else c.ljust(w)
                             for i, (c, w) in enumerate(zip(cells, widths, strict=True))
                             if w).rstrip()
+        if folded:
+            yield ("({a..b}: numbered blocks that drew alike, one row; the counts are each "
+                   "block's; --no-fold lists them)")
     for e in log.events[:max_events]:
-        yield _clip(e.line(), WIDTH)
+        yield _clip(e.line(), width)
     if len(log.events) > max_events:
         yield f"... {len(log.events) - max_events:,} more events"
 
@@ -152,9 +174,10 @@ def matches(d: Draw, phase: str | None, pattern: str | None) -> bool:
     return any(n == pattern or n.startswith(pattern + ".") for n in names)
 
 
-def listing(draws: list[Draw], events: Iterable[Event], light: bool = False
-            ) -> Iterator[str]:
-    """One line per draw, fitted to :data:`WIDTH` columns; events where they happened.
+def listing(draws: list[Draw], events: Iterable[Event], light: bool = False,
+            width: int = WIDTH) -> Iterator[str]:
+    """One line per draw, fitted to ``width`` columns; events where they happened.
+    Module and target paths are never cut: a line with a longer one runs over.
 
     A light log's records (``light``) have no target, op or shape: their columns are
     phase, step and the offset a CUDA generator advanced by (left out when none did).
@@ -168,7 +191,8 @@ def listing(draws: list[Draw], events: Iterable[Event], light: bool = False
         probe.append(r)
         if len(probe) > _PROBE:
             break
-    widths = _fit([max(len(r[i]) for r in probe) for i in range(len(head))])
+    widths = [max(len(r[i]) for r in probe) for i in range(len(head))]
+    widths = _fit(widths, {**_LEAST, 2: widths[2], 3: widths[3]}, width)
     if light and not any(r[5] for r in probe[1:]):
         widths[5] = 0
     pending = sorted(events, key=lambda e: e.before)
@@ -180,7 +204,7 @@ def listing(draws: list[Draw], events: Iterable[Event], light: bool = False
             e = pending[k]
             k += 1
             yield _clip(f"  -- {e.kind} on {e.generator}" + (f" at {e.site}" if e.site else "")
-                        + (f": {e.detail}" if e.detail else ""), WIDTH)
+                        + (f": {e.detail}" if e.detail else ""), width)
         flags.add(r[1])
         cells = [_cut(c, w, i) for i, (c, w) in enumerate(zip(r, widths, strict=True))]
         cells[0] = cells[0].rjust(widths[0])
@@ -216,11 +240,16 @@ def _light_row(d: Draw) -> tuple[str, ...]:
 _LEAST = {2: 16, 3: 6, 4: 14, 5: 11, 6: 11, 7: 20}
 
 
-def _fit(widths: list[int], least: dict[int, int] | None = None) -> list[int]:
-    """Narrow the widest columns until the line fits :data:`WIDTH` (two spaces between)."""
+def _fit(widths: list[int], least: dict[int, int] | None = None, width: int = WIDTH
+         ) -> list[int]:
+    """Narrow the widest columns until the line fits ``width`` (two spaces between).
+    When it cannot fit even with every column at its least (a module path longer than
+    the line), nothing is narrowed: the line runs over, but whole."""
     least = _LEAST if least is None else least
     widths = list(widths)
-    over = sum(widths) + 2 * (sum(1 for w in widths if w) - 1) - WIDTH
+    over = sum(widths) + 2 * (sum(1 for w in widths if w) - 1) - width
+    if over - sum(max(widths[c] - n, 0) for c, n in least.items()) > 0:
+        return widths
     while over > 0:
         col = max(least, key=lambda c: widths[c] - least[c])
         if widths[col] <= least[col]:
@@ -231,12 +260,56 @@ def _fit(widths: list[int], least: dict[int, int] | None = None) -> list[int]:
 
 
 def _cut(text: str, width: int, col: int) -> str:
-    """Shorten to ``width``: keep the end of paths and sites, the start of the rest."""
-    if len(text) <= width:
+    """Shorten to ``width``: keep the end of sites, the start of the rest; module and
+    target paths (columns 2 and 3) are never cut, they run over instead."""
+    if len(text) <= width or col in (2, 3):
         return text
-    if col in (2, 3, 7):
+    if col == 7:
         return "..." + text[len(text) - width + 3:]
     return text[:width - 3] + "..."
+
+
+def fold_rows(rows: Sequence[tuple[str, ...]]) -> list[tuple[str, ...]]:
+    """The table's rows (header first) with numbered blocks folded: rows whose module
+    paths differ only in their first number and whose other cells are equal (three or
+    more) become one row named ``layer.{0..11}.attn`` (or ``{0,2,5}``; ``*`` for more
+    than eight scattered numbers), where the first of them stood.
+
+    >>> rows = [("module", "type", "draws"), ("emb", "Embedding", "1"),
+    ...         ("h.0.mlp", "Linear", "2"), ("h.1.mlp", "Linear", "2"),
+    ...         ("h.2.mlp", "Linear", "2"), ("h.3.mlp", "Linear", "4")]
+    >>> [r[0] for r in fold_rows(rows)]
+    ['module', 'emb', 'h.{0..2}.mlp', 'h.3.mlp']
+    """
+    keys: list[tuple[Any, ...] | None] = []
+    groups: dict[tuple[Any, ...], list[int]] = {}
+    for r in rows[1:]:
+        parts = r[0].split(".")
+        at = next((i for i, p in enumerate(parts) if p.isdecimal()), None)
+        if at is None:
+            keys.append(None)
+            continue
+        key = (".".join(parts[:at]), ".".join(parts[at + 1:]), r[1:])
+        keys.append(key)
+        groups.setdefault(key, []).append(int(parts[at]))
+    out = [rows[0]]
+    done: set[tuple[Any, ...]] = set()
+    for r, k in zip(rows[1:], keys, strict=True):
+        if k is None or len(groups[k]) < 3:
+            out.append(r)
+        elif k not in done:
+            done.add(k)
+            head, tail = k[0], k[1]
+            name = ".".join(p for p in (head, "{" + _numbers(groups[k]) + "}", tail) if p)
+            out.append((name, *r[1:]))
+    return out
+
+
+def _numbers(ns: list[int]) -> str:
+    ns = sorted(set(ns))
+    if ns == list(range(ns[0], ns[-1] + 1)):
+        return f"{ns[0]}..{ns[-1]}"
+    return ",".join(map(str, ns)) if len(ns) <= 8 else "*"
 
 
 def _clip(text: str, width: int) -> str:
