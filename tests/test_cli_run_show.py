@@ -512,3 +512,12 @@ def test_run_program_that_changes_directory(tmp_path, capsys):
     # the log is where -o said, relative to where rngtrace was started
     assert len(rngtrace.load(tmp_path / "cd.jsonl").draws) == 1
     assert os.listdir(tmp_path / "sub") == []
+
+
+def test_show_names_the_rank_of_a_log_from_a_job(tmp_path, capsys):
+    log = rngtrace.Log(draws=[], meta={"dist": {"rank": 1, "local_rank": 1, "world_size": 2,
+                                                "backend": "gloo", "host": "vm"}})
+    log.save(tmp_path / "r1.jsonl")
+    code, out, _ = _run_here(tmp_path, capsys, "show", "r1.jsonl")
+    assert code == OK
+    assert "rank 1 of 2 (local rank 1, backend gloo, host vm)" in out

@@ -127,6 +127,13 @@ def describe(log: Log, path: str, width: int = WIDTH) -> Iterator[str]:
     argv = meta.get("argv")
     if isinstance(argv, list) and argv:
         yield "command: " + _clip(" ".join(str(a) for a in argv), width - 9)
+    dist = meta.get("dist")
+    if isinstance(dist, dict) and "rank" in dist:
+        job = ", ".join(f"{name} {dist[k]}" for k, name in (
+            ("local_rank", "local rank"), ("backend", "backend"), ("host", "host"))
+            if dist.get(k) is not None)
+        yield _clip(f"rank {dist['rank']} of {dist.get('world_size', '?')}"
+                    + (f" ({job})" if job else "") + " (rngtrace ranks compares them)", width)
     level = "" if log.level == "op" else f", level {log.level}"
     yield f"{log.steps:,} optimizer step{'s' if log.steps != 1 else ''}{level}"
 
