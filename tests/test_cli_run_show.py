@@ -521,3 +521,14 @@ def test_show_names_the_rank_of_a_log_from_a_job(tmp_path, capsys):
     code, out, _ = _run_here(tmp_path, capsys, "show", "r1.jsonl")
     assert code == OK
     assert "rank 1 of 2 (local rank 1, backend gloo, host vm)" in out
+
+
+def test_run_says_it_records_when_a_person_watches(tmp_path, capsys, monkeypatch):
+    (tmp_path / "p.py").write_text("import torch\ntorch.rand(2)\n")
+    code, _, err = _run_here(tmp_path, capsys, "run", "p.py")
+    assert code == OK and "recording" not in err  # not a terminal: no progress line
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
+    code, _, err = _run_here(tmp_path, capsys, "run", "--steps", "3", "p.py")
+    assert code == OK
+    assert err.splitlines()[0] == ("rngtrace run: recording p.py until optimizer step 3 "
+                                   "(Ctrl-C ends it; the log is kept)")

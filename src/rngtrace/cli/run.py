@@ -115,6 +115,10 @@ def _record(runner: Callable[[], object], argv0: str, path0: str, program_args: 
     sys.argv = [argv0, *program_args]  # also what the log's header records
     sys.path[0:1] = [path0]
     code = 0
+    if sys.stderr.isatty():  # progress for a person watching a long run; logs stay clean
+        until = (f" until optimizer step {args.steps}" if args.steps is not None else "")
+        print(f"rngtrace run: recording {argv0}{until} (Ctrl-C ends it; the log is kept)",
+              file=sys.stderr, flush=True)
     try:
         with signals_end_the_work(), window:
             end = _end_after(window, args.steps) if ending else None
