@@ -260,16 +260,10 @@ class Recorder(Window):
         if not draw.replay and (self._replay or (
                 draw.phase == "backward" and compiled_draws.replaying())):
             draw = dataclasses.replace(draw, replay=True)
-        index = draw.index
-        try:  # the count and the file agree, wherever an interrupt lands
-            self._count = index + 1
-            self._sink.draw(draw)
-        except BaseException:
-            self._count = index
-            raise
+        self._sink_draws([draw], draw.index)
         pending.draw = draw  # only a draw written can be patched at the end
         if not final:
-            self._pending[index] = pending
+            self._pending[draw.index] = pending
 
     def _compiled_draw(self, draw: Draw, info: ops.OpInfo) -> Draw | None:
         """A draw made while compiled code runs: Inductor's seed draw becomes the draws
@@ -279,12 +273,7 @@ class Recorder(Window):
                 info.name == "aten::randint") and call.seed_map.count:
             call.seeded = True
             draws = compiled_draws.graph_draws(draw, call, self._names, draw.index, replay=False)
-            try:
-                self._count = draw.index + len(draws)
-                self._sink.draws(draws)
-            except BaseException:
-                self._count = draw.index
-                raise
+            self._sink_draws(draws, draw.index)
             return None
         inside = compiled_draws.Inside("inductor") if call is not None else (
             compiled_draws.inside_compiled_graph())
@@ -320,13 +309,7 @@ class Recorder(Window):
                         generator=slot.name, state_before=text, state_after=text,
                         consumed=False, site=None, code=None, api=None)
             draws = compiled_draws.graph_draws(seed, call, self._names, self._count, replay=True)
-            first = self._count
-            try:
-                self._count = first + len(draws)
-                self._sink.draws(draws)
-            except BaseException:
-                self._count = first
-                raise
+            self._sink_draws(draws, self._count)
         except Exception as e:
             self._internal_error(e)
 

@@ -335,11 +335,16 @@ class Window:
         self._write()  # the records noted before it first: the sink keeps them in order
         step = fields.pop("step", self._steps)
         index = self._next_index()
-        try:  # the count and the file agree, wherever an interrupt lands
-            self._set_written(index + 1)
-            self._sink.draw(Draw(index=index, step=step, **fields))
+        self._sink_draws([Draw(index=index, step=step, **fields)], index)
+
+    def _sink_draws(self, draws: list[Draw], first: int) -> None:
+        """Hand draws numbered from ``first`` to the sink now: the count of written draws
+        and the file agree, wherever an interrupt lands."""
+        try:
+            self._set_written(first + len(draws))
+            self._sink.draws(draws)
         except BaseException:
-            self._set_written(index)
+            self._set_written(first)
             raise
 
     def _write(self) -> None:
