@@ -66,6 +66,47 @@ def test_dropout_in_eval_mode_consumes_nothing():
     assert where(log) == [("1", "Dropout", 0)]
 
 
+class RandAdd(nn.Module):
+    """Draws in its own forward: not a torch container, so read at entry and exit."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + torch.rand_like(x)
+
+
+def test_calls_in_a_torch_container_read_once_give_the_records_of_the_op_level():
+    # Inside nn.Sequential (whose own code cannot draw) a call is read at its exit only:
+    # the reads skipped could only have seen what the container's code drew, nothing.
+    net = nn.Sequential(nn.Dropout(0.5), nn.Linear(4, 4), RandAdd(), nn.Dropout(0.5))
+    logs = {}
+    for level in ("module", "op"):
+        torch.manual_seed(0)
+        with rngtrace.record(level=level) as logs[level]:
+            net(torch.ones(2, 4))
+            net(torch.ones(2, 4))
+    light, op = logs["module"], logs["op"]
+    assert where(light) == [("0", "Dropout", 0), ("2", "RandAdd", 0), ("3", "Dropout", 0)] * 2
+    # one random kernel per module: the states around each record are the op level's
+    assert [d.module for d in op.draws] == [d.module for d in light.draws]
+    assert [(d.state_before, d.state_after) for d in light.draws] == [
+        (d.state_before, d.state_after) for d in op.draws]
+
+
+def test_a_global_forward_hook_that_draws_is_charged_to_the_module_it_ran_for():
+    def hook(module: nn.Module, args: tuple, out: torch.Tensor) -> None:
+        if isinstance(module, nn.Linear):
+            torch.rand(1)
+
+    net = nn.Sequential(nn.Linear(4, 4), nn.Dropout(0.5))
+    handle = nn.modules.module.register_module_forward_hook(hook)
+    try:
+        with rngtrace.record(level="module") as log:
+            net(torch.ones(2, 4))
+    finally:
+        handle.remove()
+    # with a global hook no call is taken as unable to draw: the Linear is read too
+    assert where(log) == [("0", "Linear", 0), ("1", "Dropout", 0)]
+
+
 def test_story_training_per_step_and_outside():
     model = story_models.TinyViT()
     with rngtrace.record(level="module") as log:

@@ -55,6 +55,9 @@ class _CodeFacts:
 # names at every lookup (about 1 us for a large forward), an int in C; the facts keep
 # the code alive, so that its id is never reused by another code object.
 _FACTS: dict[int, _CodeFacts] = {}
+# ids of the code objects in _FACTS that are internal: the user-site walk's test (a set
+# lookup, where reading the facts would be a dict lookup and an attribute)
+_INTERNAL_CODES: set[int] = set()
 
 
 def _is_public(module: str, qualname: str) -> bool:
@@ -95,6 +98,8 @@ def _facts(code: CodeType, frame: FrameType) -> _CodeFacts:
         code=code,
     )
     _FACTS[id(code)] = facts
+    if internal:
+        _INTERNAL_CODES.add(id(code))
     return facts
 
 
@@ -140,10 +145,10 @@ def site_of(code: CodeType, lineno: int) -> tuple[str, str | None]:
 def user_site(depth: int = 1) -> tuple[str | None, str | None]:
     """Site and source line of the innermost frame outside torch and rngtrace."""
     f: FrameType | None = sys._getframe(depth)
+    internal = _INTERNAL_CODES
     while f is not None:
         code = f.f_code
-        facts = _FACTS.get(id(code)) or _facts(code, f)
-        if not facts.internal:
+        if id(code) not in internal and (id(code) in _FACTS or not _facts(code, f).internal):
             return site_of(code, f.f_lineno)
         f = f.f_back
     return None, None

@@ -100,6 +100,12 @@ class ModuleRecorder(Window):
         self._gens: list[DefaultGen] = []
         self._cuda_seen = 0
         self._stack: list[nn.Module] = []
+        # _frees[i]: the own code of _stack[i] cannot draw (a torch.nn container such as
+        # TransformerEncoder, see module_paths.PURE). _still: since the last read of the
+        # generators only such code ran, so the next boundary need not read them again
+        # (a drawing call inside TransformerEncoder is read at its exit only).
+        self._frees: list[bool] = []
+        self._still = False
         self._uses: dict[int, list[_Use]] = {}  # depth in _stack -> consumption so far
         self._notes: list[_Note] = []  # consumption of calls returned, not yet written
         self._written = 0  # records handed to the sink
@@ -128,6 +134,7 @@ class ModuleRecorder(Window):
         while self._stack:  # closed inside a module call: charge what is open
             self._close(len(self._stack) - 1)
             self._stack.pop()
+        self._frees.clear()
         self._write()
         self._py_finish()
         return {}
@@ -169,14 +176,23 @@ class ModuleRecorder(Window):
 
     # -- module calls (the hot path) -------------------------------------------------------
     def _wrap(self, call: Any) -> Any:
-        """The ``nn.Module.__call__`` of the window (see :mod:`rngtrace.recording.calls`)."""
+        """The ``nn.Module.__call__`` of the window (see :mod:`rngtrace.recording.calls`).
+
+        The hot path of the light mode: every module call of the process goes through it.
+        A call that is read costs two generator reads and a few attribute lookups; what
+        it consumed is only noted here (see ``_Note``) and described at the step."""
         rec, called, stack = self, self._called, self._stack
         get_ident, compiling = threading.get_ident, torch.compiler.is_compiling
         pure, dropout = PURE, DROPOUT
         py = self._py
+        scanned = py.scanned if py is not None else None
+        boundary, frees = self._boundary, self._frees
+        # hooks every module call runs (register_module_forward_hook): code that may draw
+        globals_ = (nn.modules.module._global_forward_pre_hooks,
+                    nn.modules.module._global_forward_hooks)
 
         def __call__(module: nn.Module, *args: Any, **kwargs: Any) -> Any:
-            if compiling():  # dynamo: see .calls
+            if compiling():  # first: dynamo traces this function (see .calls)
                 return call(module, *args, **kwargs)
             if rec._thread != get_ident():  # another thread, or paused, or closed
                 if rec._state == "recording":
@@ -184,49 +200,60 @@ class ModuleRecorder(Window):
                 return call(module, *args, **kwargs)
             called[id(module)] = module
             kind = type(module)
-            if stack and (kind in pure or (kind in dropout and not module.training)) \
-                    and not (module._forward_pre_hooks or module._forward_hooks):
+            free = (kind in pure or (kind in dropout and not module.training)) and not (
+                module._forward_pre_hooks or module._forward_hooks or globals_[0]
+                or globals_[1])
+            if free and stack:
                 return call(module, *args, **kwargs)  # its own code cannot draw
-            depth = rec._enter(module)
+            # entered: charge what ran since the last boundary (unless nothing could draw)
             try:
-                if py is not None:  # pystreams: module calls are boundaries
-                    return py.module_call(module, call, args, kwargs)
+                if not stack:
+                    rec._root(module)
+                if not rec._still:
+                    boundary()
+            except Exception as e:  # never let a recorder bug break the user's program
+                rec._internal_error(e)
+                return call(module, *args, **kwargs)
+            stack.append(module)
+            frees.append(free)
+            rec._still = free
+            depth = len(stack) - 1
+            try:
+                if py is not None and (py.watched or id(module) not in scanned):
+                    return py.module_call(module, call, args, kwargs)  # pystreams
                 return call(module, *args, **kwargs)
             finally:
-                rec._leave(module, depth)
+                rec._leave(depth)
 
         return __call__
 
-    def _enter(self, module: nn.Module) -> int:
-        """A read module call starts: charge what ran since the last boundary; its depth."""
-        stack = self._stack
-        try:
-            if not stack:
-                self._check_cuda()
-                self._paths.note_root(module)
-            self._boundary()
-        except Exception as e:  # never let a recorder bug break the user's program
-            self._internal_error(e)
-            return -1
-        stack.append(module)
-        return len(stack) - 1
+    def _root(self, module: nn.Module) -> None:
+        """A call with nothing open: CUDA may have been initialised, a model may be new."""
+        self._check_cuda()
+        self._paths.note_root(module)
 
-    def _leave(self, module: nn.Module, depth: int) -> None:
+    def _leave(self, depth: int) -> None:
         """The call entered at ``depth`` returns (or raises): charge and close it."""
-        if depth < 0 or self._thread != threading.get_ident():
-            return  # not entered, or the window closed meanwhile
-        stack = self._stack
+        if self._thread != threading.get_ident():
+            return  # the window closed meanwhile
+        stack, frees = self._stack, self._frees
         try:
-            self._boundary()
+            if not self._still:
+                self._boundary()
             while len(stack) > depth:
                 if self._uses:
                     self._close(len(stack) - 1)
                 stack.pop()
+            del frees[depth:]
+            # what runs next is the code of the call still open (none: the program's)
+            self._still = frees[-1] if frees else False
         except Exception as e:
+            self._still = False
             self._internal_error(e)
 
     def _boundary(self) -> None:
         """Read the states; charge any change to the innermost open call (or outside)."""
+        self._still = False
         for g in self._gens:
             raw = g.read()
             if raw != g.last:
@@ -263,7 +290,8 @@ class ModuleRecorder(Window):
         site, code = frames.user_site(1)
         phase = "backward" if torch._C._current_autograd_node() is not None else "forward"
         kind = type(module).__name__
-        if id(module) not in self._said and hasattr(module, "_orig_mod"):  # issue 12
+        # issue 12 (not hasattr: a missing attribute costs nn.Module an error message)
+        if "_orig_mod" in module._modules and id(module) not in self._said:
             self._say_whole(module, stack[0])
         for u in uses:
             self._notes.append((self._next_index(), u.gen, module, stack[0], kind, phase,
@@ -329,6 +357,7 @@ class ModuleRecorder(Window):
         if self._state in ("recording", "paused"):
             self._state = "paused" if paused else "recording"
             self._thread = 0 if paused else threading.get_ident()
+            self._still = False
 
     def _on_module(self, parent: nn.Module, name: str, child: nn.Module | None) -> None:
         self._paths.changed()
