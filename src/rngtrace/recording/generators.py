@@ -36,7 +36,11 @@ class Slot:
 
     def raw(self) -> bytes | None:
         """The generator's state now as bytes (None for a device without one)."""
-        return raw_state(self.generator) if self.generator is not None else None
+        g = self.generator
+        if g is None:
+            return None
+        state = g.get_state()  # raw_state, inlined: read twice per draw
+        return ctypes.string_at(state.data_ptr(), state.numel())
 
     def text(self, raw: bytes | None) -> str | None:
         """The display form of a state read; consecutive draws share their states (one's

@@ -93,9 +93,10 @@ class _TopMap:
 def _storage_of(t: torch.Tensor) -> Any:
     # A DTensor (an FSDP2 or tensor-parallel parameter) is a wrapper without storage of
     # its own: its local shard's storage identifies it.
-    local = getattr(t, "_local_tensor", None)
-    if isinstance(local, torch.Tensor):
-        t = local
+    if type(t) is not torch.Tensor:  # a missing attribute costs an exception
+        local = getattr(t, "_local_tensor", None)
+        if isinstance(local, torch.Tensor):
+            t = local
     try:
         return t.untyped_storage()
     except Exception:  # tensors without storage (some subclasses, sparse)

@@ -182,7 +182,10 @@ class Recorder(Window):
         pending = Pending(stack.module, index=index)
         if stack.outermost is not None:
             self._names.note_root(stack.outermost)
-        if phase != "backward":
+        # A draw in forward into a new tensor (dropout) fills no parameter or buffer: it
+        # is neither registered now nor waited for (may_wait); only in-place and out=
+        # draws there can be (a lazy module's first forward).
+        if phase != "backward" and (phase != "forward" or info.inplace or info.out_kw):
             self._names.claim(result, pending, may_wait=phase != "forward")
         if pending.target is not None and phase == "other":
             phase = "init"
@@ -239,9 +242,7 @@ class Recorder(Window):
         # positional up to ``discarded`` (fields in Draw's order): a third cheaper
         draw = Draw(
             index, info.name, resolved.module, resolved.module_type, resolved.target,
-            phase, step, shape,
-            str(dtype).removeprefix("torch.") if dtype is not None else "",
-            str(device), numel, args, slot.name, slot.text(before), slot.text(after),
+            phase, step, shape, _dtype_text(dtype), _device_text(device), numel, args, slot.name, slot.text(before), slot.text(after),
             consumed, stack.site, stack.code, stack.api or ops.api_name(info.name),
             resolved.model, resolved.discarded,
             local_shape=local_shape, local_offset=local_offset, placement=placement,
@@ -391,6 +392,23 @@ class Recorder(Window):
     def _reseeded(self, site: str | None, detail: str) -> bool:
         self._gens.snapshot_defaults()
         return self._sweep("reseed", site, detail)
+
+
+_TEXTS: dict[Any, str] = {None: ""}  # dtypes and devices as a Draw writes them
+
+
+def _dtype_text(dtype: torch.dtype | None) -> str:
+    text = _TEXTS.get(dtype)
+    if text is None:
+        text = _TEXTS[dtype] = str(dtype).removeprefix("torch.")
+    return text
+
+
+def _device_text(device: Any) -> str:
+    text = _TEXTS.get(device)
+    if text is None:
+        text = _TEXTS[device] = str(device)
+    return text
 
 
 def _provisional(p: Pending) -> Resolved:
