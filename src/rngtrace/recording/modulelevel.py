@@ -185,7 +185,7 @@ class ModuleRecorder(Window):
         get_ident, compiling = threading.get_ident, torch.compiler.is_compiling
         pure, dropout = PURE, DROPOUT
         py = self._py
-        scanned = py.scanned if py is not None else None
+        scanned: set[int] = py.scanned if py is not None else set()
         boundary, frees = self._boundary, self._frees
         # hooks every module call runs (register_module_forward_hook): code that may draw
         globals_ = (nn.modules.module._global_forward_pre_hooks,

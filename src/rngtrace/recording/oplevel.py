@@ -242,7 +242,8 @@ class Recorder(Window):
         # positional up to ``discarded`` (fields in Draw's order): a third cheaper
         draw = Draw(
             index, info.name, resolved.module, resolved.module_type, resolved.target,
-            phase, step, shape, _dtype_text(dtype), _device_text(device), numel, args, slot.name, slot.text(before), slot.text(after),
+            phase, step, shape, _dtype_text(dtype), _device_text(device), numel, args,
+            slot.name, slot.text(before), slot.text(after),
             consumed, stack.site, stack.code, stack.api or ops.api_name(info.name),
             resolved.model, resolved.discarded,
             local_shape=local_shape, local_offset=local_offset, placement=placement,
