@@ -107,6 +107,151 @@ def test_a_global_forward_hook_that_draws_is_charged_to_the_module_it_ran_for():
     assert where(log) == [("0", "Linear", 0), ("1", "Dropout", 0)]
 
 
+class Block(nn.Module):
+    """Containers of the user's (read until learned quiet), drawing through Dropouts."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.inner = Inner()
+        self.drop = nn.Dropout(0.5)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.drop(self.inner(x))
+
+
+class Inner(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.lin = nn.Linear(4, 4)
+        self.act = Act()
+        self.noisy = False  # set to draw in its own code from then on
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.noisy:
+            x = x + torch.rand_like(x)
+        return self.act(self.lin(x))
+
+
+class Act(nn.Module):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.relu(x)
+
+
+class Mixer(nn.Module):
+    """Draws in its own code between two calls of a child that draws nothing (GPT-2's
+    attention: c_attn, dropout in scaled_dot_product_attention, c_proj)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.a, self.b = Act(), Act()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.a(x)
+        x = torch.nn.functional.dropout(x, 0.5)
+        return self.b(x)
+
+
+class Net(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.blocks = nn.ModuleList([Block(), Block()])
+        self.mixer = Mixer()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for b in self.blocks:
+            x = b(x)
+        return self.mixer(x)
+
+
+def _steps(net: nn.Module, n: int, learn: int, monkeypatch: pytest.MonkeyPatch,
+           between=None) -> tuple[rngtrace.Log, list[int]]:
+    """n forward passes (steps counted by hand), and the generator reads of each."""
+    from rngtrace.recording import generators, modulelevel
+
+    monkeypatch.setattr(modulelevel.ModuleRecorder, "learn_after", learn)
+    reads = [0]
+    read = generators.DefaultGen.read
+
+    def counted(self: generators.DefaultGen) -> object:
+        reads[0] += 1
+        return read(self)
+
+    monkeypatch.setattr(generators.DefaultGen, "read", counted)
+    per_step = []
+    torch.manual_seed(0)
+    with rngtrace.record(level="module") as log:
+        for i in range(n):
+            if between is not None:
+                between(i)
+            reads[0] = 0
+            net(torch.ones(2, 4))
+            per_step.append(reads[0])
+    return log, per_step
+
+
+def _records(log: rngtrace.Log) -> list[tuple]:
+    return [(d.module, d.state_before, d.state_after) for d in log.draws]
+
+
+def test_calls_learned_quiet_are_not_read_and_change_no_record(monkeypatch):
+    net = Net()
+    every, reads_every = _steps(net, 5, 0, monkeypatch)
+    learned, reads_learned = _steps(net, 5, 2, monkeypatch)
+    assert _records(learned) == _records(every)
+    assert [d.module for d in every.draws[:3]] == ["blocks.0.drop", "blocks.1.drop", "mixer"]
+    assert learned.events == every.events == []
+    # two calls to learn; then Block, Inner and Act are not read, Mixer's children stay
+    # read (their neighbours draw: skipping them would mix their draws with Mixer's)
+    assert reads_learned[:2] == reads_every[:2]
+    assert reads_learned[2:] == [reads_learned[2]] * 3 and reads_learned[2] < reads_every[2]
+    assert reads_every[2] == 2 * 12  # the net, 2 x (block, inner, act, drop), mixer, 2 acts
+    assert reads_learned[2] == 2 * 6  # the net, 2 drops, mixer, its 2 acts
+
+
+def test_a_quiet_call_that_starts_drawing_is_said_and_read_again(monkeypatch):
+    net = Net()
+    inner = net.blocks[1].inner
+
+    def between(i: int) -> None:
+        inner.noisy = i >= 3
+
+    log, reads = _steps(net, 5, 2, monkeypatch, between)
+    mods = [d.module for d in log.draws]
+    assert mods[:3] * 3 == mods[:9] == ["blocks.0.drop", "blocks.1.drop", "mixer"] * 3
+    # the 4th pass: Inner draws in its own code while not read. The draw is charged to
+    # the call open (the model), and an event says which quiet calls ran meanwhile
+    assert mods[9:13] == ["blocks.0.drop", "blocks.1.drop", "mixer", ""]
+    assert log.draws[12].module_type == "Net"
+    assert [e.kind for e in log.events] == ["unread"]
+    event = log.events[0]
+    assert event.generator == "default:cpu" and event.before == 10
+    assert event.detail == (
+        "the next record of Net (the model) may hold draws of blocks.0, blocks.1, "
+        "blocks.1.inner, blocks.1.inner.act, not read then (they had drawn nothing in 2 "
+        "calls); they are read from now on")
+    # the 5th pass reads them again: the draw is charged to Inner
+    assert mods[13:] == ["blocks.0.drop", "blocks.1.inner", "blocks.1.drop", "mixer"]
+    assert reads[3] == reads[2] < reads[4]
+
+
+def test_a_call_learned_quiet_in_training_is_read_again_in_eval(monkeypatch):
+    class EvalNoise(nn.Module):  # draws in eval mode only
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return x if self.training else x + torch.rand_like(x)
+
+    net = nn.ModuleDict({"noise": EvalNoise()})
+    model = Noisy()
+    model.head = net["noise"]  # type: ignore[assignment]
+
+    def between(i: int) -> None:
+        model.train(i < 3)
+
+    log, reads = _steps(model, 5, 2, monkeypatch, between)
+    assert reads[2] < reads[1]  # the 3rd pass (training) does not read it (only quiet)
+    assert [d.module for d in log.draws[-4:]] == ["head", "", "head", ""]
+    assert log.events == []
+
+
 def test_story_training_per_step_and_outside():
     model = story_models.TinyViT()
     with rngtrace.record(level="module") as log:

@@ -317,3 +317,38 @@ def test_the_guard_passes_on_a_wrapper(pytester):
 
 
 pytest_plugins = ["pytester"]
+
+
+@pytest.mark.parametrize("build, train", [
+    (lambda: _bert(2, attention_dropout=0.1), _train_bert),
+    (_gpt2, _train_gpt2),  # dropout inside attention, between two Conv1D calls
+])
+def test_light_mode_learned_quiet_calls_change_no_record(build, train, monkeypatch):
+    from rngtrace.recording import generators, modulelevel
+
+    reads = [0]
+    read = generators.DefaultGen.read
+
+    def counted(self: generators.DefaultGen) -> object:
+        reads[0] += 1
+        return read(self)
+
+    monkeypatch.setattr(generators.DefaultGen, "read", counted)
+    logs, counts = {}, {}
+    for learn in (0, 2):
+        monkeypatch.setattr(modulelevel.ModuleRecorder, "learn_after", learn)
+        torch.manual_seed(0)
+        model = build().train()
+        opt = torch.optim.SGD(model.parameters(), lr=0.1)
+        reads[0] = 0
+        with rngtrace.record(level="module") as logs[learn]:
+            for _ in range(4):
+                train(model)
+                opt.step()
+                opt.zero_grad()
+        counts[learn] = reads[0]
+    every, learned = logs[0], logs[2]
+    assert [(d.module, d.step, d.state_before, d.state_after) for d in learned.draws] == [
+        (d.module, d.step, d.state_before, d.state_after) for d in every.draws]
+    assert len(every.draws) >= 4 * 5 and learned.events == every.events == []
+    assert counts[2] < 0.8 * counts[0], counts

@@ -106,6 +106,15 @@ class ModuleRecorder(Window):
         # (a drawing call inside TransformerEncoder is read at its exit only).
         self._frees: list[bool] = []
         self._still = False
+        # Learned quiet calls (see _leave): a module called inside another whose calls
+        # drew nothing of their own, in learn_after calls in a row next to stretches
+        # that drew nothing either, is no longer read (like a torch.nn container).
+        self._quiets: dict[int, bool] = {}  # id -> module.training when learned
+        self._calm: dict[int, int] = {}  # id -> calls read in a row that drew nothing
+        self._kept: set[int] = set()  # ids that drew, or next to a stretch that did
+        self._ran: list[nn.Module] = []  # quiet calls whose code ran since the last read
+        self._qopen: list[tuple[nn.Module, int]] = []  # quiet calls open, len(_stack)
+        self._after: nn.Module | None = None  # the call the current stretch follows
         self._uses: dict[int, list[_Use]] = {}  # depth in _stack -> consumption so far
         self._notes: list[_Note] = []  # consumption of calls returned, not yet written
         self._written = 0  # records handed to the sink
@@ -187,6 +196,7 @@ class ModuleRecorder(Window):
         py = self._py
         scanned: set[int] = py.scanned if py is not None else set()
         boundary, frees = self._boundary, self._frees
+        quiets, qopen, learn = self._quiets, self._qopen, self.learn_after
         # hooks every module call runs (register_module_forward_hook): code that may draw
         globals_ = (nn.modules.module._global_forward_pre_hooks,
                     nn.modules.module._global_forward_hooks)
@@ -205,18 +215,31 @@ class ModuleRecorder(Window):
                 or globals_[1])
             if free and stack:
                 return call(module, *args, **kwargs)  # its own code cannot draw
+            if stack and quiets.get(id(module)) is module.training:  # learned quiet
+                rec._still = False
+                rec._ran.append(module)
+                qopen.append((module, len(stack)))
+                try:
+                    if py is not None and (py.watched or id(module) not in scanned):
+                        return py.module_call(module, call, args, kwargs)
+                    return call(module, *args, **kwargs)
+                finally:
+                    if qopen:
+                        qopen.pop()
             # entered: charge what ran since the last boundary (unless nothing could draw)
             try:
                 if not stack:
                     rec._root(module)
-                if not rec._still:
-                    boundary()
+                if not rec._still and boundary() and learn:
+                    rec._drew_before(module)
+                rec._after = None
             except Exception as e:  # never let a recorder bug break the user's program
                 rec._internal_error(e)
                 return call(module, *args, **kwargs)
             stack.append(module)
             frees.append(free)
             rec._still = free
+            rec._ran = []
             depth = len(stack) - 1
             try:
                 if py is not None and (py.watched or id(module) not in scanned):
@@ -238,8 +261,10 @@ class ModuleRecorder(Window):
             return  # the window closed meanwhile
         stack, frees = self._stack, self._frees
         try:
-            if not self._still:
-                self._boundary()
+            if not self._still and self._boundary() and self.learn_after:
+                self._drew_before(None)
+            module = stack[depth] if len(stack) > depth else None
+            drew = depth in self._uses
             while len(stack) > depth:
                 if self._uses:
                     self._close(len(stack) - 1)
@@ -247,17 +272,83 @@ class ModuleRecorder(Window):
             del frees[depth:]
             # what runs next is the code of the call still open (none: the program's)
             self._still = frees[-1] if frees else False
+            level = len(stack)
+            self._ran = [q for q, at in self._qopen if at == level] if self._qopen else []
+            if module is not None and self.learn_after:
+                self._learn(module, drew, depth)
         except Exception as e:
             self._still = False
             self._internal_error(e)
 
-    def _boundary(self) -> None:
-        """Read the states; charge any change to the innermost open call (or outside)."""
+    def _boundary(self) -> bool:
+        """Read the states; charge any change to the innermost open call (or outside).
+        Whether any moved."""
         self._still = False
+        moved = False
         for g in self._gens:
             raw = g.read()
             if raw != g.last:
+                if self._ran:
+                    self._unread(g)
                 self._charge(g, raw)
+                moved = True
+        return moved
+
+    # -- learned quiet calls ---------------------------------------------------------------
+    #: Calls read in a row, each drawing nothing of its own and next to stretches of its
+    #: caller's code that drew nothing, after which a module's calls are not read any
+    #: more (0: every call is read). A module that draws nothing here is read in its
+    #: first steps only: a 12-layer BERT's step reads the generators 77 times instead
+    #: of 235.
+    learn_after = 2
+
+    def _learn(self, module: nn.Module, drew: bool, depth: int) -> None:
+        """The call of ``module`` at ``depth`` returned (``drew``: it consumed itself)."""
+        key = id(module)
+        self._after = module
+        if depth == 0 or key in self._kept:  # the outermost call is always read
+            return
+        if drew:
+            self._keep(module)
+            return
+        calm = self._calm[key] = self._calm.get(key, 0) + 1
+        if calm >= self.learn_after:
+            self._quiets[key] = module.training
+
+    def _drew_before(self, module: nn.Module | None) -> None:
+        """The stretch that just ended drew: the calls around it stay read (skipping them
+        would leave its draws to either). ``module``: the call about to start."""
+        if not self._stack:
+            return  # the program's code between two outermost calls
+        if self._after is not None:
+            self._keep(self._after)
+        if module is not None:
+            self._keep(module)
+
+    def _keep(self, module: nn.Module) -> None:
+        self._kept.add(id(module))
+        self._quiets.pop(id(module), None)
+        self._calm.pop(id(module), None)
+
+    def _unread(self, g: DefaultGen) -> None:
+        """A stretch in which quiet calls ran drew: say that the record charged to the
+        call that is open may belong to them, and read them from now on."""
+        ran, self._ran = self._ran, []
+        for q in ran:
+            self._keep(q)
+        stack = self._stack
+        root = stack[0] if stack else None
+
+        def name(m: nn.Module) -> str:
+            return self._paths.resolve(m, root)[1] or f"{type(m).__name__} (the model)"
+
+        names = list(dict.fromkeys(name(q) for q in ran))
+        owner = name(stack[-1]) if stack else "the code outside modules"
+        listed = ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
+        self._event(Event(
+            "unread", g.name, self._next_index(), None,
+            f"the next record of {owner} may hold draws of {listed}, not read then (they "
+            f"had drawn nothing in {self.learn_after} calls); they are read from now on"))
 
     def _charge(self, g: DefaultGen, raw: Any) -> None:
         before, g.last = g.last, raw
@@ -358,6 +449,7 @@ class ModuleRecorder(Window):
             self._state = "paused" if paused else "recording"
             self._thread = 0 if paused else threading.get_ident()
             self._still = False
+            self._ran, self._after = [], None
 
     def _on_module(self, parent: nn.Module, name: str, child: nn.Module | None) -> None:
         self._paths.changed()
