@@ -109,7 +109,10 @@ class Event:
         kind: ``"reseed"`` (``torch.manual_seed``, ``set_rng_state`` and the like were
             called inside the window), ``"gap"`` (the state moved between two draws for
             a reason the recorder cannot see: another thread, an untraced extension, a
-            restored state) or ``"error"`` (the recorder failed to describe a draw).
+            restored state), ``"error"`` (the recorder failed to describe a draw),
+            ``"compiled"`` (what the recorder saw of a compiled graph) or, in the light
+            mode, ``"unread"`` (the next record of a module may hold draws of calls that
+            were not read: see :mod:`rngtrace.recording.modulelevel`).
         generator: the generator concerned.
         before: index of the first draw that saw the changed state (``len(log.draws)``
             when noticed as the window closed).

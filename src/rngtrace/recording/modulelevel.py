@@ -9,6 +9,21 @@ module whose *own* code ran in between, i.e. the innermost module open (a parent
 entry-to-exit difference includes its children's, so it is never used). Nothing else is
 touched, so a whole training run can stay monitored.
 
+Which calls are read, and when (each read copies a 5 KB CPU state; these rules change no
+record, only how many reads find it):
+
+- a call of a ``torch.nn`` module whose own code cannot draw (``Linear``, ``Sequential``,
+  the ``nn.Transformer*`` containers..., see :mod:`.module_paths`) made inside another is
+  not read; inside such a container, a call is read at its exit only (the code that ran
+  since the last read was the container's, which drew nothing);
+- *learned quiet calls*: a module called inside another whose calls drew nothing of their
+  own :attr:`ModuleRecorder.learn_after` (2) times in a row, each next to stretches of
+  its caller's code that drew nothing either, is not read from then on (in the same
+  training mode), as if it were such a container. If a stretch in which quiet calls ran
+  then draws, what it drew is charged to the call open, as it would be for a container,
+  an ``"unread"`` event names the quiet calls that ran (the draw may be theirs), and they
+  are read again from then on. A 12-layer BERT's step reads 77 times instead of 235.
+
 What a module-level log holds (``Log.level == "module"``), one :class:`~rngtrace.Draw`
 per module call and generator that moved the state, written when the call returns
 (children before their parent):
