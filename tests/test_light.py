@@ -232,6 +232,15 @@ def test_a_quiet_call_that_starts_drawing_is_said_and_read_again(monkeypatch):
     # the 5th pass reads them again: the draw is charged to Inner
     assert mods[13:] == ["blocks.0.drop", "blocks.1.inner", "blocks.1.drop", "mixer"]
     assert reads[3] == reads[2] < reads[4]
+    # against a run where it never draws, the diff names the event as the cause
+    inner.noisy = False
+    quiet, _ = _steps(net, 5, 2, monkeypatch)
+    cause = rngtrace.diff(quiet, log, labels=("quiet", "noisy")).cause
+    assert cause.kind == "state"
+    assert cause.summary.startswith(
+        "state changed inside one run: in noisy, module calls the light mode was no longer "
+        "reading drew from default:cpu before draw 10 (the next record of Net (the model) "
+        "may hold draws of blocks.0, blocks.1, blocks.1.inner")
 
 
 def test_a_call_learned_quiet_in_training_is_read_again_in_eval(monkeypatch):

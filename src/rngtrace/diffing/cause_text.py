@@ -293,6 +293,9 @@ def _state(g: Candidate, ctx: _Context) -> tuple[str, str]:
         if e.kind == "reseed":
             parts.append(f"{who} calls {e.detail} on {e.generator} before draw {e.before}"
                          + (f" at {e.site}" if e.site else ""))
+        elif e.kind == "unread":  # the light mode's learned quiet calls
+            parts.append(f"in {who}, module calls the light mode was no longer reading "
+                         f"drew from {e.generator} before draw {e.before} ({e.detail})")
         else:
             parts.append(f"the state of {e.generator} changed in {who} before draw "
                          f"{e.before} with no traced draw")

@@ -217,7 +217,8 @@ def _transition(a: Log, b: Log, st: StreamView, p: Piece, prev: Piece | None,
 
 def _events(log: Log, gen: str | None, lo: int, hi: int) -> list[Event]:
     return [e for e in log.events
-            if e.generator == gen and e.kind in ("reseed", "gap") and lo < e.before <= hi
+            if e.generator == gen and e.kind in ("reseed", "gap", "unread")
+            and lo < e.before <= hi
             and not e.detail.endswith(UNCHANGED)]
 
 

@@ -18,7 +18,7 @@ CAUSE_KINDS = (
     "reordered",    # the same draws in another order (definitions reordered)
     "changed",      # the same place draws with another shape or arguments, or was renamed
     "seed",         # the stream starts from another seed or state
-    "state",        # a reseed or an untraced state change ("gap" event) in one run
+    "state",        # a reseed, an untraced state change ("gap") or unread calls, one run
     "generator",    # the same draws moved to another generator
     "consumption",  # the same call from the same state left another state (torch version?)
     "count",        # a data-dependent loop drew another number of times (a consequence)

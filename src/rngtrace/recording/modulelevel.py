@@ -170,6 +170,8 @@ class ModuleRecorder(Window):
         self._uses.clear()
         self._notes.clear()
         self._paths.clear()
+        self._ran, self._after = [], None
+        self._qopen.clear()
         for g in self._gens:
             g.generator = None
 
