@@ -66,7 +66,7 @@ def main(argv: list[str]) -> int:
 
     oplevel.Recorder.on_random = counted  # type: ignore[method-assign]
     wrap(oplevel.frames, "describe_stack", "stack walk")
-    wrap(generators, "raw_state", "state reads")
+    wrap(generators.Slot, "raw", "state reads")
     wrap(generators, "state_text", "digest")
     wrap(oplevel, "Draw", "Draw")
     wrap(window.MemorySink, "draw", "sink")
