@@ -532,3 +532,25 @@ def test_run_says_it_records_when_a_person_watches(tmp_path, capsys, monkeypatch
     assert code == OK
     assert err.splitlines()[0] == ("rngtrace run: recording p.py until optimizer step 3 "
                                    "(Ctrl-C ends it; the log is kept)")
+
+
+def test_show_wraps_an_event_instead_of_cutting_it(tmp_path, capsys):
+    from helpers import make_draw
+
+    detail = ("the next record of Net (the model) may hold draws of "
+              + ", ".join(f"blocks.{i}.inner" for i in range(8))
+              + ", not read then (they had drawn nothing in 2 calls); they are read from "
+              "now on")
+    log = rngtrace.Log(draws=[make_draw(0), make_draw(1)],
+                       events=[rngtrace.Event("unread", "default:cpu", 1, None, detail)])
+    path = tmp_path / "a.rngtrace.jsonl"
+    rngtrace.save(log, path)
+    assert main(["show", str(path), "--width", "80"]) == OK
+    out = capsys.readouterr().out
+    assert "..." not in out
+    lines = out.splitlines()
+    for start in ("event: unread", "  -- unread"):  # the table, then the listing
+        at = next(i for i, line in enumerate(lines) if line.startswith(start))
+        end = next(i for i in range(at + 1, len(lines)) if not lines[i].startswith("    "))
+        assert end - at >= 3 and all(len(line) <= 80 for line in lines[at:end])
+        assert detail in " ".join(line.strip() for line in lines[at:end])

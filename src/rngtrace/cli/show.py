@@ -163,7 +163,7 @@ def table(log: Log, max_events: int = 20, *, width: int = WIDTH, fold: bool = Tr
             yield ("({a..b}: numbered blocks that drew alike, one row; the counts are each "
                    "block's; --no-fold lists them)")
     for e in log.events[:max_events]:
-        yield _clip(e.line(), width)
+        yield from _wrapped(e.line(), width, "    ")
     if len(log.events) > max_events:
         yield f"... {len(log.events) - max_events:,} more events"
 
@@ -210,8 +210,9 @@ def listing(draws: list[Draw], events: Iterable[Event], light: bool = False,
         while n and k < len(pending) and pending[k].before <= index:
             e = pending[k]
             k += 1
-            yield _clip(f"  -- {e.kind} on {e.generator}" + (f" at {e.site}" if e.site else "")
-                        + (f": {e.detail}" if e.detail else ""), width)
+            yield from _wrapped(f"  -- {e.kind} on {e.generator}"
+                                + (f" at {e.site}" if e.site else "")
+                                + (f": {e.detail}" if e.detail else ""), width, "       ")
         flags.add(r[1])
         cells = [_cut(c, w, i) for i, (c, w) in enumerate(zip(r, widths, strict=True))]
         cells[0] = cells[0].rjust(widths[0])
@@ -317,6 +318,13 @@ def _numbers(ns: list[int]) -> str:
     if ns == list(range(ns[0], ns[-1] + 1)):
         return f"{ns[0]}..{ns[-1]}"
     return ",".join(map(str, ns)) if len(ns) <= 8 else "*"
+
+
+def _wrapped(text: str, width: int, indent: str) -> list[str]:
+    """An event's line wrapped to ``width`` (its detail is never cut: it may name the
+    modules concerned)."""
+    return textwrap.wrap(text, width, subsequent_indent=indent, break_on_hyphens=False,
+                         break_long_words=False) or [""]
 
 
 def _clip(text: str, width: int) -> str:

@@ -361,7 +361,7 @@ class ModuleRecorder(Window):
 
         names = list(dict.fromkeys(name(q) for q in ran))
         owner = name(stack[-1]) if stack else "the code outside modules"
-        listed = ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
+        listed = ", ".join(names[:10]) + (f" and {len(names) - 10} more" if len(names) > 10 else "")
         self._event(Event(
             "unread", g.name, self._next_index(), None,
             f"the next record of {owner} may hold draws of {listed}, not read then (they "
