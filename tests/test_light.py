@@ -34,25 +34,54 @@ def where(log: rngtrace.Log) -> list[tuple[str | None, str | None, int]]:
     return [(d.module, d.module_type, d.step) for d in log.draws]
 
 
-def test_innermost_module_is_charged_in_completion_order():
+def test_innermost_module_is_charged_in_the_order_of_consumption():
     net = Noisy()
     with rngtrace.record(level="module") as log:
         net(torch.ones(2, 4))
     assert log.level == "module"
     # Net draws randn_like in its own code, then Sequential calls Linear and Dropout:
-    # Dropout (inner.1) returns first, Net ("") last; Sequential and the Linears drew
+    # Net ("") drew first, then Dropout (inner.1); Sequential and the Linears drew
     # nothing of their own, so 2 records, not 4.
-    assert where(log) == [("inner.1", "Dropout", 0), ("", "Noisy", 0)]
+    assert where(log) == [("", "Noisy", 0), ("inner.1", "Dropout", 0)]
     assert {d.op for d in log.draws} == {"module"}
     assert all(d.model == "Noisy" and d.phase == "forward" and d.consumed for d in log.draws)
     assert all(d.numel == 0 and d.generator == "default:cpu" for d in log.draws)  # CPU
     # consecutive records partition the stream: the Dropout's draw came after Net's own
-    net_rec, drop_rec = log.draws[1], log.draws[0]
+    net_rec, drop_rec = log.draws
     assert net_rec.state_after == drop_rec.state_before
     # the user line that called the module (the Dropout is called by Sequential, in torch)
-    assert [d.code for d in log.draws] == ["return self.head(self.inner(x))",
-                                           "net(torch.ones(2, 4))"]
+    assert [d.code for d in log.draws] == ["net(torch.ones(2, 4))",
+                                           "return self.head(self.inner(x))"]
     assert log.events == []
+
+
+class Sandwich(nn.Module):
+    """Draws in its own code before and after a child that draws."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.drop = nn.Dropout(0.5)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x + torch.rand_like(x)
+        x = self.drop(x)
+        return x + torch.rand_like(x) + torch.rand_like(x)
+
+
+def test_a_call_drawing_around_a_child_has_a_record_per_stretch():
+    net = Sandwich()
+    with rngtrace.record(level="module") as light:
+        net(torch.ones(2, 4))
+    with rngtrace.record() as op:
+        net(torch.ones(2, 4))
+    # two stretches of Sandwich's own code (the second: two draws, one record) around
+    # the Dropout's: the records chain, as the op level's draws do
+    assert where(light) == [("", "Sandwich", 0), ("drop", "Dropout", 0), ("", "Sandwich", 0)]
+    assert [d.module for d in op.draws] == ["", "drop", "", ""]
+    states = [(d.state_before, d.state_after) for d in light.draws]
+    assert states[0][1] == states[1][0] and states[1][1] == states[2][0]
+    assert [d.code for d in light.draws] == ["net(torch.ones(2, 4))", "x = self.drop(x)",
+                                             "net(torch.ones(2, 4))"]
 
 
 def test_dropout_in_eval_mode_consumes_nothing():
@@ -220,8 +249,8 @@ def test_a_quiet_call_that_starts_drawing_is_said_and_read_again(monkeypatch):
     assert mods[:3] * 3 == mods[:9] == ["blocks.0.drop", "blocks.1.drop", "mixer"] * 3
     # the 4th pass: Inner draws in its own code while not read. The draw is charged to
     # the call open (the model), and an event says which quiet calls ran meanwhile
-    assert mods[9:13] == ["blocks.0.drop", "blocks.1.drop", "mixer", ""]
-    assert log.draws[12].module_type == "Net"
+    assert mods[9:13] == ["blocks.0.drop", "", "blocks.1.drop", "mixer"]
+    assert log.draws[10].module_type == "Net"
     assert [e.kind for e in log.events] == ["unread"]
     event = log.events[0]
     assert event.generator == "default:cpu" and event.before == 10
@@ -232,15 +261,16 @@ def test_a_quiet_call_that_starts_drawing_is_said_and_read_again(monkeypatch):
     # the 5th pass reads them again: the draw is charged to Inner
     assert mods[13:] == ["blocks.0.drop", "blocks.1.inner", "blocks.1.drop", "mixer"]
     assert reads[3] == reads[2] < reads[4]
-    # against a run where it never draws, the diff names the event as the cause
+    # against a run where it never draws, the diff's cause is the record charged to the
+    # model, and it says why that record may be another call's
     inner.noisy = False
     quiet, _ = _steps(net, 5, 2, monkeypatch)
     cause = rngtrace.diff(quiet, log, labels=("quiet", "noisy")).cause
-    assert cause.kind == "state"
-    assert cause.summary.startswith(
-        "state changed inside one run: in noisy, module calls the light mode was no longer "
-        "reading drew from default:cpu before draw 10 (the next record of Net (the model) "
-        "may hold draws of blocks.0, blocks.1, blocks.1.inner")
+    assert cause.kind == "inserted"
+    assert cause.summary == "draws only in noisy: in (root) (Net), 1 draw"
+    assert cause.detail.startswith(
+        "The light mode was not reading some module calls then: the next record of Net "
+        "(the model) may hold draws of blocks.0, blocks.1, blocks.1.inner")
 
 
 def test_a_call_learned_quiet_in_training_is_read_again_in_eval(monkeypatch):
@@ -257,7 +287,7 @@ def test_a_call_learned_quiet_in_training_is_read_again_in_eval(monkeypatch):
 
     log, reads = _steps(model, 5, 2, monkeypatch, between)
     assert reads[2] < reads[1]  # the 3rd pass (training) does not read it (only quiet)
-    assert [d.module for d in log.draws[-4:]] == ["head", "", "head", ""]
+    assert [d.module for d in log.draws[-4:]] == ["", "head", "", "head"]
     assert log.events == []
 
 
@@ -289,9 +319,9 @@ def test_outside_draws_between_steps_are_charged_to_their_step():
             net(torch.ones(2, 4)).sum().backward()
             opt.step()
         torch.rand(1)  # after the last step, seen when the window closes
-    # per step: outside, Dropout, Net = 3 records; 2 steps + the final outside = 7
-    assert where(log) == [(None, None, 0), ("inner.1", "Dropout", 0), ("", "Noisy", 0),
-                          (None, None, 1), ("inner.1", "Dropout", 1), ("", "Noisy", 1),
+    # per step: outside, Net, Dropout = 3 records; 2 steps + the final outside = 7
+    assert where(log) == [(None, None, 0), ("", "Noisy", 0), ("inner.1", "Dropout", 0),
+                          (None, None, 1), ("", "Noisy", 1), ("inner.1", "Dropout", 1),
                           (None, None, 2)]
 
 
@@ -364,12 +394,11 @@ def test_records_written_in_batches_keep_their_order_with_events(tmp_path, monke
     assert [d.index for d in mem.draws] == list(range(9))
     assert where(mem)[4] == (None, None, 0)
     assert [(e.kind, e.before) for e in mem.events] == [("reseed", 7)]
-    # after the reseed, Noisy's own randn_like (its record comes after its child's)
-    # starts from the seeded state
+    # after the reseed, Noisy's own randn_like starts from the seeded state
     torch.manual_seed(5)
     seeded = state_text(bytes(torch.get_rng_state().tolist()), "cpu")
-    assert where(mem)[7:] == [("inner.1", "Dropout", 0), ("", "Noisy", 0)]
-    assert mem.draws[8].state_before == seeded != mem.draws[6].state_before
+    assert where(mem)[7:] == [("", "Noisy", 0), ("inner.1", "Dropout", 0)]
+    assert mem.draws[7].state_before == seeded != mem.draws[5].state_before
 
 
 def test_a_recorder_failure_is_an_error_event_and_changes_nothing(monkeypatch):
@@ -434,7 +463,7 @@ def test_exception_in_forward_keeps_the_stack_and_marks_incomplete():
         net(torch.ones(2, 4))
         raise ValueError("out")
     # Dropout inside the failed call, then Net's two: the failed call left no frame open
-    assert where(log) == [("0", "Dropout", 0), ("inner.1", "Dropout", 0), ("", "Noisy", 0)]
+    assert where(log) == [("0", "Dropout", 0), ("", "Noisy", 0), ("inner.1", "Dropout", 0)]
     assert [d.model for d in log.draws] == ["Sequential", "Noisy", "Noisy"]
     assert not log.complete
 

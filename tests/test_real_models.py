@@ -352,3 +352,22 @@ def test_light_mode_learned_quiet_calls_change_no_record(build, train, monkeypat
         (d.module, d.step, d.state_before, d.state_after) for d in every.draws]
     assert len(every.draws) >= 4 * 5 and learned.events == every.events == []
     assert counts[2] < 0.8 * counts[0], counts
+
+
+def test_light_mode_diff_names_attention_dropout_drawn_before_a_child():
+    # GPT2Attention draws in its own code (dropout in scaled_dot_product_attention), then
+    # calls its child resid_dropout: its record comes first, so the diff sees an insertion
+    def record(p: float) -> Log:
+        torch.manual_seed(0)
+        cfg = transformers.GPT2Config(n_layer=3, n_embd=16, n_head=2, n_positions=16,
+                                      vocab_size=50, attn_pdrop=p, attn_implementation="sdpa")
+        model = transformers.GPT2LMHeadModel(cfg).train()
+        with rngtrace.record(level="module") as log:
+            _train_gpt2(model)
+        return log
+
+    d = rngtrace.diff(record(0.0), record(0.1), labels=("attn_pdrop 0", "attn_pdrop 0.1"))
+    assert d.cause.kind == "inserted"
+    assert d.cause.summary.startswith(
+        "draws only in attn_pdrop 0.1: in transformer.h.{0..2}.attn (GPT2Attention), 1 draw "
+        "each")

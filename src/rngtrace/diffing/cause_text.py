@@ -199,7 +199,21 @@ def _only_in(g: Candidate, ctx: _Context) -> tuple[str, str]:
                 f"{module_label(f.module)}), {_count(len(params), own)}", "")
     kind_of = f" ({f.module_type})" if f.module_type else ""
     return f"draws only in {here}: in {_names(_modules(g))}{kind_of}, " \
-           f"{_count(len(g.members), own)}", ""
+           f"{_count(len(g.members), own)}", _unread(g, ctx)
+
+
+def _unread(g: Candidate, ctx: _Context) -> str:
+    """A module-level record that may hold draws of calls the light mode was not reading
+    (an ``unread`` event right before it): say so, with the calls."""
+    f = g.first
+    log = ctx.b if g.kind == "inserted" else ctx.a
+    for e in log.events:
+        if f is not None and e.kind == "unread" and e.generator == f.generator \
+                and e.before == f.index:
+            return (f"The light mode was not reading some module calls then: {e.detail}. "
+                    "Record again (a window reads every call in its first steps) or with "
+                    "level='op' to see which drew.")
+    return ""
 
 
 def _subtrees(g: Candidate, roots: list[str]) -> str:

@@ -149,7 +149,11 @@ def site_of(code: CodeType, lineno: int) -> tuple[str, str | None]:
 
 def user_site(depth: int = 1) -> tuple[str | None, str | None]:
     """Site and source line of the innermost frame outside torch and rngtrace."""
-    f: FrameType | None = sys._getframe(depth)
+    return user_site_from(sys._getframe(depth))
+
+
+def user_site_from(f: FrameType | None) -> tuple[str | None, str | None]:
+    """:func:`user_site` from frame ``f`` outwards."""
     internal = _INTERNAL_CODES
     while f is not None:
         code = f.f_code

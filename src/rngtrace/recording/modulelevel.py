@@ -24,9 +24,12 @@ record, only how many reads find it):
   an ``"unread"`` event names the quiet calls that ran (the draw may be theirs), and they
   are read again from then on. A 12-layer BERT's step reads 77 times instead of 235.
 
-What a module-level log holds (``Log.level == "module"``), one :class:`~rngtrace.Draw`
-per module call and generator that moved the state, written when the call returns
-(children before their parent):
+What a module-level log holds (``Log.level == "module"``): one :class:`~rngtrace.Draw`
+per stretch of a module call's own consumption of a generator (nothing else drew from it
+in between), in the order the consumption happened, so that every generator's records
+chain (one's ``state_after`` is the next one's ``state_before``). A call usually has one
+record; a module that draws in its own code, calls a child that draws, then draws again
+has two, one before the child's and one after:
 
 - ``op="module"``, ``module``/``module_type``/``model`` as the op recorder names them
   (state_dict paths in the outermost module called), ``phase="forward"`` (``"backward"``
@@ -34,9 +37,9 @@ per module call and generator that moved the state, written when the call return
 - ``numel``: on CUDA the Philox offset advance (a count of offset units, 4 per thread
   per kernel, not of values), on CPU 0: an mt19937 state says *whether* it moved, not
   by how much;
-- ``state_before``/``state_after``: the state before the call's first consumption and
-  after its last (digests on CPU, ``"SEED:OFFSET"`` on CUDA); ``site``/``code``: the
-  user line that called the module;
+- ``state_before``/``state_after``: the state before and after that stretch (digests on
+  CPU, ``"SEED:OFFSET"`` on CUDA); ``site``/``code``: the user line that called the
+  module;
 - consumption between module calls (a DataLoader's ``random_``/``randperm``, a
   ``torch.rand`` in the training loop, dropout in a loss written as a function) is not
   an error but ordinary use, so it is recorded as an *outside* record: the same
@@ -69,8 +72,10 @@ Example::
 
 from __future__ import annotations
 
+import sys
 import threading
 from dataclasses import dataclass
+from types import FrameType
 from typing import Any
 
 import torch
@@ -88,7 +93,8 @@ _BACKWARDS = "CUDA generator state moved backwards or was reseeded (not by a cal
 
 @dataclass(slots=True)
 class _Use:
-    """What one open module call consumed from one generator so far."""
+    """One stretch of a call's consumption of one generator (extended while nothing else
+    draws from it)."""
 
     gen: DefaultGen
     before: Any  # raw states, shown when the records are written
@@ -96,7 +102,7 @@ class _Use:
     delta: int = 0
 
 
-# When a module call returns, what it consumed is noted as one of these; they are turned
+# When a stretch of consumption starts, it is noted as one of these; they are turned
 # into Draws and handed to the sink together, at each optimizer step (or every _BATCH
 # records, before an event, at the window's end): the digests and the Draws are made in
 # one warm loop instead of one at a time between the model's kernels.
@@ -130,8 +136,16 @@ class ModuleRecorder(Window):
         self._ran: list[nn.Module] = []  # quiet calls whose code ran since the last read
         self._qopen: list[tuple[nn.Module, int]] = []  # quiet calls open, len(_stack)
         self._after: nn.Module | None = None  # the call the current stretch follows
-        self._uses: dict[int, list[_Use]] = {}  # depth in _stack -> consumption so far
-        self._notes: list[_Note] = []  # consumption of calls returned, not yet written
+        # per open call, parallel to _stack: a serial number and the wrapper's frame (the
+        # caller's line is the records' site)
+        self._calls: list[int] = []
+        self._frames: list[FrameType] = []
+        self._serial = 0
+        self._drawn: set[int] = set()  # serials of open calls that consumed
+        # id(gen) -> (serial, use): the last stretch noted of each generator, extended by
+        # the next consumption charged to the same call; none once written (see _write)
+        self._tail: dict[int, tuple[int, _Use]] = {}
+        self._notes: list[_Note] = []  # stretches noted, not yet written
         self._written = 0  # records handed to the sink
         self._compiled = compiled.CompileWatch()  # issue 12: names inside compiled graphs
         self._compiled.on_call = self._on_graph
@@ -154,11 +168,11 @@ class ModuleRecorder(Window):
         self._compiled.uninstall()
 
     def _flush(self) -> dict[int, Draw]:
-        self._boundary()
-        while self._stack:  # closed inside a module call: charge what is open
-            self._close(len(self._stack) - 1)
-            self._stack.pop()
+        self._boundary()  # closed inside a module call: what it drew is charged to it
+        self._stack.clear()
         self._frees.clear()
+        self._calls.clear()
+        self._frames.clear()
         self._write()
         self._py_finish()
         return {}
@@ -167,7 +181,9 @@ class ModuleRecorder(Window):
         return {g.name: g.info() for g in self._gens}
 
     def _release(self) -> None:
-        self._uses.clear()
+        self._tail.clear()
+        self._drawn.clear()
+        self._frames.clear()
         self._notes.clear()
         self._paths.clear()
         self._ran, self._after = [], None
@@ -212,7 +228,8 @@ class ModuleRecorder(Window):
         pure, dropout = PURE, DROPOUT
         py = self._py
         scanned: set[int] = py.scanned if py is not None else set()
-        boundary, frees = self._boundary, self._frees
+        boundary, frees, calls, wframes = self._boundary, self._frees, self._calls, self._frames
+        getframe = sys._getframe
         quiets, qopen, learn = self._quiets, self._qopen, self.learn_after
         # hooks every module call runs (register_module_forward_hook): code that may draw
         globals_ = (nn.modules.module._global_forward_pre_hooks,
@@ -253,8 +270,11 @@ class ModuleRecorder(Window):
             except Exception as e:  # never let a recorder bug break the user's program
                 rec._internal_error(e)
                 return call(module, *args, **kwargs)
-            stack.append(module)
+            rec._serial += 1
+            calls.append(rec._serial)
+            wframes.append(getframe())
             frees.append(free)
+            stack.append(module)
             rec._still = free
             rec._ran = []
             depth = len(stack) - 1
@@ -281,12 +301,11 @@ class ModuleRecorder(Window):
             if not self._still and self._boundary() and self.learn_after:
                 self._drew_before(None)
             module = stack[depth] if len(stack) > depth else None
-            drew = depth in self._uses
-            while len(stack) > depth:
-                if self._uses:
-                    self._close(len(stack) - 1)
-                stack.pop()
-            del frees[depth:]
+            serial = self._calls[depth] if len(self._calls) > depth else -1
+            drew = serial in self._drawn
+            for s in self._calls[depth:]:
+                self._drawn.discard(s)
+            del stack[depth:], frees[depth:], self._calls[depth:], self._frames[depth:]
             # what runs next is the code of the call still open (none: the program's)
             self._still = frees[-1] if frees else False
             level = len(stack)
@@ -377,33 +396,32 @@ class ModuleRecorder(Window):
             delta = raw[1] - before[1]
         depth = len(self._stack) - 1
         if depth < 0:  # between module calls: an outside record of its own
+            self._tail.pop(id(g), None)
             self._notes.append((self._next_index(), g, None, None, None, "other",
                                 self._steps, _Use(g, before, raw, delta), None, None))
             return
-        uses = self._uses.setdefault(depth, [])
-        for u in uses:
-            if u.gen is g:
-                u.after = raw
-                u.delta += delta
-                return
-        uses.append(_Use(g, before, raw, delta))
-
-    def _close(self, depth: int) -> None:
-        """The call at ``depth`` returns: note what it consumed (see ``_Note``)."""
-        uses = self._uses.pop(depth, None)
-        if not uses:
+        serial = self._calls[depth]
+        self._drawn.add(serial)
+        tail = self._tail.get(id(g))
+        if tail is not None and tail[0] == serial:  # the same call's stretch goes on
+            use = tail[1]
+            use.after = raw
+            use.delta += delta
             return
+        self._note(depth, _Use(g, before, raw, delta))
+
+    def _note(self, depth: int, use: _Use) -> None:
+        """A stretch of the call at ``depth`` starts: note it (see ``_Note``)."""
         stack = self._stack
         module = stack[depth]
-        site, code = frames.user_site(1)
-        phase = "backward" if torch._C._current_autograd_node() is not None else "forward"
-        kind = type(module).__name__
         # issue 12 (not hasattr: a missing attribute costs nn.Module an error message)
         if "_orig_mod" in module._modules and id(module) not in self._said:
             self._say_whole(module, stack[0])
-        for u in uses:
-            self._notes.append((self._next_index(), u.gen, module, stack[0], kind, phase,
-                                self._steps, u, site, code))
+        site, code = frames.user_site_from(self._frames[depth].f_back)
+        phase = "backward" if torch._C._current_autograd_node() is not None else "forward"
+        self._notes.append((self._next_index(), use.gen, module, stack[0],
+                            type(module).__name__, phase, self._steps, use, site, code))
+        self._tail[id(use.gen)] = (self._calls[depth], use)
         if len(self._notes) >= _BATCH:
             self._write()
 
@@ -421,7 +439,9 @@ class ModuleRecorder(Window):
                           compiled_draws.whole_text(where, list(self._seed_maps.values()))))
 
     def _write(self) -> None:
-        """Hand the noted records to the sink, as Draws, in order."""
+        """Hand the noted records to the sink, as Draws, in order. A stretch written is
+        not extended any more: the call's next consumption is a record of its own."""
+        self._tail.clear()
         notes = self._notes
         if not notes:
             return
