@@ -53,7 +53,7 @@ def test_module_level_summary_counts_calls_not_values():
         draw(2, "cuda_drop", 8, phase="forward", module_type="Dropout", op="module",
              generator="default:cuda:0")])
     lines = log.summary().splitlines()
-    assert lines[0] == "rngtrace log: module level, 3 consuming calls, 0 generators, 0 events"
+    assert lines[0] == "rngtrace log: module level, 3 records, 0 generators, 0 events"
     assert lines[2].split() == ["module", "type", "calls", "offset", "phases", "generators"]
     # on CPU the amount is not measurable ("-"); on CUDA it is the Philox offset advance
     assert lines[3].split() == ["drop", "Dropout", "2", "-", "forward:2", "default:cpu"]

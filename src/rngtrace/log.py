@@ -235,15 +235,16 @@ class Log:
         """One line of totals: draws, values, generators, events."""
         gens, events = plural(len(self.generators), "generator"), plural(len(self.events), "event")
         if self.level == "module":
-            # A light log has one record per module call that moved a generator; how many
-            # values it drew is only known on CUDA (the Philox offset advance).
-            what = f"module level, {plural(len(self.draws), 'consuming call')}"
+            # A light log has a record per stretch of a module call's consumption (usually
+            # one per call that moved a generator); how many values it drew is only known
+            # on CUDA (the Philox offset advance).
+            what = f"module level, {plural(len(self.draws), 'record')}"
         else:
             what = f"{plural(len(self.draws), 'draw')}, {plural(self.values, 'value')}"
         if not self.draws and self.meta.get("draws") and "path" in self.meta:
             # a window streamed to a file keeps no draws (or events) in memory: say what
             # it wrote, and where
-            noun = "consuming call" if self.level == "module" else "draw"
+            noun = "record" if self.level == "module" else "draw"
             what, events = f"{plural(self.meta['draws'], noun)} written", "see " + str(
                 self.meta["path"])
         return (f"rngtrace log: {what}, {gens}, {events}"

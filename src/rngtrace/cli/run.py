@@ -246,7 +246,7 @@ def _print_traceback(e: BaseException) -> None:
 
 def _report(log: Any, output: str, replaced: bool, interrupted: bool) -> None:
     n = log.meta.get("draws", 0)
-    what = plural(n, "consuming call" if log.level == "module" else "draw")
+    what = plural(n, "module-level record" if log.level == "module" else "draw")
     where = os.path.relpath(output)
     if where.startswith(".." + os.sep):
         where = os.path.abspath(output)
