@@ -292,3 +292,25 @@ def test_inductor_on_cuda_is_transparent_and_named():
                      ("blocks.1.drop", "default:cuda:0", False),
                      ("", "default:cuda:0", False),
                      ("blocks.1.drop", "default:cuda:0", True)]
+
+
+def test_eager_draws_after_a_compile_elsewhere_are_not_taken_for_compiled(monkeypatch):
+    # once dynamo has compiled anything in the process, each draw asks whether compiled
+    # code runs it; an eager draw is then still noted and written at the step, in a batch
+    from rngtrace.recording import window
+
+    torch.compile(lambda x: torch.sin(x) + 1, backend="eager")(torch.ones(3))
+    assert dynamo_utils.counters["stats"]["unique_graphs"] > 0
+    batches: list[int] = []
+    draws = window.MemorySink.draws
+    monkeypatch.setattr(window.MemorySink, "draws",
+                        lambda self, ds: (batches.append(len(ds)), draws(self, ds))[1])
+    net = nn.Sequential(nn.Linear(4, 4), nn.Dropout(0.5), nn.Dropout(0.5))
+    opt = torch.optim.SGD(net.parameters(), lr=0.1)
+    with rngtrace.record() as log:
+        for _ in range(2):
+            net(torch.ones(2, 4)).sum().backward()
+            opt.step()
+    assert [d.module for d in log.draws] == ["1", "2", "1", "2"]
+    assert all(d.graph is None for d in log.draws)
+    assert batches == [2, 2]  # one write per step, not one per draw

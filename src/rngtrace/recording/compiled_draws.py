@@ -13,7 +13,7 @@ import math
 import sys
 import weakref
 from dataclasses import dataclass
-from types import FrameType
+from types import CodeType, FrameType
 from typing import Any
 
 import torch
@@ -49,6 +49,30 @@ class Inside:
 
 
 _FX_NODES: dict[int, tuple[Any, list[torch.fx.Node]]] = {}  # per GraphModule, its nodes
+
+
+# id(code) -> whether frames of that code run a compiled graph (Inductor's output code, an
+# fx GraphModule's generated forward); the code objects are kept alive in the values
+_GRAPH_CODES: dict[int, tuple[bool, CodeType]] = {}
+
+
+def graph_on_stack() -> bool:
+    """Whether a compiled graph's frame is on the stack: :func:`inside_compiled_graph`'s
+    test alone, one dict lookup per frame (every draw asks it once anything was compiled
+    in the process)."""
+    f: FrameType | None = sys._getframe(1)
+    codes = _GRAPH_CODES
+    while f is not None:
+        code = f.f_code
+        hit = codes.get(id(code))
+        if hit is None:
+            hit = codes[id(code)] = (
+                (code.co_name == "__call__" and code.co_filename.endswith("output_code.py"))
+                or code.co_filename.startswith("<eval_with_key>"), code)
+        if hit[0]:
+            return True
+        f = f.f_back
+    return False
 
 
 def inside_compiled_graph() -> Inside | None:

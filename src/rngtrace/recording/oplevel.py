@@ -196,7 +196,9 @@ class Recorder(Window):
             tensor = ((), None, slot.device, 0, _PLAIN)
         note = (index, info, slot, before, after, consumed, tensor,
                 ops.scalar_args(info, args, kwargs), stack, phase, pending, self._steps)
-        compiled_now = self._compiled.current is not None or compiled.maybe_compiled()
+        # compiled code runs this draw: Inductor's (the graph call noted) or an fx graph's
+        compiled_now = self._compiled.current is not None or (
+            compiled.maybe_compiled() and compiled_draws.graph_on_stack())
         if compiled_now or self._replay or (phase == "backward" and
                                             compiled_draws.replaying()):
             self._write()  # the draws noted before it first
