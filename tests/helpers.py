@@ -60,3 +60,19 @@ def record_story(variant: str = "original", *, seed: int = 0, steps: int = 1,
             torch.manual_seed(seed)  # the unexplained state change, inside one run
         story_models.train(model, steps=steps)
     return log
+
+
+def count_reads(monkeypatch: Any) -> list[int]:
+    """Count the light mode's generator reads from now on (the test's end undoes it):
+    ``[n]``, which the caller may reset."""
+    from rngtrace.recording import generators
+
+    reads = [0]
+    read = generators.DefaultGen.read
+
+    def counted(self: generators.DefaultGen) -> object:
+        reads[0] += 1
+        return read(self)
+
+    monkeypatch.setattr(generators.DefaultGen, "read", counted)
+    return reads

@@ -195,17 +195,11 @@ class Net(nn.Module):
 def _steps(net: nn.Module, n: int, learn: int, monkeypatch: pytest.MonkeyPatch,
            between=None) -> tuple[rngtrace.Log, list[int]]:
     """n forward passes (steps counted by hand), and the generator reads of each."""
-    from rngtrace.recording import generators, modulelevel
+    from helpers import count_reads
+    from rngtrace.recording import modulelevel
 
     monkeypatch.setattr(modulelevel.ModuleRecorder, "learn_after", learn)
-    reads = [0]
-    read = generators.DefaultGen.read
-
-    def counted(self: generators.DefaultGen) -> object:
-        reads[0] += 1
-        return read(self)
-
-    monkeypatch.setattr(generators.DefaultGen, "read", counted)
+    reads = count_reads(monkeypatch)
     per_step = []
     torch.manual_seed(0)
     with rngtrace.record(level="module") as log:

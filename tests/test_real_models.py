@@ -324,16 +324,10 @@ pytest_plugins = ["pytester"]
     (_gpt2, _train_gpt2),  # dropout inside attention, between two Conv1D calls
 ])
 def test_light_mode_learned_quiet_calls_change_no_record(build, train, monkeypatch):
-    from rngtrace.recording import generators, modulelevel
+    from helpers import count_reads
+    from rngtrace.recording import modulelevel
 
-    reads = [0]
-    read = generators.DefaultGen.read
-
-    def counted(self: generators.DefaultGen) -> object:
-        reads[0] += 1
-        return read(self)
-
-    monkeypatch.setattr(generators.DefaultGen, "read", counted)
+    reads = count_reads(monkeypatch)
     logs, counts = {}, {}
     for learn in (0, 2):
         monkeypatch.setattr(modulelevel.ModuleRecorder, "learn_after", learn)
