@@ -22,7 +22,8 @@ record, only how many reads find it):
   training mode), as if it were such a container. If a stretch in which quiet calls ran
   then draws, what it drew is charged to the call open, as it would be for a container,
   an ``"unread"`` event names the quiet calls that ran (the draw may be theirs), and they
-  are read again from then on. A 12-layer BERT's step reads 77 times instead of 235.
+  are read again from then on (:mod:`.quiet`). A 12-layer BERT's step reads 77 times
+  instead of 235.
 
 What a module-level log holds (``Log.level == "module"``): one :class:`~rngtrace.Draw`
 per stretch of a module call's own consumption of a generator (nothing else drew from it
@@ -85,6 +86,7 @@ from ..log import Draw, Event, GeneratorInfo, Log
 from . import compiled, compiled_draws, frames
 from .generators import DefaultGen
 from .module_paths import DROPOUT, PURE, Paths
+from .quiet import QuietCalls, unread_text
 from .window import Sink, Window, default_generators
 
 _BACKWARDS = "CUDA generator state moved backwards or was reseeded (not by a call the " \
@@ -127,15 +129,7 @@ class ModuleRecorder(Window):
         # (a drawing call inside TransformerEncoder is read at its exit only).
         self._frees: list[bool] = []
         self._still = False
-        # Learned quiet calls (see _leave): a module called inside another whose calls
-        # drew nothing of their own, in learn_after calls in a row next to stretches
-        # that drew nothing either, is no longer read (like a torch.nn container).
-        self._quiets: dict[int, bool] = {}  # id -> module.training when learned
-        self._calm: dict[int, int] = {}  # id -> calls read in a row that drew nothing
-        self._kept: set[int] = set()  # ids that drew, or next to a stretch that did
-        self._ran: list[nn.Module] = []  # quiet calls whose code ran since the last read
-        self._qopen: list[tuple[nn.Module, int]] = []  # quiet calls open, len(_stack)
-        self._after: nn.Module | None = None  # the call the current stretch follows
+        self._q = QuietCalls(self.learn_after)  # calls no longer read (see .quiet)
         # per open call, parallel to _stack: a serial number and the wrapper's frame (the
         # caller's line is the records' site)
         self._calls: list[int] = []
@@ -186,8 +180,7 @@ class ModuleRecorder(Window):
         self._frames.clear()
         self._notes.clear()
         self._paths.clear()
-        self._ran, self._after = [], None
-        self._qopen.clear()
+        self._q.reset()
         for g in self._gens:
             g.generator = None
 
@@ -230,7 +223,8 @@ class ModuleRecorder(Window):
         scanned: set[int] = py.scanned if py is not None else set()
         boundary, frees, calls, wframes = self._boundary, self._frees, self._calls, self._frames
         getframe = sys._getframe
-        quiets, qopen, learn = self._quiets, self._qopen, self.learn_after
+        q = self._q
+        quiets, qopen, learn = q.modules, q.open, q.learn_after
         # hooks every module call runs (register_module_forward_hook): code that may draw
         globals_ = (nn.modules.module._global_forward_pre_hooks,
                     nn.modules.module._global_forward_hooks)
@@ -251,7 +245,7 @@ class ModuleRecorder(Window):
                 return call(module, *args, **kwargs)  # its own code cannot draw
             if stack and quiets.get(id(module)) is module.training:  # learned quiet
                 rec._still = False
-                rec._ran.append(module)
+                q.ran.append(module)
                 qopen.append((module, len(stack)))
                 try:
                     if py is not None and (py.watched or id(module) not in scanned):
@@ -264,9 +258,9 @@ class ModuleRecorder(Window):
             try:
                 if not stack:
                     rec._root(module)
-                if not rec._still and boundary() and learn:
-                    rec._drew_before(module)
-                rec._after = None
+                if not rec._still and boundary() and learn and stack:
+                    q.drew_next_to(module)
+                q.after = None
             except Exception as e:  # never let a recorder bug break the user's program
                 rec._internal_error(e)
                 return call(module, *args, **kwargs)
@@ -276,7 +270,7 @@ class ModuleRecorder(Window):
             frees.append(free)
             stack.append(module)
             rec._still = free
-            rec._ran = []
+            q.ran = []
             depth = len(stack) - 1
             try:
                 if py is not None and (py.watched or id(module) not in scanned):
@@ -298,8 +292,9 @@ class ModuleRecorder(Window):
             return  # the window closed meanwhile
         stack, frees = self._stack, self._frees
         try:
-            if not self._still and self._boundary() and self.learn_after:
-                self._drew_before(None)
+            q = self._q
+            if not self._still and self._boundary() and q.learn_after:
+                q.drew_next_to(None)
             module = stack[depth] if len(stack) > depth else None
             serial = self._calls[depth] if len(self._calls) > depth else -1
             drew = serial in self._drawn
@@ -308,10 +303,9 @@ class ModuleRecorder(Window):
             del stack[depth:], frees[depth:], self._calls[depth:], self._frames[depth:]
             # what runs next is the code of the call still open (none: the program's)
             self._still = frees[-1] if frees else False
-            level = len(stack)
-            self._ran = [q for q, at in self._qopen if at == level] if self._qopen else []
-            if module is not None and self.learn_after:
-                self._learn(module, drew, depth)
+            q.stretch_at(len(stack))
+            if module is not None and q.learn_after:
+                q.returned(module, drew, depth)
         except Exception as e:
             self._still = False
             self._internal_error(e)
@@ -324,13 +318,13 @@ class ModuleRecorder(Window):
         for g in self._gens:
             raw = g.read()
             if raw != g.last:
-                if self._ran:
+                if self._q.ran:
                     self._unread(g)
                 self._charge(g, raw)
                 moved = True
         return moved
 
-    # -- learned quiet calls ---------------------------------------------------------------
+    # -- learned quiet calls (see .quiet) ---------------------------------------------------
     #: Calls read in a row, each drawing nothing of its own and next to stretches of its
     #: caller's code that drew nothing, after which a module's calls are not read any
     #: more (0: every call is read). A module that draws nothing here is read in its
@@ -338,40 +332,10 @@ class ModuleRecorder(Window):
     #: of 235.
     learn_after = 2
 
-    def _learn(self, module: nn.Module, drew: bool, depth: int) -> None:
-        """The call of ``module`` at ``depth`` returned (``drew``: it consumed itself)."""
-        key = id(module)
-        self._after = module
-        if depth == 0 or key in self._kept:  # the outermost call is always read
-            return
-        if drew:
-            self._keep(module)
-            return
-        calm = self._calm[key] = self._calm.get(key, 0) + 1
-        if calm >= self.learn_after:
-            self._quiets[key] = module.training
-
-    def _drew_before(self, module: nn.Module | None) -> None:
-        """The stretch that just ended drew: the calls around it stay read (skipping them
-        would leave its draws to either). ``module``: the call about to start."""
-        if not self._stack:
-            return  # the program's code between two outermost calls
-        if self._after is not None:
-            self._keep(self._after)
-        if module is not None:
-            self._keep(module)
-
-    def _keep(self, module: nn.Module) -> None:
-        self._kept.add(id(module))
-        self._quiets.pop(id(module), None)
-        self._calm.pop(id(module), None)
-
     def _unread(self, g: DefaultGen) -> None:
         """A stretch in which quiet calls ran drew: say that the record charged to the
         call that is open may belong to them, and read them from now on."""
-        ran, self._ran = self._ran, []
-        for q in ran:
-            self._keep(q)
+        ran = self._q.take_ran()
         stack = self._stack
         root = stack[0] if stack else None
 
@@ -380,11 +344,8 @@ class ModuleRecorder(Window):
 
         names = list(dict.fromkeys(name(q) for q in ran))
         owner = name(stack[-1]) if stack else "the code outside modules"
-        listed = ", ".join(names[:10]) + (f" and {len(names) - 10} more" if len(names) > 10 else "")
-        self._event(Event(
-            "unread", g.name, self._next_index(), None,
-            f"the next record of {owner} may hold draws of {listed}, not read then (they "
-            f"had drawn nothing in {self.learn_after} calls); they are read from now on"))
+        self._event(Event("unread", g.name, self._next_index(), None,
+                          unread_text(owner, names, self._q.learn_after)))
 
     def _charge(self, g: DefaultGen, raw: Any) -> None:
         before, g.last = g.last, raw
@@ -486,7 +447,7 @@ class ModuleRecorder(Window):
             self._state = "paused" if paused else "recording"
             self._thread = 0 if paused else threading.get_ident()
             self._still = False
-            self._ran, self._after = [], None
+            self._q.reset()
 
     def _on_module(self, parent: nn.Module, name: str, child: nn.Module | None) -> None:
         self._paths.changed()
