@@ -73,6 +73,7 @@ Example::
 
 from __future__ import annotations
 
+import itertools
 import sys
 import threading
 from dataclasses import dataclass
@@ -134,7 +135,7 @@ class ModuleRecorder(Window):
         # caller's line is the records' site)
         self._calls: list[int] = []
         self._frames: list[FrameType] = []
-        self._serial = 0
+        self._serial = itertools.count(1)
         self._drawn: set[int] = set()  # serials of open calls that consumed
         # id(gen) -> (serial, use): the last stretch noted of each generator, extended by
         # the next consumption charged to the same call; none once written (see _write)
@@ -222,7 +223,7 @@ class ModuleRecorder(Window):
         py = self._py
         scanned: set[int] = py.scanned if py is not None else set()
         boundary, frees, calls, wframes = self._boundary, self._frees, self._calls, self._frames
-        getframe = sys._getframe
+        getframe, serial = sys._getframe, self._serial.__next__
         q = self._q
         quiets, qopen, learn = q.modules, q.open, q.learn_after
         # hooks every module call runs (register_module_forward_hook): code that may draw
@@ -264,8 +265,7 @@ class ModuleRecorder(Window):
             except Exception as e:  # never let a recorder bug break the user's program
                 rec._internal_error(e)
                 return call(module, *args, **kwargs)
-            rec._serial += 1
-            calls.append(rec._serial)
+            calls.append(serial())
             wframes.append(getframe())
             frees.append(free)
             stack.append(module)
@@ -295,15 +295,25 @@ class ModuleRecorder(Window):
             q = self._q
             if not self._still and self._boundary() and q.learn_after:
                 q.drew_next_to(None)
-            module = stack[depth] if len(stack) > depth else None
-            serial = self._calls[depth] if len(self._calls) > depth else -1
-            drew = serial in self._drawn
-            for s in self._calls[depth:]:
-                self._drawn.discard(s)
-            del stack[depth:], frees[depth:], self._calls[depth:], self._frames[depth:]
+            calls, drawn = self._calls, self._drawn
+            module: nn.Module | None
+            if len(stack) == depth + 1 == len(calls):  # the common case: one call closes
+                module = stack.pop()
+                frees.pop()
+                self._frames.pop()
+                serial = calls.pop()
+                drew = serial in drawn
+                if drew:
+                    drawn.discard(serial)
+            else:  # an interrupt or a failed read left more open: close them too
+                module = stack[depth] if len(stack) > depth else None
+                drew = len(calls) > depth and calls[depth] in drawn
+                drawn.difference_update(calls[depth:])
+                del stack[depth:], frees[depth:], calls[depth:], self._frames[depth:]
             # what runs next is the code of the call still open (none: the program's)
             self._still = frees[-1] if frees else False
-            q.stretch_at(len(stack))
+            if q.open or q.ran:
+                q.stretch_at(len(stack))
             if module is not None and q.learn_after:
                 q.returned(module, drew, depth)
         except Exception as e:
