@@ -136,7 +136,6 @@ class ModuleRecorder(Window):
         self._calls: list[int] = []
         self._frames: list[FrameType] = []
         self._serial = itertools.count(1)
-        self._drawn: set[int] = set()  # serials of open calls that consumed
         # id(gen) -> (serial, use): the last stretch noted of each generator, extended by
         # the next consumption charged to the same call; none once written (see _write)
         self._tail: dict[int, tuple[int, _Use]] = {}
@@ -177,7 +176,6 @@ class ModuleRecorder(Window):
 
     def _release(self) -> None:
         self._tail.clear()
-        self._drawn.clear()
         self._frames.clear()
         self._notes.clear()
         self._paths.clear()
@@ -295,27 +293,22 @@ class ModuleRecorder(Window):
             q = self._q
             if not self._still and self._boundary() and q.learn_after:
                 q.drew_next_to(None)
-            calls, drawn = self._calls, self._drawn
+            calls = self._calls
             module: nn.Module | None
             if len(stack) == depth + 1 == len(calls):  # the common case: one call closes
                 module = stack.pop()
                 frees.pop()
                 self._frames.pop()
-                serial = calls.pop()
-                drew = serial in drawn
-                if drew:
-                    drawn.discard(serial)
+                calls.pop()
             else:  # an interrupt or a failed read left more open: close them too
                 module = stack[depth] if len(stack) > depth else None
-                drew = len(calls) > depth and calls[depth] in drawn
-                drawn.difference_update(calls[depth:])
                 del stack[depth:], frees[depth:], calls[depth:], self._frames[depth:]
             # what runs next is the code of the call still open (none: the program's)
             self._still = frees[-1] if frees else False
             if q.open or q.ran:
                 q.stretch_at(len(stack))
             if module is not None and q.learn_after:
-                q.returned(module, drew, depth)
+                q.returned(module, depth)
         except Exception as e:
             self._still = False
             self._internal_error(e)
@@ -367,12 +360,12 @@ class ModuleRecorder(Window):
             delta = raw[1] - before[1]
         depth = len(self._stack) - 1
         if depth < 0:  # between module calls: an outside record of its own
-            self._tail.pop(id(g), None)
             self._notes.append((self._next_index(), g, None, None, None, "other",
                                 self._steps, _Use(g, before, raw, delta), None, None))
             return
         serial = self._calls[depth]
-        self._drawn.add(serial)
+        if self._q.learn_after:  # it drew: its calls stay read (see .quiet)
+            self._q.drew(self._stack[depth])
         tail = self._tail.get(id(g))
         if tail is not None and tail[0] == serial:  # the same call's stretch goes on
             use = tail[1]

@@ -17,7 +17,7 @@ records are the same as with every call read (tested on BERT, GPT-2, T5, peft, a
 
 >>> q = QuietCalls(learn_after=2)
 >>> m = nn.Module()
->>> q.returned(m, drew=False, depth=1); q.returned(m, drew=False, depth=1)
+>>> q.returned(m, depth=1); q.returned(m, depth=1)
 >>> q.modules == {id(m): True}
 True
 """
@@ -39,14 +39,17 @@ class QuietCalls:
         self.open: list[tuple[nn.Module, int]] = []  # quiet calls open, with len(stack)
         self.after: nn.Module | None = None  # the call the current stretch follows
 
-    def returned(self, module: nn.Module, drew: bool, depth: int) -> None:
-        """A read call of ``module`` at ``depth`` returned (``drew``: it consumed itself)."""
+    def drew(self, module: nn.Module) -> None:
+        """A read call of ``module`` consumed in its own code: it stays read."""
+        if id(module) not in self.kept:
+            self.keep(module)
+
+    def returned(self, module: nn.Module, depth: int) -> None:
+        """A read call of ``module`` at ``depth`` returned; if it drew, :meth:`drew` was
+        told, so a module not kept drew nothing this call."""
         key = id(module)
         self.after = module
         if depth == 0 or key in self.kept:  # the outermost call is always read
-            return
-        if drew:
-            self.keep(module)
             return
         calm = self.calm[key] = self.calm.get(key, 0) + 1
         if calm >= self.learn_after:
