@@ -51,9 +51,20 @@ class Inside:
 _FX_NODES: dict[int, tuple[Any, list[torch.fx.Node]]] = {}  # per GraphModule, its nodes
 
 
-# id(code) -> whether frames of that code run a compiled graph (Inductor's output code, an
-# fx GraphModule's generated forward); the code objects are kept alive in the values
-_GRAPH_CODES: dict[int, tuple[bool, CodeType]] = {}
+# id(code) -> the kind of compiled graph frames of that code run ("inductor": Inductor's
+# output code; "fx": an fx GraphModule's generated forward) or None; the code objects
+# are kept alive in the values, so that an id is never reused
+_GRAPH_CODES: dict[int, tuple[str | None, CodeType]] = {}
+
+
+def _graph_kind(code: CodeType) -> str | None:
+    hit = _GRAPH_CODES.get(id(code))
+    if hit is None:
+        kind = ("inductor" if code.co_name == "__call__"
+                and code.co_filename.endswith("output_code.py")
+                else "fx" if code.co_filename.startswith("<eval_with_key>") else None)
+        hit = _GRAPH_CODES[id(code)] = (kind, code)
+    return hit[0]
 
 
 def graph_on_stack() -> bool:
@@ -61,15 +72,8 @@ def graph_on_stack() -> bool:
     test alone, one dict lookup per frame (every draw asks it once anything was compiled
     in the process)."""
     f: FrameType | None = sys._getframe(1)
-    codes = _GRAPH_CODES
     while f is not None:
-        code = f.f_code
-        hit = codes.get(id(code))
-        if hit is None:
-            hit = codes[id(code)] = (
-                (code.co_name == "__call__" and code.co_filename.endswith("output_code.py"))
-                or code.co_filename.startswith("<eval_with_key>"), code)
-        if hit[0]:
+        if _graph_kind(f.f_code) is not None:
             return True
         f = f.f_back
     return False
@@ -81,10 +85,10 @@ def inside_compiled_graph() -> Inside | None:
     f: FrameType | None = sys._getframe(1)
     found = None
     while f is not None:
-        code = f.f_code
-        if code.co_name == "__call__" and code.co_filename.endswith("output_code.py"):
+        kind = _graph_kind(f.f_code)
+        if kind == "inductor":
             return Inside("inductor")
-        if found is None and code.co_filename.startswith("<eval_with_key>"):
+        if found is None and kind == "fx":
             found = Inside("fx", _fx_node(f), frame_locals(f.f_back))
         f = f.f_back
     return found
