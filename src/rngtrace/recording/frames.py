@@ -58,9 +58,6 @@ _FACTS: dict[int, _CodeFacts] = {}
 # ids of the code objects in _FACTS that are internal: the user-site walk's test (a set
 # lookup, where reading the facts would be a dict lookup and an attribute)
 _INTERNAL_CODES: set[int] = set()
-# ... of those that tell a stack walk nothing once the site is found either: internal,
-# not a method on self, not Module.apply (most frames between a kernel and the model)
-_MUTE_CODES: set[int] = set()
 
 
 def _is_public(module: str, qualname: str) -> bool:
@@ -103,8 +100,6 @@ def _facts(code: CodeType, frame: FrameType) -> _CodeFacts:
     _FACTS[id(code)] = facts
     if internal:
         _INTERNAL_CODES.add(id(code))
-        if not (facts.has_self or facts.apply):
-            _MUTE_CODES.add(id(code))
     return facts
 
 
@@ -183,11 +178,7 @@ def describe_stack(depth: int = 1, known: Container[int] | None = None) -> Stack
     building: list[nn.Module] = []
     f: FrameType | None = sys._getframe(depth + 1)
     facts_of = _FACTS.get
-    mute = _MUTE_CODES
     while f is not None:
-        if info.site is not None and id(f.f_code) in mute:  # nothing to learn here
-            f = f.f_back
-            continue
         facts = facts_of(id(f.f_code)) or _facts(f.f_code, f)
         if info.site is None:
             _note_site(info, f, facts)
@@ -196,16 +187,12 @@ def describe_stack(depth: int = 1, known: Container[int] | None = None) -> Stack
         if known is not None and info.phase is not None and info.module is not None and (
                 building or id(info.module) in known):
             f = f.f_back
-            internal = _INTERNAL_CODES
             while info.site is None and f is not None:  # settled: only the site is missing
-                code = f.f_code
-                if id(code) in internal:
-                    if info.api is None:
-                        info.api = _FACTS[id(code)].api
-                elif id(code) in _FACTS or not _facts(code, f).internal:
-                    info.site, info.code = site_of(code, f.f_lineno)
-                elif info.api is None:  # internal, seen for the first time
-                    info.api = _FACTS[id(code)].api
+                facts = facts_of(id(f.f_code)) or _facts(f.f_code, f)
+                if not facts.internal:
+                    info.site, info.code = site_of(f.f_code, f.f_lineno)
+                elif info.api is None:
+                    info.api = facts.api
                 f = f.f_back
             break
         f = f.f_back

@@ -36,11 +36,7 @@ class Slot:
 
     def raw(self) -> bytes | None:
         """The generator's state now as bytes (None for a device without one)."""
-        g = self.generator
-        if g is None:
-            return None
-        state = g.get_state()  # raw_state, inlined: read twice per draw
-        return ctypes.string_at(state.data_ptr(), state.numel())
+        return raw_state(self.generator) if self.generator is not None else None
 
     def text(self, raw: bytes | None) -> str | None:
         """The display form of a state read; consecutive draws share their states (one's
@@ -89,8 +85,7 @@ class DefaultGen:
         g = self.generator
         if self.cuda:
             return g.initial_seed(), g.get_offset()
-        state = g.get_state()  # raw_state, inlined: the light mode's hottest line
-        return ctypes.string_at(state.data_ptr(), state.numel())
+        return raw_state(g)
 
     def show(self, raw: Any) -> str:
         """The display form of a state read (a digest on CPU); consecutive records share

@@ -182,9 +182,10 @@ class Recorder(Window):
         pending = Pending(stack.module, index=index)
         if stack.outermost is not None:
             self._names.note_root(stack.outermost)
-        # A draw in forward into a new tensor (dropout) fills no parameter or buffer: it
-        # is neither registered now nor waited for (may_wait); only in-place and out=
-        # draws there can be (a lazy module's first forward).
+        # A draw in forward into a new tensor (randn_like) fills no parameter or buffer:
+        # it is neither registered now nor waited for (may_wait); only in-place and out=
+        # draws there can be (a lazy module's first forward; dropout's bernoulli_ into
+        # a fresh mask is looked up all the same).
         if phase != "backward" and (phase != "forward" or info.inplace or info.out_kw):
             self._names.claim(result, pending, may_wait=phase != "forward")
         if pending.target is not None and phase == "other":
