@@ -86,19 +86,9 @@ def _wrap_py(me: PyStreams, name: str, orig: Callable[..., Any]) -> Callable[...
     def wrapper(rng: Any, *args: Any, **kwargs: Any) -> Any:
         if me.depth or not me.active() or isinstance(rng, system) or _not_the_program(1):
             return orig(rng, *args, **kwargs)
-        me.depth += 1  # the outermost call is the draw (shuffle calls _randbelow ...)
-        try:
-            before = py_digest(rng)
-            out = orig(rng, *args, **kwargs)
-        finally:
-            me.depth -= 1
-        me._guard(me.record, rng, f"random.{name}", args, kwargs, out, before,
-                  py_digest)
-        return out
+        return _draw(me, rng, f"random.{name}", py_digest, orig, (rng, *args), args, kwargs)
 
-    wrapper.__name__ = wrapper.__qualname__ = name
-    wrapper.__doc__ = getattr(orig, "__doc__", None)
-    return wrapper
+    return _named(wrapper, name, orig)
 
 
 def _wrap_np(me: PyStreams, name: str, orig: Callable[..., Any]) -> Callable[..., Any]:
@@ -107,16 +97,28 @@ def _wrap_np(me: PyStreams, name: str, orig: Callable[..., Any]) -> Callable[...
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         if me.depth or not me.active() or _not_the_program(1):
             return orig(*args, **kwargs)
-        me.depth += 1
-        try:
-            before = np_global_digest(rand)
-            out = orig(*args, **kwargs)
-        finally:
-            me.depth -= 1
-        me._guard(me.record, rand, f"numpy.random.{name}", args, kwargs, out, before,
-                  np_global_digest)
-        return out
+        return _draw(me, rand, f"numpy.random.{name}", np_global_digest, orig, args, args,
+                     kwargs)
 
+    return _named(wrapper, name, orig)
+
+
+def _draw(me: PyStreams, rng: Any, label: str, digest: Callable[[Any], str],
+          orig: Callable[..., Any], call_args: tuple, args: tuple, kwargs: dict) -> Any:
+    """Make the draw ``orig(*call_args, **kwargs)`` of ``rng`` and record it. Only the
+    outermost call is the draw (``shuffle`` calls ``_randbelow`` ...)."""
+    me.depth += 1
+    try:
+        before = digest(rng)
+        out = orig(*call_args, **kwargs)
+    finally:
+        me.depth -= 1
+    me._guard(me.record, rng, label, args, kwargs, out, before, digest)
+    return out
+
+
+def _named(wrapper: Callable[..., Any], name: str, orig: Callable[..., Any]
+           ) -> Callable[..., Any]:
     wrapper.__name__ = wrapper.__qualname__ = name
     wrapper.__doc__ = getattr(orig, "__doc__", None)
     return wrapper
