@@ -16,7 +16,7 @@ $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -c constraints.txt $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX)) torch
-	$(PY) -m pip install --quiet -c constraints.txt torch networkx graphviz numpy pytest hypothesis ruff mypy import-linter
+	$(PY) -m pip install --quiet -c constraints.txt torch networkx graphviz xxhash numpy pytest hypothesis ruff mypy import-linter
 	$(PY) -m pip install --quiet -c constraints.txt transformers peft  # tests on real models
 	$(PY) -m pip install --quiet -c constraints.txt --no-deps -e .
 	touch $(STAMP)

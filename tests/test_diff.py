@@ -531,3 +531,42 @@ def test_draws_moved_into_dataloader_workers_are_said_so():
     c = rngtrace.diff(a, b_own, labels=("in process", "in workers")).cause
     assert c.detail.startswith("in process makes them while a DataLoader is iterated (its "
                                "iterator starts at draw 0), in its own process")
+
+
+def test_cpu_states_are_xxh3_digests_as_the_header_says():
+    torch.manual_seed(0)
+    with rngtrace.record() as log:
+        torch.rand(3)
+    state = torch.get_rng_state()
+    xxhash = pytest.importorskip("xxhash")
+    assert log.meta["cpu_state_digest"] == "xxh3-64"
+    assert log.draws[0].state_after == xxhash.xxh3_64_hexdigest(state.numpy().tobytes())
+
+
+def test_logs_whose_cpu_states_were_digested_otherwise_are_refused(tmp_path, capsys):
+    torch.manual_seed(0)
+    with rngtrace.record() as log:
+        torch.rand(3)
+    new = tmp_path / "new.rngtrace.jsonl"
+    log.save(new)
+    # a log of rngtrace 0.1: the same header without the key (its states were blake2b)
+    lines = new.read_text().splitlines(keepends=True)
+    header = json.loads(lines[0])
+    del header["meta"]["cpu_state_digest"]
+    old = tmp_path / "old.rngtrace.jsonl"
+    old.write_text(json.dumps(header) + "\n" + "".join(lines[1:]))
+    with pytest.raises(rngtrace.IncomparableLogsError,
+                       match="old digests CPU generator states with blake2b-64, new with "
+                             "xxh3-64"):
+        rngtrace.diff(rngtrace.load(old), log, labels=("old", "new"))
+    with pytest.raises(rngtrace.IncomparableLogsError):
+        rngtrace.diff(log, rngtrace.load(old), resumed_at=0)
+
+    from rngtrace.cli import ERROR, main
+    assert main(["diff", str(old), str(new)]) == ERROR
+    err = capsys.readouterr().err
+    assert len(err.splitlines()) == 1 and "record both with the same rngtrace version" in err
+
+    # a log built by hand says nothing of its states: compared as before
+    assert rngtrace.diff(Log(draws=list(log.draws), generators=log.generators),
+                         log).identical

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 
 import pytest
@@ -90,3 +91,24 @@ def test_unchanged_snapshot_is_not_rewritten_and_names_tell_blocks_apart(pyteste
     r.assert_outcomes(passed=1)
     assert "rng_snapshot file" not in r.stdout.str()  # identical: nothing written
     assert {n: (where / n).stat().st_mtime_ns for n in os.listdir(where)} == stamps
+
+
+def test_a_snapshot_of_rngtrace_0_1_is_reported_and_rewritten_on_update(pytester):
+    _write(pytester, extra=False)
+    pytester.runpytest("--rng-snapshot-update").assert_outcomes(passed=1)
+    path = pytester.path / SNAPSHOT
+    lines = path.read_text().splitlines(keepends=True)
+    header = json.loads(lines[0])
+    del header["meta"]["cpu_state_digest"]  # as rngtrace 0.1 wrote it (blake2b states)
+    path.write_text(json.dumps(header) + "\n" + "".join(lines[1:]))
+    old = path.read_bytes()
+
+    r = pytester.runpytest()
+    r.assert_outcomes(failed=1)
+    r.stdout.fnmatch_lines(["*rng_snapshot: __rng_snapshots__*test_init.rngtrace.jsonl "
+                            "cannot be compared with this run (snapshot digests CPU "
+                            "generator states with blake2b-64*--rng-snapshot-update*"])
+    assert path.read_bytes() == old
+    pytester.runpytest("--rng-snapshot-update").assert_outcomes(passed=1)
+    assert path.read_bytes() != old
+    pytester.runpytest().assert_outcomes(passed=1)

@@ -17,7 +17,13 @@ from typing import TYPE_CHECKING, Any
 
 from ._version import __version__
 from .diffing import Cause, Diff, Hunk, Stream, Unused, diff
-from .errors import LogFormatError, RecordError, RngtraceError, StableInitError
+from .errors import (
+    IncomparableLogsError,
+    LogFormatError,
+    RecordError,
+    RngtraceError,
+    StableInitError,
+)
 from .graph import to_dot, to_networkx
 from .log import Draw, Event, GeneratorInfo, Log, ModuleStats
 from .logfile import load, save
@@ -57,6 +63,7 @@ __all__ = [
     "Event",
     "GeneratorInfo",
     "Hunk",
+    "IncomparableLogsError",
     "Log",
     "LogFormatError",
     "ModuleStats",

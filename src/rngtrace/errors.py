@@ -27,6 +27,12 @@ class LogFormatError(RngtraceError):
         self.reason = message
 
 
+class IncomparableLogsError(RngtraceError):
+    """Two logs cannot be compared draw by draw: they were recorded at different levels
+    (op and module), or their CPU generator states were digested in different ways (one
+    recorded by rngtrace 0.1). The message says which, and how to record them again."""
+
+
 class StableInitError(RngtraceError):
     """``stable_init()`` could not build the model: bad arguments, or a factory that did
     not build the same structure twice (the message names the first difference)."""

@@ -144,6 +144,23 @@ class GeneratorInfo:
     state: str | None = None  # state when first seen
 
 
+#: How CPU generator states are digested into ``state_before``/``state_after`` (XXH3,
+#: 64 bits), as the header's ``meta["cpu_state_digest"]`` says. A log without that key
+#: was digested with blake2b (rngtrace 0.1, :data:`OLD_CPU_STATE_DIGEST`): its CPU states
+#: cannot be compared with this version's.
+CPU_STATE_DIGEST = "xxh3-64"
+OLD_CPU_STATE_DIGEST = "blake2b-64"
+
+
+def cpu_state_digest(log: Log) -> str | None:
+    """How ``log``'s CPU generator states were digested; None for a log that no recorder
+    made (built by hand, without ``meta``)."""
+    found = log.meta.get("cpu_state_digest")
+    if found is None:
+        return OLD_CPU_STATE_DIGEST if log.meta.get("tool") == "rngtrace" else None
+    return str(found)
+
+
 UNCHANGED = " (state unchanged)"  # ends the detail of a reseed that changed nothing
 
 

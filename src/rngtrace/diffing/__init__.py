@@ -31,7 +31,8 @@ from __future__ import annotations
 import gc
 from typing import TYPE_CHECKING, overload
 
-from ..log import Log
+from ..errors import IncomparableLogsError
+from ..log import Log, cpu_state_digest
 from . import compiled
 from .assemble import assemble
 from .model import CAUSE_KINDS, HUNK_KINDS, Cause, Diff, Hunk, Stream, Unused
@@ -83,7 +84,12 @@ def diff(a: Log, b: Log, *, labels: tuple[str, str] = ("A", "B"),
         resumed_at: ``b`` is ``a`` resumed from a checkpoint saved after this optimizer
             step: check it draws what ``a`` drew from there (a
             :class:`~rngtrace.diffing.resume.ResumeDiff`; see :mod:`.resume`).
+
+    Raises:
+        IncomparableLogsError: the logs digest CPU states differently (one recorded by
+            rngtrace 0.1, see :data:`~rngtrace.log.CPU_STATE_DIGEST`).
     """
+    _check_comparable(a, b, labels)
     if resumed_at is not None:
         from .resume import resume_diff
 
@@ -101,3 +107,14 @@ def diff(a: Log, b: Log, *, labels: tuple[str, str] = ("A", "B"),
     finally:
         if enabled:
             gc.enable()
+
+
+def _check_comparable(a: Log, b: Log, labels: tuple[str, str]) -> None:
+    """Refuse logs whose CPU states were digested in different ways: every state would
+    differ, and the report would blame the random numbers for a change of rngtrace."""
+    da, db = cpu_state_digest(a), cpu_state_digest(b)
+    if da is not None and db is not None and da != db:
+        raise IncomparableLogsError(
+            f"{labels[0]} digests CPU generator states with {da}, {labels[1]} with {db} "
+            f"(blake2b-64: rngtrace 0.1): their states cannot be compared; record both "
+            f"with the same rngtrace version")

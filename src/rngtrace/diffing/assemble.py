@@ -13,7 +13,7 @@ import operator
 from collections.abc import Sequence
 from typing import Any
 
-from ..errors import RngtraceError
+from ..errors import IncomparableLogsError
 from ..log import Draw, Log
 from .align import align_stream, pair_generators, stream_name
 from .cause_text import build
@@ -23,7 +23,7 @@ from .names import infer_renames
 from .usage import unused_consumers
 
 
-class LevelError(RngtraceError):
+class LevelError(IncomparableLogsError):
     """Two logs of different levels (op and module) cannot be compared draw by draw."""
 
 

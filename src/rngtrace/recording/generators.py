@@ -11,12 +11,12 @@ only read once CUDA is initialised by the user's code; the recorder never initia
 from __future__ import annotations
 
 import ctypes
-import hashlib
 import struct
 from dataclasses import dataclass
 from typing import Any
 
 import torch
+import xxhash
 
 from ..log import GeneratorInfo
 
@@ -109,11 +109,12 @@ def raw_state(generator: Any) -> bytes:
 
 
 def state_text(raw: bytes, device: str) -> str:
-    """CPU (mt19937): a 64-bit digest. CUDA (Philox): ``"SEED:OFFSET"``."""
+    """CPU (mt19937): a 64-bit digest, :data:`~rngtrace.log.CPU_STATE_DIGEST` (XXH3: 0.1 us
+    for the 5 KB state, where blake2b took 3.8). CUDA (Philox): ``"SEED:OFFSET"``."""
     if device.startswith("cuda") and len(raw) == 16:
         seed, offset = struct.unpack("<Qq", raw)
         return f"{seed}:{offset}"
-    return hashlib.blake2b(raw, digest_size=8).hexdigest()
+    return xxhash.xxh3_64_hexdigest(raw)
 
 
 def default_generator(device: torch.device) -> Any:

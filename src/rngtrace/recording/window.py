@@ -41,7 +41,7 @@ from torch.optim.optimizer import register_optimizer_step_post_hook
 
 from .._version import __version__
 from ..errors import RecordError
-from ..log import Draw, Event, GeneratorInfo, Log
+from ..log import CPU_STATE_DIGEST, Draw, Event, GeneratorInfo, Log
 from . import frames
 from .calls import patch_calls
 from .compiled import compiling
@@ -103,6 +103,7 @@ def header() -> dict[str, Any]:
         "platform": platform.platform(),
         "argv": list(sys.argv),
         "time": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "cpu_state_digest": CPU_STATE_DIGEST,
     }
     dist = rank_meta()
     if dist is not None:
