@@ -188,35 +188,51 @@ class Bench:
                 note = f"{us:.1f} us per module call"
             self.add(bench, name, med[name], "s", med[name] / base, ref, target, note=note,
                      raw=s[name])
-        paused, resumed = self._paired_light(tr, 3 if self.quick else (120 if full else 40))
+        pairs = 3 if self.quick else (120 if full else 40)
+        paused, resumed = self._paired(tr, pairs, "module")
         pm, rm = median(paused), median(resumed)
         self.add(bench, "record(level='module'), steps paired with paused ones", rm, "s",
                  rm / pm, "paused", "<= 1.05", note=f"paused: {pm * 1e3:.2f} ms",
                  raw=resumed)
         if full:
+            paused, resumed = self._paired(tr, pairs, "op")
+            pm, rm = median(paused), median(resumed)
+            self.add(bench, "record(), steps paired with its mode passing through", rm, "s",
+                     rm / pm, "inactive", refs["record()"][1],
+                     note=f"inactive: {pm * 1e3:.2f} ms", raw=resumed)
+        if full:
             self.add(bench, "record(): closing the window", median(closes["record()"]), "s",
                      note=f"after {k + 1} steps", raw=closes["record()"])
 
-    def _paired_light(self, tr: Trainer | EncoderTrainer,
-                      pairs: int) -> tuple[list[float], list[float]]:
-        """Steps in one light window, recording paused and resumed in turn (the order
-        swapped every pair): on a shared machine whose speed drifts from one run to the
-        next, neighbouring steps see the same machine, which windows of 10 steps do not."""
-        # what record(level="module") opens
+    def _paired(self, tr: Trainer | EncoderTrainer, pairs: int,
+                level: str) -> tuple[list[float], list[float]]:
+        """Steps in one window, recording paused and resumed in turn (the order swapped
+        every pair): on a shared machine whose speed drifts from one run to the next,
+        neighbouring steps see the same machine, which windows of 10 steps do not.
+        ``level="module"``: the light mode, paused (its wrapper passes calls through);
+        ``"op"``: ``record()``, its dispatch mode inactive (a bare pass-through mode)."""
+        # what record(level=...) opens
         from rngtrace.recording.modulelevel import ModuleRecorder
+        from rngtrace.recording.oplevel import Recorder
+
+        def pause(on: bool) -> None:
+            if isinstance(window, ModuleRecorder):
+                window._set_paused(not on)
+            else:
+                window._mode.active = on
 
         paused: list[float] = []
         resumed: list[float] = []
-        window = ModuleRecorder()
+        window = ModuleRecorder() if level == "module" else Recorder()
         with window:
             tr.step()
             for i in range(pairs):
                 for on in (False, True) if i % 2 == 0 else (True, False):
-                    window._set_paused(not on)
+                    pause(on)
                     t = self.now()
                     tr.step()
                     (resumed if on else paused).append(self.now() - t)
-            window._set_paused(False)
+            pause(True)
         return paused, resumed
 
     # -- 3. after the window ------------------------------------------------------------

@@ -31,10 +31,11 @@ def test_quick_run_reports_every_benchmark(tmp_path):
     cases = {r["case"] for r in result["rows"]}
     assert {"plain", "bare TorchDispatchMode", "record()", "record(level='module')",
             "record(level='module'), steps paired with paused ones", "DebugMode",
+            "record(), steps paired with its mode passing through",
             "record(steps=2)"} <= cases
     for r in result["rows"]:
         if r["ratio"] is not None:
-            assert r["ratio"] > 0 and r["ref"] in ("plain", "bare", "paused")
+            assert r["ratio"] > 0 and r["ref"] in ("plain", "bare", "paused", "inactive")
     assert result["table"] in proc.stdout
     # a quick run never rewrites the README's table
     after = readme.read_text(encoding="utf-8") if readme.exists() else None
