@@ -100,15 +100,16 @@ class _Use:
     draws from it)."""
 
     gen: DefaultGen
-    before: Any  # raw states, shown when the records are written
-    after: Any
+    before: str  # the states' display forms (digested as read, while the state is in
+    after: str  # the cache: at the step, 5 KB apiece would be read again from memory)
     delta: int = 0
 
 
 # When a stretch of consumption starts, it is noted as one of these; they are turned
 # into Draws and handed to the sink together, at each optimizer step (or every _BATCH
-# records, before an event, at the window's end): the digests and the Draws are made in
-# one warm loop instead of one at a time between the model's kernels.
+# records, before an event, at the window's end): the names and the Draws are made in
+# one warm loop instead of one at a time between the model's kernels (the states are
+# digested as they are read, see _Use).
 _Note = tuple  # (index, gen, module, root, module_type, phase, step, use, site, code)
 _BATCH = 256
 
@@ -360,8 +361,9 @@ class ModuleRecorder(Window):
             delta = raw[1] - before[1]
         depth = len(self._stack) - 1
         if depth < 0:  # between module calls: an outside record of its own
+            use = _Use(g, g.show(before), g.show(raw), delta)
             self._notes.append((self._next_index(), g, None, None, None, "other",
-                                self._steps, _Use(g, before, raw, delta), None, None))
+                                self._steps, use, None, None))
             return
         serial = self._calls[depth]
         if self._q.learn_after:  # it drew: its calls stay read (see .quiet)
@@ -369,10 +371,10 @@ class ModuleRecorder(Window):
         tail = self._tail.get(id(g))
         if tail is not None and tail[0] == serial:  # the same call's stretch goes on
             use = tail[1]
-            use.after = raw
+            use.after = g.show(raw)
             use.delta += delta
             return
-        self._note(depth, _Use(g, before, raw, delta))
+        self._note(depth, _Use(g, g.show(before), g.show(raw), delta))
 
     def _note(self, depth: int, use: _Use) -> None:
         """A stretch of the call at ``depth`` starts: note it (see ``_Note``)."""
@@ -415,8 +417,8 @@ class ModuleRecorder(Window):
             model, path = resolve(module, root) if module is not None else (None, None)
             # positional: a third cheaper than keywords (fields in Draw's order)
             draws.append(Draw(index, "module", path, kind, None, phase, step, (), "",
-                              g.device, u.delta, {}, g.name, g.show(u.before),
-                              g.show(u.after), True, site, code, None, model))
+                              g.device, u.delta, {}, g.name, u.before, u.after, True,
+                              site, code, None, model))
         try:  # written once: an interrupt leaves the notes for the next write
             self._notes = []
             self._written = notes[-1][0] + 1

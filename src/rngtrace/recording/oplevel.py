@@ -195,7 +195,9 @@ class Recorder(Window):
                       _PLAIN if type(result) is torch.Tensor else shard_fields(result))
         else:
             tensor = ((), None, slot.device, 0, _PLAIN)
-        note = (index, info, slot, before, after, consumed, tensor,
+        # the states digested now, while they are in the cache (at the step each 5 KB
+        # state would be read again from memory); the before is the last draw's after
+        note = (index, info, slot, slot.text(before), slot.text(after), consumed, tensor,
                 ops.scalar_args(info, args, kwargs), stack, phase, pending, self._steps)
         # compiled code runs this draw: Inductor's (the graph call noted) or an fx graph's
         compiled_now = self._compiled.current is not None or (
@@ -217,7 +219,7 @@ class Recorder(Window):
     def _write(self) -> None:
         """Turn the notes into Draws and hand them to the sink, in order (at each optimizer
         step, every _BATCH draws, before any other record, and at the window's end: the
-        digests and Draws are made in one warm loop, not between the model's kernels)."""
+        names and Draws are made in one warm loop, not between the model's kernels)."""
         notes = self._notes
         if not notes:
             return
@@ -246,9 +248,8 @@ class Recorder(Window):
         draw = Draw(
             index, info.name, resolved.module, resolved.module_type, resolved.target,
             phase, step, shape, _dtype_text(dtype), _device_text(device), numel, args,
-            slot.name, slot.text(before), slot.text(after),
-            consumed, stack.site, stack.code, stack.api or ops.api_name(info.name),
-            resolved.model, resolved.discarded,
+            slot.name, before, after, consumed, stack.site, stack.code,
+            stack.api or ops.api_name(info.name), resolved.model, resolved.discarded,
             local_shape=local_shape, local_offset=local_offset, placement=placement,
         )
         return draw, pending, final
