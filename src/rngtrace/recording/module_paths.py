@@ -92,7 +92,37 @@ class Paths:
                         out[id(p)] = (label, f"{path}.{name}" if path else name, p)
         return out
 
+    def usage(self, modules: list[nn.Module], graded: dict[int, torch.Tensor]
+              ) -> tuple[list[tuple[str | None, str]] | None,
+                         list[tuple[str | None, str]] | None]:
+        """``Log.called`` and ``Log.with_grad``: the paths of ``modules`` (those called),
+        and of the parameters that hold a gradient now or are in ``graded`` (seen with
+        one at an optimizer step; those found now are added to it)."""
+        for m in _outermost(modules):  # models called only from other threads
+            self.note_root(m)
+        called: dict[tuple[str | None, str], None] = {}
+        for m in modules:
+            model, path = self.resolve(m, None)
+            if model is not None:
+                called[(model, path)] = None
+        keys = self.parameter_keys()
+        for p in keys.values():
+            if p[2].grad is not None:
+                graded[id(p[2])] = p[2]
+        with_grad: list[tuple[str | None, str]] = [
+            (keys[i][0], keys[i][1]) for i in graded if i in keys]
+        return (list(called) if called else None), (with_grad or None)
+
     def clear(self) -> None:
         self.roots.clear()
         self._root_ids.clear()
         self.changed()
+
+
+def _outermost(modules: list[nn.Module]) -> list[nn.Module]:
+    """The modules that are inside none of the others, in the order given."""
+    inner: set[int] = set()
+    for m in modules:
+        if id(m) not in inner:  # else its subtree is already in
+            inner.update(id(sub) for sub in m.modules() if sub is not m)
+    return [m for m in modules if id(m) not in inner]

@@ -9,57 +9,15 @@ module whose *own* code ran in between, i.e. the innermost module open (a parent
 entry-to-exit difference includes its children's, so it is never used). Nothing else is
 touched, so a whole training run can stay monitored.
 
-Which calls are read, and when (each read copies a 5 KB CPU state; these rules change no
-record, only how many reads find it):
-
-- a call of a ``torch.nn`` module whose own code cannot draw (``Linear``, ``Sequential``,
-  the ``nn.Transformer*`` containers..., see :mod:`.module_paths`) made inside another is
-  not read; inside such a container, a call is read at its exit only (the code that ran
-  since the last read was the container's, which drew nothing);
-- *learned quiet calls*: a module called inside another whose calls drew nothing of their
-  own :attr:`ModuleRecorder.learn_after` (2) times in a row, each next to stretches of
-  its caller's code that drew nothing either, is not read from then on (in the same
-  training mode), as if it were such a container. If a stretch in which quiet calls ran
-  then draws, what it drew is charged to the call open, as it would be for a container,
-  an ``"unread"`` event names the quiet calls that ran (the draw may be theirs), and they
-  are read again from then on (:mod:`.quiet`). A 12-layer BERT's step reads 77 times
-  instead of 235.
-
-What a module-level log holds (``Log.level == "module"``): one :class:`~rngtrace.Draw`
-per stretch of a module call's own consumption of a generator (nothing else drew from it
-in between), in the order the consumption happened, so that every generator's records
-chain (one's ``state_after`` is the next one's ``state_before``). A call usually has one
-record; a module that draws in its own code, calls a child that draws, then draws again
-has two, one before the child's and one after:
-
-- ``op="module"``, ``module``/``module_type``/``model`` as the op recorder names them
-  (state_dict paths in the outermost module called), ``phase="forward"`` (``"backward"``
-  for a forward re-run inside backward, as activation checkpointing does);
-- ``numel``: on CUDA the Philox offset advance (a count of offset units, 4 per thread
-  per kernel, not of values), on CPU 0: an mt19937 state says *whether* it moved, not
-  by how much;
-- ``state_before``/``state_after``: the state before and after that stretch (digests on
-  CPU, ``"SEED:OFFSET"`` on CUDA); ``site``/``code``: the user line that called the
-  module;
-- consumption between module calls (a DataLoader's ``random_``/``randperm``, a
-  ``torch.rand`` in the training loop, dropout in a loss written as a function) is not
-  an error but ordinary use, so it is recorded as an *outside* record: the same
-  ``op="module"`` with ``module=None`` and ``phase="other"``, one per stretch of code
-  between two module calls (or up to an optimizer step, or the window's end);
-- ``Log.called`` lists the modules called in the window, ``with_grad`` stays None.
-
-Only the default generators are read (CPU, and every CUDA device initialised by the
-program, looked at again at each top-level module call); draws from explicit
-``torch.Generator`` objects are invisible here. Reseeds through ``torch.manual_seed`` and
-friends are recorded as ``"reseed"`` events, as in the op recorder; consumption since the
-previous module boundary is then merged into the reseed and not charged. A CUDA state that
-moves backwards without a reseed the window saw is a ``"gap"`` event. Module calls from
-other threads are noted in ``Log.called`` but not read, and those of other processes
-(DataLoader workers inherit the wrapper) are ignored; the consumption of another thread
-is charged to whatever the recording thread is running.
-A ``torch.compile``-d module is charged as a whole: the calls inside its graph are not
-Python calls any more. Which module calls are not read, and how called modules are
-named, is in :mod:`rngtrace.recording.module_paths`.
+What a record holds, which calls are read (torch.nn modules whose own code cannot draw,
+and *learned quiet calls*: see :mod:`.quiet`) and what the mode cannot see are in
+``docs/light-mode.md``. In short: one :class:`~rngtrace.Draw` (``op="module"``) per
+stretch of a module call's own consumption of a generator, in the order consumed, so that
+every generator's records chain; consumption between module calls is an *outside* record
+(``module=None``, ``phase="other"``); only the default generators are read (CPU, and
+each CUDA device the program initialised); a ``torch.compile``-d module is charged as a
+whole. Which module calls are not read, and how called modules are named, is in
+:mod:`rngtrace.recording.module_paths`.
 
 Example::
 
@@ -471,29 +429,6 @@ class ModuleRecorder(Window):
     def _usage(self) -> None:
         """Name the modules called and the parameters that got a gradient (the op
         recorder's ``called``/``with_grad``), from the models seen."""
-        called: dict[tuple[str | None, str], None] = {}
         compiled_draws.called_inside(self._called)  # issue 12: traced calls
-        modules = list(self._called.values())
-        for m in _outermost(modules):  # models called only from other threads
-            self._paths.note_root(m)
-        for m in modules:
-            model, path = self._paths.resolve(m, None)
-            if model is not None:
-                called[(model, path)] = None
-        keys = self._paths.parameter_keys()
-        for p in keys.values():
-            if p[2].grad is not None:
-                self._graded[id(p[2])] = p[2]
-        graded: list[tuple[str | None, str]] = [
-            (keys[i][0], keys[i][1]) for i in self._graded if i in keys]
-        self.log.called = list(called) if called else None
-        self.log.with_grad = graded or None
-
-
-def _outermost(modules: list[nn.Module]) -> list[nn.Module]:
-    """The modules that are inside none of the others, in the order given."""
-    inner: set[int] = set()
-    for m in modules:
-        if id(m) not in inner:  # else its subtree is already in
-            inner.update(id(sub) for sub in m.modules() if sub is not m)
-    return [m for m in modules if id(m) not in inner]
+        self.log.called, self.log.with_grad = self._paths.usage(
+            list(self._called.values()), self._graded)
