@@ -79,33 +79,32 @@ class RngSnapshot:
         self._check(log, path)
 
     def _check(self, log: Log, path: str) -> None:
-        import rngtrace
-
-        rel = os.path.relpath(path, str(self._request.config.rootpath))
-        if not os.path.exists(path):
-            if self._update:
-                self._write(log, path)
-                return
-            pytest.fail(f"rng_snapshot: no snapshot {rel} yet; run pytest with "
-                        f"--rng-snapshot-update to write it", pytrace=False)
-        old = rngtrace.load(path)
-        try:
-            d = rngtrace.diff(old, log, labels=("snapshot", "this run"))
-        except rngtrace.IncomparableLogsError as e:
-            if self._update:
-                self._write(log, path)
-                return
-            pytest.fail(f"rng_snapshot: {rel} cannot be compared with this run ({e}); "
-                        f"run pytest with --rng-snapshot-update to write it again",
-                        pytrace=False)
-        if d.identical:
+        """Pass if the snapshot matches; else write it (``--rng-snapshot-update``) or fail."""
+        problem = self._problem(log, path)
+        if problem is None:
             return
         if self._update:
             self._write(log, path)
             return
-        pytest.fail(f"rng_snapshot: the random stream differs from {rel}\n\n{d.report()}\n\n"
-                    f"(if the change is intended: pytest --rng-snapshot-update)",
-                    pytrace=False)
+        pytest.fail(problem, pytrace=False)
+
+    def _problem(self, log: Log, path: str) -> str | None:
+        """Why the snapshot at ``path`` does not match ``log`` (None: it does)."""
+        import rngtrace
+
+        rel = os.path.relpath(path, str(self._request.config.rootpath))
+        if not os.path.exists(path):
+            return (f"rng_snapshot: no snapshot {rel} yet; run pytest with "
+                    f"--rng-snapshot-update to write it")
+        try:
+            d = rngtrace.diff(rngtrace.load(path), log, labels=("snapshot", "this run"))
+        except rngtrace.IncomparableLogsError as e:
+            return (f"rng_snapshot: {rel} cannot be compared with this run ({e}); run "
+                    f"pytest with --rng-snapshot-update to write it again")
+        if d.identical:
+            return None
+        return (f"rng_snapshot: the random stream differs from {rel}\n\n{d.report()}\n\n"
+                f"(if the change is intended: pytest --rng-snapshot-update)")
 
     def _write(self, log: Log, path: str) -> None:
         os.makedirs(os.path.dirname(path), exist_ok=True)
