@@ -377,6 +377,9 @@ def test_module_level_logs_say_where_the_state_moved():
                                       "default:cpu differently in A and B")
     assert d.cause.shifted_draws == 1  # the dropout mask
     assert [h.kind for h in d.hunks] == ["equal", "shifted"]
+    # a CPU record says whether the state moved, not by how many values: none are claimed
+    assert "it shifts 1 later draw of default:cpu, none of them into a parameter" in (
+        d.report())
 
 
 def test_renamed_module_draws_the_same_values():

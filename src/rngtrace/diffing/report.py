@@ -167,8 +167,11 @@ def _cause(d: Diff, c: Cause, head: str, width: int) -> list[str]:
                    f"{_plural(len(c.shifted_targets), 'parameter')}, "
                    f"{c.shifted_values:,} values")
     elif c.shifted_draws:
-        out.append(f"  it shifts {_plural(c.shifted_draws, 'later draw')} of {c.generator} "
-                   f"({c.shifted_values:,} values), none of them into a parameter")
+        # no count of values: a light-mode CPU record says whether the state moved, not
+        # by how much ("0 values" would read as none)
+        values = f" ({c.shifted_values:,} values)" if c.shifted_values else ""
+        out.append(f"  it shifts {_plural(c.shifted_draws, 'later draw')} of {c.generator}"
+                   f"{values}, none of them into a parameter")
     elif c.kind != "changed":
         out.append(f"  it shifts no later draw of {c.generator}")
     if c.shifted_draws and _agree_again(d, c):
