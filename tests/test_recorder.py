@@ -44,6 +44,25 @@ def test_ops_classification_covers_tagged_and_generator_ops():
     assert _ops.lookup(aten.add.Tensor) is None
 
 
+def test_the_mode_reads_the_classification_tagged_on_each_overload():
+    aten = torch.ops.aten
+    with rngtrace.record() as log:
+        torch.rand(2) + 1
+    # what the recording mode's fast path reads (ops.TAG), set when an op is first seen
+    assert getattr(aten.rand.default, _ops.TAG).name == "aten::rand"
+    assert getattr(aten.add.Tensor, _ops.TAG) is None
+    assert [d.op for d in log.draws] == ["aten::rand"]
+    # a wrong tag is obeyed: the fast path reads nothing else
+    info = getattr(aten.rand.default, _ops.TAG)
+    setattr(aten.rand.default, _ops.TAG, None)
+    try:
+        with rngtrace.record() as log:
+            torch.rand(2)
+        assert log.draws == []
+    finally:
+        setattr(aten.rand.default, _ops.TAG, info)
+
+
 def test_construction_draws_named_by_state_dict_key():
     model, log = build()
     assert len(log.draws) == ORIGINAL_INIT_DRAWS

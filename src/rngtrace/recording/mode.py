@@ -22,9 +22,6 @@ from . import ops
 _FLAGS = ("old_dispatch_mode_flags", "old_non_infra_dispatch_mode_flags",
           "old_without_ignore_compile_internals_dispatch_mode_flags")
 
-_cached = ops.CACHE.get
-_UNSEEN: Any = object()
-
 
 class RecordingMode(TorchDispatchMode):
     """Passes every op through; random ops go to ``recorder.on_random``.
@@ -58,12 +55,12 @@ class RecordingMode(TorchDispatchMode):
     ignore_compile_internals = staticmethod(True.__bool__)
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-        # The fast path of every op: one dict lookup keyed by id (see ops.CACHE).
-        info = _cached(id(func), _UNSEEN)
-        if info is None:
-            return func(*args, **kwargs) if kwargs else func(*args)
-        if info is _UNSEEN:
-            if not isinstance(func, OpOverload):  # a higher-order op (never cached)
+        # The fast path of every op: one attribute read (ops.classify tags each overload
+        # it has seen with its classification, ops.TAG).
+        try:
+            info = func._rngtrace_info
+        except AttributeError:  # an overload not seen yet, or a higher-order op
+            if not isinstance(func, OpOverload):  # a higher-order op (never tagged)
                 if self.active and os.getpid() == self.pid:
                     return self.recorder.on_higher_order(func, args, kwargs or {})
                 return func(*args, **kwargs) if kwargs else func(*args)
