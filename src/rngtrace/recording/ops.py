@@ -70,30 +70,21 @@ def _op_info(op: torch._ops.OpOverload) -> OpInfo:
     return OpInfo(schema.name, inplace, gen_pos, tuple(scalars), tuple(out_kw))
 
 
-# The attribute that carries an overload's classification once seen (None: not random).
-# The recording mode's fast path reads it (as ``func._rngtrace_info``): about 3 ns in a
-# tight loop, against 31 ns for the id-keyed lookup in CACHE, on every op the program
-# dispatches while recording.
+# The attribute that carries an overload's classification once seen (None: not random),
+# the cache of classify(). The recording mode's fast path reads it (as
+# ``func._rngtrace_info``): about 3 ns in a tight loop, against 31 ns for a dictionary
+# keyed by id (hashing an OpOverload itself runs its Python ``__hash__``), on every op the
+# program dispatches while recording.
 TAG = "_rngtrace_info"
-
-# id(op) -> OpInfo for random ops, None for the others, for every op classify() saw
-# (what lookup() reads). Keyed by id: hashing an OpOverload runs its Python ``__hash__``
-# (about 0.8 us); an int hashes in C. The op itself is kept alive in _KEPT, so that its
-# id is never reused by another object.
-CACHE: dict[int, OpInfo | None] = {}
-_KEPT: list[Any] = []
 
 
 def classify(op: Any) -> OpInfo | None:
-    """Return the :class:`OpInfo` of a random op, or None; cached per overload, in
-    :data:`CACHE` and on the overload itself (:data:`TAG`)."""
-    info = None
-    if isinstance(op, torch._ops.OpOverload):
-        if is_random_overload(op):
-            info = _op_info(op)
-        setattr(op, TAG, info)
-    _KEPT.append(op)
-    CACHE[id(op)] = info
+    """Return the :class:`OpInfo` of a random op, or None; an overload keeps the answer
+    (:data:`TAG`). Anything else (a higher-order op) is None, and is not tagged."""
+    if not isinstance(op, torch._ops.OpOverload):
+        return None
+    info = _op_info(op) if is_random_overload(op) else None
+    setattr(op, TAG, info)
     return info
 
 
@@ -104,8 +95,8 @@ def lookup(op: Any) -> OpInfo | None:
     (True, 'aten::bernoulli_')
     """
     try:
-        return CACHE[id(op)]
-    except KeyError:
+        return getattr(op, TAG)
+    except AttributeError:
         return classify(op)
 
 
