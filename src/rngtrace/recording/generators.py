@@ -29,7 +29,6 @@ class Slot:
     device: str
     generator: Any  # torch.Generator, kept alive so that its handle stays unique
     last_raw: bytes | None = None
-    last_text: str | None = None  # the display form of last_raw once asked (text())
     first_text: str | None = None
     initial_seed: int | None = None
     memo: tuple[bytes, str] | None = None  # the last state digested, and its digest
@@ -167,8 +166,7 @@ class Generators:
 
     def _add(self, key: Any, name: str, gen: Any, device: str) -> Slot:
         slot = Slot(name, device, gen)
-        slot.last_raw, slot.last_text = slot.read()
-        slot.first_text = slot.last_text
+        slot.last_raw, slot.first_text = slot.read()
         slot.initial_seed = gen.initial_seed() if gen is not None else None
         self.slots[key] = slot
         return slot

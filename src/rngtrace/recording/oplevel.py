@@ -358,16 +358,16 @@ class Recorder(Window):
             return func(*args, **kwargs)
         out = func(*args, **kwargs)
         try:
-            after = slot.read()
-            slot.last_raw, slot.last_text = after
+            after = slot.raw()
+            slot.last_raw = after
             result = result_tensor(info, args, kwargs, out)
             owner = py.owner()
             site, code = frames.user_site(1)
             part.draw(py.fields(
                 owner, op=info.name, generator=slot.name, state_before=slot.text(before),
-                state_after=after[1], numel=result.numel() if result is not None else 0,
+                state_after=slot.text(after), numel=result.numel() if result is not None else 0,
                 shape=tuple(result.shape) if result is not None else (),
-                dtype=str(result.dtype).removeprefix("torch.") if result is not None else "",
+                dtype=_dtype_text(result.dtype if result is not None else None),
                 args=ops.scalar_args(info, args, kwargs), site=site, code=code,
                 api=ops.api_name(info.name)))
         except Exception:
@@ -387,11 +387,11 @@ class Recorder(Window):
         ``kind`` event for each that moved, and remember the new states."""
         moved = False
         for slot in list(self._gens.slots.values()):
-            raw, text = slot.read()
+            raw = slot.raw()
             if slot.last_raw is not None and raw != slot.last_raw:
                 self._event(Event(kind, slot.name, self._count, site, detail))
                 moved = True
-            slot.last_raw, slot.last_text = raw, text
+            slot.last_raw = raw
         return moved
 
     def _reseeded(self, site: str | None, detail: str) -> bool:
