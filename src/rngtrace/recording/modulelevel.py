@@ -379,10 +379,9 @@ class ModuleRecorder(Window):
                               site, code, None, model))
         try:  # written once: an interrupt leaves the notes for the next write
             self._notes = []
-            self._written = notes[-1][0] + 1
-            self._sink.draws(draws)
+            self._sink_draws(draws, notes[0][0])  # the notes' indices follow each other
         except BaseException:
-            self._notes, self._written = notes, notes[0][0]
+            self._notes = notes
             raise
 
     def _event(self, event: Event) -> None:
