@@ -99,8 +99,7 @@ def unused(log: Log, width: int = WIDTH) -> Iterator[str]:
         yield ""
         yield "Unused consumers (drew at init, never used in the window):"
         for line in unused_lines(found):
-            yield from textwrap.wrap(line, width, subsequent_indent="      ",
-                                     break_on_hyphens=False) or [""]
+            yield from _wrapped(line, width, "      ", break_long_words=True)
 
 
 def copied(log: Log) -> Iterator[str]:
@@ -320,11 +319,13 @@ def _numbers(ns: list[int]) -> str:
     return ",".join(map(str, ns)) if len(ns) <= 8 else "*"
 
 
-def _wrapped(text: str, width: int, indent: str) -> list[str]:
-    """An event's line wrapped to ``width`` (its detail is never cut: it may name the
-    modules concerned)."""
+def _wrapped(text: str, width: int, indent: str, break_long_words: bool = False
+             ) -> list[str]:
+    """A line wrapped to ``width``, never at a hyphen. An event's words are never cut (its
+    detail may name the modules concerned); ``break_long_words`` cuts a word longer than
+    the line (an unused consumer's)."""
     return textwrap.wrap(text, width, subsequent_indent=indent, break_on_hyphens=False,
-                         break_long_words=False) or [""]
+                         break_long_words=break_long_words) or [""]
 
 
 def _clip(text: str, width: int) -> str:
