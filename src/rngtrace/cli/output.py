@@ -15,10 +15,8 @@ import os
 import stat
 from collections.abc import Iterable
 
-from ..logfile.format import MARKER
+from ..logfile.format import MARKER, MAX_LINE
 from . import UsageError
-
-_HEAD = 1 << 20  # a log's header line is at most this long (logfile.format.MAX_LINE)
 
 
 def is_log_file(path: str) -> bool:
@@ -32,7 +30,7 @@ def is_log_file(path: str) -> bool:
     """
     try:
         with open(path, "rb") as f:
-            line = f.readline(_HEAD)
+            line = f.readline(MAX_LINE)
         head = json.loads(line)
     except (OSError, ValueError, RecursionError):
         return False
@@ -77,7 +75,7 @@ def is_finished(path: str) -> bool:
     try:
         with open(path, "rb") as f:
             f.seek(0, os.SEEK_END)
-            f.seek(max(0, f.tell() - _HEAD))
+            f.seek(max(0, f.tell() - MAX_LINE))
             tail = f.read().rstrip(b"\n").rsplit(b"\n", 1)[-1]
         return json.loads(tail).get("t") == "end"
     except (OSError, ValueError, AttributeError):
