@@ -523,6 +523,10 @@ def test_save_load_and_show(tmp_path):
                          env={**os.environ, "PYTHONPATH": ""})
     assert out.returncode == 0, out.stderr
     assert "blocks.1.attn.attn_drop" in out.stdout
+    out = subprocess.run([sys.executable, "-m", "rngtrace", "show", str(path), "--limit", "1"],
+                         capture_output=True, text=True, timeout=120,
+                         env={**os.environ, "PYTHONPATH": ""})
+    assert "... 4 more records (--limit 0 lists them all)" in out.stdout  # as counted above
 
 
 def test_diff_at_module_granularity():

@@ -86,7 +86,8 @@ def render(log: Log, args: argparse.Namespace) -> Iterator[str]:
     limit = args.limit or len(draws)
     yield from listing(draws[:limit], log.events, light=log.level == "module", width=width)
     if len(draws) > limit:
-        yield f"... {len(draws) - limit:,} more draws (--limit 0 lists them all)"
+        noun = "records" if log.level == "module" else "draws"  # as the headline counts
+        yield f"... {len(draws) - limit:,} more {noun} (--limit 0 lists them all)"
 
 
 def unused(log: Log, width: int = WIDTH) -> Iterator[str]:
