@@ -1,4 +1,5 @@
-"""The exceptions rngtrace raises. Catch :class:`RngtraceError` to catch them all."""
+"""The exceptions rngtrace raises, all of them here. Catch :class:`RngtraceError` to catch
+them all."""
 
 from __future__ import annotations
 
@@ -33,6 +34,18 @@ class IncomparableLogsError(RngtraceError):
     recorded by rngtrace 0.1). The message says which, and how to record them again."""
 
 
+class LevelError(IncomparableLogsError):
+    """Two logs of different levels (op and module) cannot be compared draw by draw."""
+
+
 class StableInitError(RngtraceError):
     """``stable_init()`` could not build the model: bad arguments, or a factory that did
     not build the same structure twice (the message names the first difference)."""
+
+
+class GraphvizNotFound(RngtraceError):
+    """Graphviz's ``dot`` program is needed to render and is not installed."""
+
+
+class UsageError(RngtraceError):
+    """The command line is wrong (the CLI prints the message and exits with code 2)."""

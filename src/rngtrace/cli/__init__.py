@@ -18,7 +18,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
-from ..errors import RngtraceError
+from ..errors import RngtraceError, UsageError
 
 if TYPE_CHECKING:
     from ..log import Log
@@ -34,10 +34,6 @@ VERBS: dict[str, str] = {
     "dot": "dot",
     "ranks": "ranks",
 }
-
-
-class UsageError(RngtraceError):
-    """The command line is wrong."""
 
 
 def load_log(path: str) -> Log:

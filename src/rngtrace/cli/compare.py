@@ -21,8 +21,8 @@ import tempfile
 import time
 from contextlib import suppress
 
-from ..errors import RngtraceError
-from . import DIFFERENT, ERROR, OK, UsageError, program_hint
+from ..errors import RngtraceError, UsageError
+from . import DIFFERENT, ERROR, OK, program_hint
 from .checkouts import WORKING_TREE, Repo, Side, find_repo, kind_of, make_side, map_program
 from .output import check_output
 from .signals import Ended, signals_end_the_work

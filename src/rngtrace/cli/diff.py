@@ -10,7 +10,8 @@ import sys
 from typing import TYPE_CHECKING
 
 from ..diffing.workers import copied_streams
-from . import DIFFERENT, OK, UsageError, load_log, printable, run_labels, stdout_may_close
+from ..errors import UsageError
+from . import DIFFERENT, OK, load_log, printable, run_labels, stdout_may_close
 
 if TYPE_CHECKING:
     from ..diffing import Diff

@@ -6,7 +6,8 @@ import argparse
 import os
 import sys
 
-from . import OK, UsageError, load_log, printable, run_labels
+from ..errors import UsageError
+from . import OK, load_log, printable, run_labels
 from .diff import add_labels
 
 HELP = "draw a log, or the diff of two logs, as a picture (DOT, SVG, PNG, PDF)"

@@ -15,8 +15,8 @@ import os
 import stat
 from collections.abc import Iterable
 
+from ..errors import UsageError
 from ..logfile.format import MARKER, MAX_LINE
-from . import UsageError
 
 
 def is_log_file(path: str) -> bool:

@@ -7,7 +7,8 @@ import json
 import os
 import sys
 
-from . import DIFFERENT, OK, UsageError, load_log, stdout_may_close
+from ..errors import UsageError
+from . import DIFFERENT, OK, load_log, stdout_may_close
 
 HELP = "compare the logs of a job's ranks: which parameters, masks and samplers differ"
 EXAMPLE = """examples:

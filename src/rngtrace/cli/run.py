@@ -11,8 +11,9 @@ from collections.abc import Callable
 from types import TracebackType
 from typing import Any
 
+from ..errors import UsageError
 from ..log import plural
-from . import ERROR, UsageError, quiet_torch_import
+from . import ERROR, quiet_torch_import
 from .output import check_output, is_finished, partial_name
 from .signals import Ended, signals_end_the_work
 

@@ -9,8 +9,9 @@ import textwrap
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
+from ..errors import UsageError
 from ..log import PHASES, Draw, Event, Log
-from . import OK, UsageError, load_log, printable, stdout_may_close
+from . import OK, load_log, printable, stdout_may_close
 
 HELP = "show a log: which module drew how many values, then each draw"
 EXAMPLE = """examples:

@@ -13,7 +13,7 @@ import operator
 from collections.abc import Sequence
 from typing import Any
 
-from ..errors import IncomparableLogsError
+from ..errors import LevelError
 from ..log import Draw, Log
 from .align import align_stream, pair_generators, stream_name
 from .cause_text import build
@@ -21,10 +21,6 @@ from .causes import StreamView, explain
 from .model import HUNK_KINDS, Cause, Diff, Hunk, Stream
 from .names import infer_renames
 from .usage import unused_consumers
-
-
-class LevelError(IncomparableLogsError):
-    """Two logs of different levels (op and module) cannot be compared draw by draw."""
 
 
 def assemble(a: Log, b: Log, labels: tuple[str, str]) -> Diff:

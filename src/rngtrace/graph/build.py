@@ -6,7 +6,7 @@ import os
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
-from ..errors import RngtraceError
+from ..errors import GraphvizNotFound, RngtraceError
 from ..log import Draw, Log, module_label
 from ..logfile.files import check_target, write_replacing
 from ..ranks import RankReport
@@ -20,10 +20,6 @@ if TYPE_CHECKING:
 FORMATS = ("dot", "gv", "svg", "png", "pdf")
 INSTALL_HINT = ("install Graphviz (apt-get install graphviz, brew install graphviz, "
                 "conda install graphviz) for .svg/.png/.pdf")
-
-
-class GraphvizNotFound(RngtraceError):
-    """Graphviz's ``dot`` program is needed to render and is not installed."""
 
 
 # -- the graph ---------------------------------------------------------------------
