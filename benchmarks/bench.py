@@ -307,7 +307,8 @@ class Bench:
         path = os.path.join(self.tmp, "log.rngtrace.jsonl")
         for label, log in logs:
             reps = 1 if self.quick or len(log.draws) < 1000 else 3
-            save = median([self.timed(lambda log=log: log.save(path)) for _ in range(reps)])
+            save = median([self.timed(lambda log=log: rngtrace.save(log, path))
+                           for _ in range(reps)])
             size = os.path.getsize(path)
             load = median([self.timed(lambda: rngtrace.load(path)) for _ in range(reps)])
             d = max(1, len(log.draws))

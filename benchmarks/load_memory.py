@@ -56,7 +56,9 @@ def measure(path: str) -> dict[str, float]:
 def write_synthetic(n: int, path: str) -> None:
     from synthetic import synthetic
 
-    synthetic(n).save(path)
+    import rngtrace
+
+    rngtrace.save(synthetic(n), path)
 
 
 def main() -> int:

@@ -65,8 +65,8 @@ def main() -> int:
     print()
     os.makedirs(OUT, exist_ok=True)
     paths = [os.path.join(OUT, f"{name}.rngtrace.jsonl") for name in ("original", "tidy")]
-    original.save(paths[0])
-    tidy.save(paths[1])
+    rngtrace.save(original, paths[0])
+    rngtrace.save(tidy, paths[1])
     rel = [os.path.relpath(p) for p in paths]
     print("5. The two logs are saved; try the command line on them:")
     print(f"   {_activate()}rngtrace show {rel[1]} --phase init")

@@ -83,8 +83,8 @@ def test_record_streams_to_file(tmp_path):
         torch.manual_seed(0)
         torch.nn.Linear(4, 2)
     # the window's log keeps no draws; the file has them: weight + bias = 2 draws
-    assert log.draws == [] and log.meta["draws"] == 2
-    assert log.meta["path"] == str(path)
+    assert log.draws == [] and log.file.written == 2
+    assert log.file == rngtrace.FileInfo(str(path), 2, None)
     back = rngtrace.load(path)
     assert [(d.op, d.target) for d in back.draws] == [("aten::uniform_", "weight"),
                                                      ("aten::uniform_", "bias")]
@@ -195,6 +195,36 @@ def test_missing_required_field_and_bad_order(tmp_path):
 def test_header_fields_of_the_wrong_type(tmp_path):
     _fails(_write(tmp_path, '{"rngtrace_log":1,"meta":[]}\n'), "'meta'", line=1)
     _fails(_write(tmp_path, '{"rngtrace_log":1,"gens":{"g":{"dv":3}}}\n'), "'dv'", line=1)
+
+
+def test_words_outside_the_vocabulary_are_refused(tmp_path):
+    """Phase, event kind and level take only their words (a phase once went unescaped
+    into a picture's labels): one line naming the file, the line and the words."""
+    lines = _good_lines(tmp_path)
+    draw = json.loads(lines[1])
+    draw["ph"] = "<b>init</b>"
+    _fails(_write(tmp_path, "".join([lines[0], json.dumps(draw) + "\n", *lines[2:]])),
+           "draw field 'ph' is \"<b>init</b>\", expected one of \"init\", \"forward\", "
+           "\"backward\", \"other\"", line=2)
+    k = next(i for i, x in enumerate(lines) if '"t":"e"' in x)
+    event = json.loads(lines[k])
+    event["k"] = "reseeded"
+    _fails(_write(tmp_path, "".join([*lines[:k], json.dumps(event) + "\n", *lines[k + 1:]])),
+           "event field 'k' is \"reseeded\", expected one of \"reseed\"", line=k + 1)
+    _fails(_write(tmp_path, '{"rngtrace_log":1,"level":"kernel"}\n'),
+           "header field 'level' is \"kernel\", expected one of \"op\", \"module\"", line=1)
+
+
+def test_a_windows_file_info_is_not_written(tmp_path):
+    """``Log.file`` says where a window streamed to; no file holds it (format unchanged)."""
+    path, copy = tmp_path / "run.rngtrace.jsonl", tmp_path / "copy.rngtrace.jsonl"
+    with rngtrace.record(path=path) as log:
+        torch.rand(2)
+    rngtrace.save(log, copy)
+    for p in (path, copy):
+        head = json.loads(p.read_text().splitlines()[0])
+        assert not {"path", "draws", "write_error"} & set(head["meta"]), p
+        assert rngtrace.load(p).file is None
 
 
 def test_end_record_counts_must_match(tmp_path):
@@ -342,7 +372,7 @@ def test_file_window_memory_stays_flat(tmp_path):
         peak = tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()
-    assert log.meta["draws"] == 2000 and log.draws == []
+    assert log.file.written == 2000 and log.draws == []
     # kept in memory, 2000 draws take about 1.2 MB (about 590 bytes each, measured);
     # streamed, the peak is that of one draw in flight (about 40 KB measured)
     assert peak < 200_000, peak
@@ -398,7 +428,7 @@ def test_forked_dataloader_workers_do_not_write_into_the_file(tmp_path):
     assert [(d.op, d.worker) for d in back.draws] == [
         ("aten::random_", None), ("aten::rand", 0), ("aten::rand", 0), ("aten::rand", 1),
         ("aten::rand", 1)]
-    assert log.meta["draws"] == 5
+    assert log.file.written == 5
     assert back.complete and back.events == []
 
 
@@ -487,7 +517,7 @@ def test_a_failed_write_marks_the_window_incomplete(tmp_path, monkeypatch):
         sink.draw(log.draws[1])  # the program goes on
     sink.finish(log, {})
     # one draw reached the file; the window says it is not whole, and why
-    assert not log.complete and "No space left" in log.meta["write_error"]
+    assert not log.complete and "No space left" in log.file.error
 
 
 _HOLD = (
@@ -500,7 +530,7 @@ _HOLD = (
     "    open(go + '.' + str(os.getpid()), 'w').close()\n"
     "    while not os.path.exists(go):\n"
     "        time.sleep(0.01)\n"
-    "print(log.meta['path'])\n"
+    "print(log.file.path)\n"
 )
 
 

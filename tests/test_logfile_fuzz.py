@@ -20,6 +20,7 @@ from hypothesis import strategies as st
 import rngtrace
 from rngtrace import Draw, Event, GeneratorInfo, Log, LogFormatError
 from rngtrace.cli import main
+from rngtrace.log import EVENT_KINDS, LEVELS, PHASES
 from rngtrace.logfile import save
 
 FAST = settings(max_examples=150, deadline=None,
@@ -40,7 +41,7 @@ def logs(draw) -> Log:
     for i in range(draw(st.integers(0, 8))):
         draws.append(Draw(
             index=i, op=draw(text), module=draw(opt_text), module_type=draw(opt_text),
-            target=draw(opt_text), phase=draw(st.sampled_from(["init", "forward", "x"])),
+            target=draw(opt_text), phase=draw(st.sampled_from(PHASES)),
             step=draw(u63), shape=tuple(draw(st.lists(st.integers(0, 2**20), max_size=4))),
             dtype=draw(text), device=draw(text), numel=draw(u63),
             args=draw(st.dictionaries(text, scalar, max_size=3)),
@@ -52,11 +53,12 @@ def logs(draw) -> Log:
     pairs = st.none() | st.lists(st.tuples(opt_text, text), max_size=5)
     return Log(
         draws=draws,
-        events=draw(st.lists(st.builds(Event, text, text, u63, opt_text, text), max_size=3)),
+        events=draw(st.lists(st.builds(Event, st.sampled_from(EVENT_KINDS), text, u63, opt_text,
+                                       text), max_size=3)),
         generators={n: GeneratorInfo(n, draw(text), draw(st.none() | st.integers(0, 2**64)),
                                      draw(opt_text)) for n in gen_names},
         meta=draw(st.dictionaries(text, json_value, max_size=4)),
-        complete=draw(st.booleans()), steps=draw(u63), level=draw(text),
+        complete=draw(st.booleans()), steps=draw(u63), level=draw(st.sampled_from(LEVELS)),
         called=draw(pairs), with_grad=draw(pairs),
     )
 

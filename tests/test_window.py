@@ -234,7 +234,7 @@ def test_a_window_that_fails_after_the_file_is_open_lets_the_file_go(level, tmp_
     assert window._sink._f is None  # closed now, though `window` is still alive
     with rngtrace.record(level=level, path=path) as log:
         torch.rand(2)
-    assert log.meta["path"] == str(path)  # not run.rngtrace.<pid>.jsonl
+    assert log.file.path == str(path)  # not run.rngtrace.<pid>.jsonl
     assert len(rngtrace.load(path).draws) == 1
 
 

@@ -7,16 +7,17 @@
 ['0.weight', '0.bias']
 
 The pipeline, one subpackage a stage: :mod:`rngtrace.recording` makes a :class:`Log`
-(:mod:`rngtrace.log`), :mod:`rngtrace.logfile` saves and loads it, :mod:`rngtrace.diffing`
-compares two, :mod:`rngtrace.ranks` the ranks of one job, :mod:`rngtrace.graph` draws them,
-:mod:`rngtrace.stable` is the remedy, and
+(:mod:`rngtrace.log`; :mod:`rngtrace.summary` writes its text), :mod:`rngtrace.logfile`
+saves and loads it, :mod:`rngtrace.diffing` compares two, :mod:`rngtrace.ranks` the ranks
+of one job, :mod:`rngtrace.graph` draws them, :mod:`rngtrace.stable` is the remedy, and
 :mod:`rngtrace.cli` and :mod:`rngtrace.pytest_plugin` use only this public API.
 """
 
 from typing import TYPE_CHECKING, Any
 
+from . import log as _log
 from ._version import __version__
-from .diffing import Cause, Diff, Hunk, Stream, Unused, diff
+from .diffing import Cause, CauseKind, Diff, Hunk, HunkKind, Stream, Unused, diff
 from .errors import (
     IncomparableLogsError,
     LogFormatError,
@@ -25,9 +26,15 @@ from .errors import (
     StableInitError,
 )
 from .graph import to_dot, to_networkx
-from .log import Draw, Event, GeneratorInfo, Log, ModuleStats
+from .log import Draw, Event, EventKind, FileInfo, GeneratorInfo, Level, Log, ModuleStats, Phase
 from .logfile import load, save
 from .ranks import RankReport, compare_ranks
+from .summary import summary as _summary
+
+# A Log is data and imports nothing above it; its convenience methods (print(log),
+# log.save(path), log.to_networkx()) get the functions here, where every layer is at
+# hand, and before any log exists: see rngtrace.log.provide.
+_log.provide(_log.Conveniences(summary=_summary, save=save, to_networkx=to_networkx))
 
 if TYPE_CHECKING:
     from .recording import record
@@ -58,15 +65,21 @@ def __dir__() -> list[str]:
 
 __all__ = [
     "Cause",
+    "CauseKind",
     "Diff",
     "Draw",
     "Event",
+    "EventKind",
+    "FileInfo",
     "GeneratorInfo",
     "Hunk",
+    "HunkKind",
     "IncomparableLogsError",
+    "Level",
     "Log",
     "LogFormatError",
     "ModuleStats",
+    "Phase",
     "RankReport",
     "RecordError",
     "RngtraceError",

@@ -1,19 +1,38 @@
-"""The data model: :class:`Draw`, :class:`Event`, :class:`GeneratorInfo` and :class:`Log`.
+"""The data model: :class:`Draw`, :class:`Event`, :class:`GeneratorInfo`, :class:`FileInfo`
+and :class:`Log`, and the words their fields take (:data:`Phase`, :data:`EventKind`,
+:data:`Level`).
 
 A :class:`Log` is what :func:`rngtrace.record` produces and what every analysis reads:
 the ordered list of random kernel calls (draws), the state changes the recorder could
 not see as draws (events), and the generators involved. Records are frozen; analyses
-return new objects instead of changing a log.
+return new objects instead of changing a log. A log is data: its text is made by
+:mod:`rngtrace.summary`, its file by :mod:`rngtrace.logfile`, its graph by
+:mod:`rngtrace.graph` (the methods that reach them are explained at :func:`provide`).
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal, get_args
 
-PHASES = ("init", "forward", "backward", "other")
+from .errors import RngtraceError
+from .text import module_label
+
+#: When a draw was made: while a model was built (``"init"``), in a module's forward or
+#: backward, or anywhere else (``"other"``: a DataLoader, code between steps).
+Phase = Literal["init", "forward", "backward", "other"]
+PHASES: tuple[Phase, ...] = get_args(Phase)
+
+#: What an :class:`Event` says happened to a generator (see :attr:`Event.kind`).
+EventKind = Literal["reseed", "gap", "error", "compiled", "unread"]
+EVENT_KINDS: tuple[EventKind, ...] = get_args(EventKind)
+
+#: How a log was recorded: every random kernel call (``"op"``), or the light mode's
+#: record per module call that consumed (``"module"``).
+Level = Literal["op", "module"]
+LEVELS: tuple[Level, ...] = get_args(Level)
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,7 +47,7 @@ class Draw:
         module_type: the module's class name (``"Linear"``), None outside modules.
         target: state_dict key of the parameter or buffer the draw wrote into or became
             (``"blocks.0.attn.qkv.weight"``), None for temporaries and activations.
-        phase: ``"init"``, ``"forward"``, ``"backward"`` or ``"other"``.
+        phase: when it was drawn, one of :data:`PHASES`.
         step: optimizer steps completed before the draw.
         shape, dtype, device, numel: the tensor the kernel produced or filled.
         args: scalar arguments by schema name (``{"from": -0.1, "to": 0.1}``);
@@ -71,7 +90,7 @@ class Draw:
     module: str | None
     module_type: str | None
     target: str | None
-    phase: str
+    phase: Phase
     step: int
     shape: tuple[int, ...]
     dtype: str
@@ -121,7 +140,7 @@ class Event:
             that left every generator as it was ends with :data:`UNCHANGED`.
     """
 
-    kind: str
+    kind: EventKind
     generator: str
     before: int
     site: str | None = None
@@ -164,13 +183,22 @@ def cpu_state_digest(log: Log) -> str | None:
 UNCHANGED = " (state unchanged)"  # ends the detail of a reseed that changed nothing
 
 
-def plural(n: int, noun: str) -> str:
-    """``plural(1, "draw")`` is ``"1 draw"``; ``plural(1200, "draw")`` ``"1,200 draws"``."""
-    return f"{n:,} {noun}{'' if n == 1 else 's'}"
+@dataclass(frozen=True, slots=True)
+class FileInfo:
+    """The file a window streamed its log to (``record(path=...)``, ``rngtrace run``).
 
+    Attributes:
+        path: the file written, absolute: a rank of a distributed job, or a window that
+            found its file held by another process, writes beside the path it was given.
+        written: how many records were written: draws, or module-level records in the
+            light mode.
+        error: why writing stopped early (a full disk), None when it did not; the log is
+            then incomplete.
+    """
 
-def module_label(path: str | None) -> str:
-    return "-" if path is None else (path or "(root)")
+    path: str
+    written: int
+    error: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -193,7 +221,9 @@ class Log:
 
     While the window is open ``draws`` stays empty; it is filled, with final module
     names, when the window closes. ``complete`` is False when the block raised or the
-    log was read from a file cut short.
+    log was read from a file cut short. A window that streamed to a file keeps its
+    draws and events there, not here: ``file`` says where and how many (None for a log
+    held in memory or loaded).
     """
 
     draws: list[Draw] = field(default_factory=list)
@@ -202,13 +232,14 @@ class Log:
     meta: dict[str, Any] = field(default_factory=dict)
     complete: bool = True
     steps: int = 0
-    level: str = "op"
+    level: Level = "op"
     # What the window saw being used, as (model, path) pairs: modules called in forward
     # and parameters that received a gradient (with the frozen ones, once a backward
     # ran: they take part without a gradient). None when no forward (or no backward)
     # ran in the window, so that "unused" is only claimed where use was observable.
     called: list[tuple[str | None, str]] | None = None
     with_grad: list[tuple[str | None, str]] | None = None
+    file: FileInfo | None = None
 
     def __len__(self) -> int:
         return len(self.draws)
@@ -239,79 +270,20 @@ class Log:
             row["generators"][d.generator] = row["generators"].get(d.generator, 0) + 1
         return [ModuleStats(model=k[0], module=k[1], **v) for k, v in rows.items()]
 
-    def save(self, path: str | os.PathLike[str]) -> None:
-        """Write this log to ``path`` as JSON Lines; read it back with ``rngtrace.load``.
-
-        The file is replaced atomically. See :mod:`rngtrace.logfile` for the format.
-        """
-        from .logfile import save
-
-        save(self, path)
-
-    def headline(self) -> str:
-        """One line of totals: draws, values, generators, events."""
-        gens, events = plural(len(self.generators), "generator"), plural(len(self.events), "event")
-        if self.level == "module":
-            # A light log has a record per stretch of a module call's consumption (usually
-            # one per call that moved a generator); how many values it drew is only known
-            # on CUDA (the Philox offset advance).
-            what = f"module level, {plural(len(self.draws), 'record')}"
-        else:
-            what = f"{plural(len(self.draws), 'draw')}, {plural(self.values, 'value')}"
-        if not self.draws and self.meta.get("draws") and "path" in self.meta:
-            # a window streamed to a file keeps no draws (or events) in memory: say what
-            # it wrote, and where
-            noun = "record" if self.level == "module" else "draw"
-            what, events = f"{plural(self.meta['draws'], noun)} written", "see " + str(
-                self.meta["path"])
-        return (f"rngtrace log: {what}, {gens}, {events}"
-                + ("" if self.complete else "  [INCOMPLETE]"))
-
-    def summary_rows(self) -> list[tuple[str, str, str, str, str, str]]:
-        """The per-module table as text cells, header first (for :meth:`summary` and
-        ``rngtrace show``, which fits it to the terminal)."""
-        models = {d.model for d in self.draws if d.model is not None}
-        light = self.level == "module"
-        rows = [("module", "type", "calls" if light else "draws",
-                 "offset" if light else "values", "phases", "generators")]
-        for s in self.module_stats():
-            name = module_label(s.module)
-            if len(models) > 1 and s.model is not None:
-                name = f"{s.model}:{name}"
-            rows.append((
-                name,
-                s.module_type or "",
-                f"{s.draws:,}",
-                "-" if light and not s.values else f"{s.values:,}",
-                " ".join(f"{p}:{n}" for p, n in s.phases.items()),
-                " ".join(sorted(s.generators)),
-            ))
-        return rows
-
     def summary(self) -> str:
-        """A per-module table: draws, values drawn, phases and generators, then events.
+        """A per-module table: draws, values drawn, phases and generators, then events;
+        what ``print(log)`` prints. The same as :func:`rngtrace.summary.summary`."""
+        return _upstairs().summary(self)
 
-        Modules are listed in the order they first drew; ``(root)`` is the model itself
-        and ``-`` the draws made outside any module.
-        """
-        lines = [self.headline()]
-        if self.draws:
-            rows = self.summary_rows()
-            lines.append("")
-            widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-            right = {2, 3}
-            for r in rows:
-                cells = [c.rjust(w) if i in right else c.ljust(w)
-                         for i, (c, w) in enumerate(zip(r, widths, strict=True))]
-                lines.append("  ".join(cells).rstrip())
-        lines += [e.line() for e in self.events]
-        return "\n".join(lines)
+    def save(self, path: str | os.PathLike[str]) -> None:
+        """Write this log to ``path`` as JSON Lines: the same as ``rngtrace.save(log,
+        path)``, the spelling to prefer; read it back with ``rngtrace.load``."""
+        _upstairs().save(self, path)
 
     def to_networkx(self, draws: bool = False) -> Any:
-        """The log as a ``networkx.DiGraph`` of modules; see :func:`rngtrace.graph.to_networkx`."""
-        from .graph import to_networkx
-
-        return to_networkx(self, draws=draws)
+        """The log as a ``networkx.DiGraph`` of modules: the same as
+        ``rngtrace.to_networkx(log)``, the spelling to prefer."""
+        return _upstairs().to_networkx(self, draws)
 
     def __str__(self) -> str:
         return self.summary()
@@ -319,3 +291,37 @@ class Log:
     def __repr__(self) -> str:
         state = "complete" if self.complete else "incomplete"
         return f"<rngtrace.Log {len(self.draws)} draws, {len(self.events)} events, {state}>"
+
+
+@dataclass(frozen=True, slots=True)
+class Conveniences:
+    """What :class:`Log`'s convenience methods call in the layers above this module."""
+
+    summary: Callable[[Log], str]  # rngtrace.summary.summary
+    save: Callable[[Log, str | os.PathLike[str]], None]  # rngtrace.logfile.save
+    to_networkx: Callable[[Log, bool], Any]  # rngtrace.graph.to_networkx
+
+
+_provided: Conveniences | None = None
+
+
+def provide(conveniences: Conveniences) -> None:
+    """Give :class:`Log` the functions behind ``print(log)``, ``log.summary()``,
+    ``log.save(path)`` and ``log.to_networkx()``.
+
+    A log is data, and this module imports nothing above it: the layers contract in
+    ``pyproject.toml`` holds with no exception. The methods, older than that rule and
+    used in the README, reach the layers above by dependency inversion:
+    ``rngtrace/__init__.py``, which imports every layer and which Python runs before any
+    submodule of rngtrace (this one included), calls this once. So every log has them,
+    whoever made it (the recorder, the loader, a test by hand).
+    """
+    global _provided
+    _provided = conveniences
+
+
+def _upstairs() -> Conveniences:
+    if _provided is None:  # only while rngtrace/__init__.py is still running (or failed)
+        raise RngtraceError("rngtrace is not fully imported yet: use rngtrace.save, "
+                            "rngtrace.to_networkx and rngtrace.summary.summary")
+    return _provided

@@ -28,6 +28,8 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from .text import plural
+
 if TYPE_CHECKING:
     from .log import Log
 
@@ -107,8 +109,10 @@ class RngSnapshot:
                 f"(if the change is intended: pytest --rng-snapshot-update)")
 
     def _write(self, log: Log, path: str) -> None:
+        import rngtrace
+
         os.makedirs(os.path.dirname(path), exist_ok=True)
-        log.save(path)
+        rngtrace.save(log, path)
         self.written.append(path)
         self._request.config.stash.setdefault(_WRITTEN, []).append(path)
 
@@ -126,5 +130,5 @@ def rng_snapshot(request: pytest.FixtureRequest) -> Any:
 def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: Any) -> None:
     written = config.stash.get(_WRITTEN, [])
     if written:
-        terminalreporter.write_line(f"rngtrace: {len(written)} rng_snapshot file"
-                                    f"{'s' if len(written) != 1 else ''} written")
+        terminalreporter.write_line(f"rngtrace: {plural(len(written), 'rng_snapshot file')} "
+                                    "written")

@@ -22,6 +22,7 @@ import time
 from contextlib import suppress
 
 from ..errors import RngtraceError, UsageError
+from ..log import LEVELS
 from . import DIFFERENT, ERROR, OK, program_hint
 from .checkouts import WORKING_TREE, Repo, Side, find_repo, kind_of, make_side, map_program
 from .output import check_output
@@ -57,7 +58,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="record N optimizer steps in each run, then end it")
     parser.add_argument("--run-on", action="store_true",
                         help="with --steps: let each run go on after step N")
-    parser.add_argument("--level", choices=("op", "module"), default="op",
+    parser.add_argument("--level", choices=LEVELS, default="op",
                         help="as for 'rngtrace run': 'op' (default) or 'module'")
     parser.add_argument("-o", "--output", metavar="DIR",
                         help="keep the two logs in DIR (created if needed)")
@@ -94,7 +95,7 @@ def _split_command(args: argparse.Namespace) -> tuple[str | None, str | None, li
                 i += 1
                 value = cmd[i]
             if _VALUED[name] == "level":
-                if value not in ("op", "module"):
+                if value not in LEVELS:
                     raise UsageError(f"rngtrace compare: --level is 'op' or 'module', not "
                                      f"{value!r}")
                 args.level = value

@@ -9,13 +9,12 @@ import shutil
 import sys
 from typing import TYPE_CHECKING
 
-from ..diffing.workers import copied_streams
+from ..diffing import copied_streams
 from ..errors import UsageError
 from . import DIFFERENT, OK, load_log, printable, run_labels, stdout_may_close
 
 if TYPE_CHECKING:
-    from ..diffing import Diff
-    from ..diffing.resume import ResumeDiff
+    from ..diffing import Diff, ResumeDiff
 
 HELP = "compare two logs: where the random streams part, why, and what it shifts"
 EXAMPLE = """examples:

@@ -16,25 +16,7 @@ import stat
 from collections.abc import Iterable
 
 from ..errors import UsageError
-from ..logfile.format import MARKER, MAX_LINE
-
-
-def is_log_file(path: str) -> bool:
-    """Whether ``path`` starts with an rngtrace log's header line (read no further).
-
-    >>> import os, tempfile, rngtrace
-    >>> path = os.path.join(tempfile.mkdtemp(), "x.rngtrace.jsonl")
-    >>> rngtrace.Log().save(path)
-    >>> is_log_file(path), is_log_file(os.devnull)
-    (True, False)
-    """
-    try:
-        with open(path, "rb") as f:
-            line = f.readline(MAX_LINE)
-        head = json.loads(line)
-    except (OSError, ValueError, RecursionError):
-        return False
-    return isinstance(head, dict) and isinstance(head.get(MARKER), int)
+from ..logfile import MAX_LINE, is_log_file
 
 
 def check_output(verb: str, path: str, inputs: Iterable[str] = ()) -> bool:

@@ -12,7 +12,8 @@ from types import TracebackType
 from typing import Any
 
 from ..errors import UsageError
-from ..log import plural
+from ..log import LEVELS, Log
+from ..text import plural
 from . import ERROR, quiet_torch_import
 from .output import check_output, is_finished, partial_name
 from .signals import Ended, signals_end_the_work
@@ -48,7 +49,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--run-on", action="store_true",
                         help="with --steps: let the program go on after step N, at full "
                              "speed, instead of ending it")
-    parser.add_argument("--level", choices=("op", "module"), default="op",
+    parser.add_argument("--level", choices=LEVELS, default="op",
                         help="'op' (default): every random kernel call; 'module': the "
                              "light mode, which module consumed, cheap enough for a whole "
                              "training")
@@ -86,7 +87,7 @@ def run(args: argparse.Namespace) -> int:
     runner, argv0, path0 = _runner(program, args.module)
     output = args.output or default_output(program, args.module)
     quiet_torch_import()
-    from ..recording.distributed import job_path
+    from ..recording import job_path
 
     output = os.fspath(job_path(output))  # in a torchrun job: this rank's own file
     inputs = [program] if not args.module else []
@@ -95,14 +96,14 @@ def run(args: argparse.Namespace) -> int:
     partial = partial_name(output)
     code, log = _record(runner, argv0, path0, program_args, partial, args)
     # where the window really wrote (a job's rank renames the file it is given)
-    written = log.meta.get("path", partial)
+    written = log.file.path if log.file is not None else partial
     if not os.path.relpath(written).startswith(".."):
         written = os.path.relpath(written)
     return _settle(log, code, written, output, replacing)
 
 
 def _record(runner: Callable[[], object], argv0: str, path0: str, program_args: list[str],
-            partial: str, args: argparse.Namespace) -> tuple[int, Any]:
+            partial: str, args: argparse.Namespace) -> tuple[int, Log]:
     """Run the program in a window streaming to ``partial``; its exit code and log."""
     quiet_torch_import()
     import rngtrace
@@ -149,14 +150,14 @@ def _record(runner: Callable[[], object], argv0: str, path0: str, program_args: 
     return code, window.log
 
 
-def _settle(log: Any, code: int, partial: str, output: str, replacing: bool) -> int:
+def _settle(log: Log, code: int, partial: str, output: str, replacing: bool) -> int:
     """Move the finished log into place, or keep the previous one; say which."""
     if not is_finished(partial):
         print(f"rngtrace: error: the log could not be written in full (see the warning "
               f"above); what was written is in {partial}"
               + (f", and {output} is left as it was" if replacing else ""), file=sys.stderr)
         return ERROR
-    if code and replacing and not log.meta.get("draws"):
+    if code and replacing and not _written(log):
         os.unlink(partial)
         print(f"rngtrace: the program failed before its first draw: {output} is left as "
               "it was", file=sys.stderr)
@@ -245,9 +246,13 @@ def _print_traceback(e: BaseException) -> None:
     traceback.print_exception(type(e), e, tb)
 
 
-def _report(log: Any, output: str, replaced: bool, interrupted: bool) -> None:
-    n = log.meta.get("draws", 0)
-    what = plural(n, "module-level record" if log.level == "module" else "draw")
+def _written(log: Log) -> int:
+    """How many records the window wrote to its file."""
+    return log.file.written if log.file is not None else 0
+
+
+def _report(log: Log, output: str, replaced: bool, interrupted: bool) -> None:
+    what = plural(_written(log), "module-level record" if log.level == "module" else "draw")
     where = os.path.relpath(output)
     if where.startswith(".." + os.sep):
         where = os.path.abspath(output)

@@ -9,8 +9,11 @@ import textwrap
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
+from ..diffing import copied_streams, unused_consumers, unused_lines
 from ..errors import UsageError
 from ..log import PHASES, Draw, Event, Log
+from ..summary import headline, summary_rows
+from ..text import plural
 from . import OK, load_log, printable, stdout_may_close
 
 HELP = "show a log: which module drew how many values, then each draw"
@@ -93,9 +96,6 @@ def render(log: Log, args: argparse.Namespace) -> Iterator[str]:
 
 def unused(log: Log, width: int = WIDTH) -> Iterator[str]:
     """Modules and parameters that drew at init but were never used (the diff's section)."""
-    from ..diffing import unused_consumers
-    from ..diffing.report import unused_lines
-
     found = unused_consumers(log)
     if found:
         yield ""
@@ -106,8 +106,6 @@ def unused(log: Log, width: int = WIDTH) -> Iterator[str]:
 
 def copied(log: Log) -> Iterator[str]:
     """DataLoader workers that drew identical streams from a generator copied into them."""
-    from ..diffing.workers import copied_streams
-
     found = copied_streams(log)
     if found:
         yield ""
@@ -136,18 +134,18 @@ def describe(log: Log, path: str, width: int = WIDTH) -> Iterator[str]:
         yield _clip(f"rank {dist['rank']} of {dist.get('world_size', '?')}"
                     + (f" ({job})" if job else "") + " (rngtrace ranks compares them)", width)
     level = "" if log.level == "op" else f", level {log.level}"
-    yield f"{log.steps:,} optimizer step{'s' if log.steps != 1 else ''}{level}"
+    yield f"{plural(log.steps, 'optimizer step')}{level}"
 
 
 def table(log: Log, max_events: int = 20, *, width: int = WIDTH, fold: bool = True
           ) -> Iterator[str]:
-    """:meth:`Log.summary` fitted to ``width`` columns: totals, modules, events. With
+    """:func:`rngtrace.summary.summary` fitted to ``width`` columns: totals, modules, events. With
     ``fold``, rows of numbered blocks that drew alike are one row (see :func:`fold_rows`).
     Module paths are never cut (a cut path could read as another module)."""
-    yield log.headline()
+    yield headline(log)
     if log.draws:
         yield ""
-        rows: list[tuple[str, ...]] = list(log.summary_rows())
+        rows: list[tuple[str, ...]] = list(summary_rows(log))
         folded = fold and len(rows) > 1 and len(rows) != len(rows := fold_rows(rows))
         names = max(len(r[0]) for r in rows)
         widths = _fit([max(len(r[i]) for r in rows) for i in range(6)],

@@ -29,20 +29,31 @@ by the generator state it started from: the same structure from the same state i
 from __future__ import annotations
 
 import gc
-from typing import TYPE_CHECKING, overload
+from typing import overload
 
 from ..errors import IncomparableLogsError
 from ..log import Log, cpu_state_digest
 from . import compiled
 from .assemble import assemble
-from .model import CAUSE_KINDS, HUNK_KINDS, Cause, Diff, Hunk, Stream, Unused
+from .model import (
+    CAUSE_KINDS,
+    HUNK_KINDS,
+    Cause,
+    CauseKind,
+    Diff,
+    Hunk,
+    HunkKind,
+    Stream,
+    Unused,
+)
+from .report import unused_lines
+from .resume import ResumeDiff, resume_diff
 from .usage import unused_consumers
+from .workers import CopiedStream, copied_streams
 
-if TYPE_CHECKING:
-    from .resume import ResumeDiff
-
-__all__ = ["CAUSE_KINDS", "HUNK_KINDS", "Cause", "Diff", "Hunk", "Stream", "Unused", "diff",
-           "unused_consumers"]
+__all__ = ["CAUSE_KINDS", "HUNK_KINDS", "Cause", "CauseKind", "CopiedStream", "Diff", "Hunk",
+           "HunkKind", "ResumeDiff", "Stream", "Unused", "copied_streams", "diff",
+           "unused_consumers", "unused_lines"]
 
 
 @overload
@@ -91,8 +102,6 @@ def diff(a: Log, b: Log, *, labels: tuple[str, str] = ("A", "B"),
     """
     _check_comparable(a, b, labels)
     if resumed_at is not None:
-        from .resume import resume_diff
-
         return resume_diff(a, b, resumed_at=resumed_at, labels=labels)
     # The alignment allocates a few tuples per draw; with millions of draws alive the
     # cyclic collector would rescan them again and again (4-5x the time at 1M draws).
@@ -100,7 +109,8 @@ def diff(a: Log, b: Log, *, labels: tuple[str, str] = ("A", "B"),
     enabled = gc.isenabled()
     gc.disable()
     try:
-        ca, cb, how = compiled.comparable(a, b)  # issue 12: an eager and a compiled run
+        # an eager and a compiled run: compare what both can see (docs/compile.md)
+        ca, cb, how = compiled.comparable(a, b)
         if ca is a and cb is b:
             return assemble(a, b, labels)
         return compiled.explain(assemble(ca, cb, labels), a, b, how)

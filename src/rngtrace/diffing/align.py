@@ -18,6 +18,7 @@ from typing import Any
 
 from ..log import Draw, GeneratorInfo, Log
 from .match import match
+from .model import HunkKind
 
 _STRUCTURE = operator.attrgetter("op", "model", "module", "target", "shape", "dtype",
                                  "phase", "step")
@@ -143,7 +144,7 @@ def _score(ga: GeneratorInfo | None, gb: GeneratorInfo | None, da: Draw | None,
 class Piece:
     """A run of one kind in one stream, in positions of the stream's draw lists."""
 
-    kind: str
+    kind: HunkKind
     a0: int
     a1: int
     b0: int
@@ -192,7 +193,7 @@ class _Pieces:
     kb: list[Any]
     pieces: list[Piece] = field(default_factory=list)
 
-    def run(self, kind: str, i: int, j: int, n: int) -> None:
+    def run(self, kind: HunkKind, i: int, j: int, n: int) -> None:
         """``n`` pairs of one kind from ``(i, j)``, merged into the last piece if it
         ends right there with the same kind."""
         last = self.pieces[-1] if self.pieces else None
@@ -202,7 +203,7 @@ class _Pieces:
         else:
             self.pieces.append(Piece(kind, i, i + n, j, j + n))
 
-    def one(self, kind: str, i: int | None, j: int | None) -> None:
+    def one(self, kind: HunkKind, i: int | None, j: int | None) -> None:
         """One draw of A (``j`` None: removed), of B (``i`` None: inserted) or a pair."""
         last = self.pieces[-1] if self.pieces else None
         ai = i if i is not None else (last.a1 if last is not None else 0)

@@ -13,16 +13,17 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from ..log import Draw, Log, module_label
+from ..log import Draw, Log
+from ..text import module_label, noun, plural
 from .causes import Candidate, index_of
-from .model import Cause
+from .model import ONE_RUN, Cause, CauseKind
 from .names import fold_names
 
 # causes that explain a shift by a moment rather than by draws of their own
-_TRANSITIONS = ("seed", "state", "unknown", "consumption")
+_TRANSITIONS: tuple[CauseKind, ...] = ("seed", "state", "unknown", "consumption")
 # causes that have a module, a parameter and a line of code of their own
-_LOCATED = ("inserted", "removed", "reordered", "changed", "generator", "count",
-            "consumption")
+_LOCATED: tuple[CauseKind, ...] = ("inserted", "removed", "reordered", "changed",
+                                    "generator", "count", "consumption")
 
 
 @dataclass
@@ -68,9 +69,9 @@ def _cause(g: Candidate, ctx: _Context) -> Cause:
     if transition and g.draws:
         a_index, b_index = g.draws[0].index, g.b_draws[0].index if g.b_draws else None
     summary, detail = _TEXT.get(g.kind, _unknown)(g, ctx)
-    if g.kind in ("inserted", "removed") and targets and a_index is not None:
+    if g.kind in ONE_RUN and targets and a_index is not None:
         detail = _join(detail, _reinit(sh_draws, a_index, ctx))
-    if g.kind in ("inserted", "removed") and f is not None and f.module is None \
+    if g.kind in ONE_RUN and f is not None and f.module is None \
             and not g.workers:
         detail = _join(detail, _loader(g, ctx))
     site = f.site if f is not None else None
@@ -96,7 +97,7 @@ def _cause(g: Candidate, ctx: _Context) -> Cause:
         shifted_draws=len(sh_draws), shifted_values=sum(d.numel for d in sh_draws if d.consumed),
         shifted_targets=targets, consequence=g.consequence, detail=detail,
         hunks=tuple(sorted({p.hunk for p in pieces})),
-        lines=_lines(own) if g.kind in ("inserted", "removed") else (),
+        lines=_lines(own) if g.kind in ONE_RUN else (),
     )
 
 
@@ -133,7 +134,7 @@ def _reinit(sh_draws: list[Draw], at: int, ctx: _Context) -> str:
         return ""
     again = again[:1]
     where = f" ({again[0].site})" if again[0].site else ""
-    return (f"It also shifts {len(earlier):,} parameter{'s' if len(earlier) != 1 else ''} "
+    return (f"It also shifts {plural(len(earlier), 'parameter')} "
             f"built before it ({earlier[0]}...): a re-initialisation pass{where} re-draws "
             f"every module after construction (Hugging Face's post_init, "
             f"model.apply(_init_weights)), so those draws come after the insertion too.")
@@ -168,8 +169,8 @@ def _names(modules: list[str], limit: int = 3) -> str:
 
 def _count(members: int, draws: int) -> str:
     if members > 1 and draws % members == 0:
-        return f"{draws // members:,} draw{'s' if draws // members != 1 else ''} each"
-    return f"{draws:,} draw{'s' if draws != 1 else ''}"
+        return f"{plural(draws // members, 'draw')} each"
+    return plural(draws, "draw")
 
 
 def _only_in(g: Candidate, ctx: _Context) -> tuple[str, str]:
@@ -182,7 +183,7 @@ def _only_in(g: Candidate, ctx: _Context) -> tuple[str, str]:
         way = "into" if g.kind == "removed" else "out of"
         return (f"draws moved {way} DataLoader workers: {f.api or f.op} at {f.site}, "
                 f"{_count(1, own)} in {here}'s own process, in "
-                f"worker{'s' if len(g.workers) > 1 else ''} {ws} of {there}",
+                f"{noun(len(g.workers), 'worker')} {ws} of {there}",
                 "With num_workers > 0 the Dataset draws in worker processes, each from its "
                 "own generator (seeded from the DataLoader's base seed): the process's "
                 "stream no longer has these draws, and what it draws after them shifts.")
@@ -230,7 +231,7 @@ def _subtrees(g: Candidate, roots: list[str]) -> str:
         return what
     n = len(inside)
     it = "it" if len(roots) == 1 else "them"
-    return f"{what} ({n:,} module{'s' if n != 1 else ''} in {it} draw)"
+    return f"{what} ({plural(n, 'module')} in {it} draw)"
 
 
 def _reordered(g: Candidate, ctx: _Context) -> tuple[str, str]:
@@ -278,7 +279,7 @@ def _count_changed(g: Candidate, ctx: _Context) -> tuple[str, str]:
         what = "drew another shape"
     else:
         run = ctx.labels[1] if g.pieces[0].kind == "inserted" else ctx.labels[0]
-        what = f"drew {own} more time{'s' if own != 1 else ''} in {run}"
+        what = f"drew {plural(own, 'more time', 'more times')} in {run}"
     return (f"{call} {what}", "A data-dependent loop (rejection sampling) in an already "
             "shifted stream: a consequence, not a cause.")
 
@@ -340,7 +341,7 @@ def _unknown(g: Candidate, ctx: _Context) -> tuple[str, str]:
             f"{f.index if f else '?'} of {ctx.labels[0]})", "")
 
 
-_TEXT: dict[str, Callable[[Candidate, _Context], tuple[str, str]]] = {
+_TEXT: dict[CauseKind, Callable[[Candidate, _Context], tuple[str, str]]] = {
     "inserted": _only_in, "removed": _only_in, "reordered": _reordered,
     "generator": _generator, "changed": _changed, "count": _count_changed, "seed": _seed,
     "state": _state, "consumption": _consumption, "unknown": _unknown,

@@ -21,8 +21,10 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from ..log import UNCHANGED, Draw, Event, Log, module_label
+from ..log import UNCHANGED, Draw, Event, EventKind, Log
+from ..text import module_label
 from .align import Piece, StreamPair, structure_key
+from .model import ONE_RUN, CauseKind, HunkKind, Run, Side
 from .names import Known
 
 
@@ -42,16 +44,16 @@ class StreamView:
 class Candidate:
     """A cause while it is being worked out (mutable; becomes a :class:`Cause`)."""
 
-    kind: str
+    kind: CauseKind
     stream: StreamView
     pieces: list[Piece]
-    run: str
+    run: Run
     draws: list[Draw]  # the draws the cause is about (one side; A's for pairs)
     b_draws: list[Draw] = field(default_factory=list)  # B's side of a changed pair
     consequence: bool = False
     while_shifted: bool = False
     detail: str = ""
-    events: list[tuple[str, Event]] = field(default_factory=list)
+    events: list[tuple[Side, Event]] = field(default_factory=list)
     partner: Candidate | None = None  # the other half of a move
     jumped: list[str] = field(default_factory=list)  # modules a moved module jumped over
     merged_into: Candidate | None = None
@@ -95,6 +97,10 @@ def index_of(draws: Sequence[Draw], pos: int) -> int:
     return draws[-1].index + 1 if draws else 1 << 62
 
 
+# the run a structural piece's draws are in: B's for inserted, A's for removed
+_ONLY_IN: dict[HunkKind, Run] = {"inserted": "b", "removed": "a"}
+
+
 def _walk(a: Log, b: Log, st: StreamView,
           first_shift: dict[str, tuple[int, int] | None]) -> list[Candidate]:
     out: list[Candidate] = []
@@ -128,7 +134,7 @@ def _walk(a: Log, b: Log, st: StreamView,
             out.append(c)
             p.cause = c
             continue
-        run = {"inserted": "b", "removed": "a"}.get(p.kind, "both")
+        run = _ONLY_IN.get(p.kind, "both")
         for module_draws_a, module_draws_b in _by_module(p.kind, side_a, side_b):
             c = Candidate(p.kind, st, [p], run, module_draws_a or module_draws_b,
                       module_draws_b if module_draws_a else [],
@@ -183,7 +189,8 @@ def _transition(a: Log, b: Log, st: StreamView, p: Piece, prev: Piece | None,
     da, db = st.a[p.a0], st.b[p.b0]
     lo_a = st.a[prev.a1 - 1].index if prev is not None else -1
     lo_b = st.b[prev.b1 - 1].index if prev is not None else -1
-    events = [("a", e) for e in _events(a, st.pair.a_name, lo_a, da.index)]
+    events: list[tuple[Side, Event]] = [
+        ("a", e) for e in _events(a, st.pair.a_name, lo_a, da.index)]
     events += [("b", e) for e in _events(b, st.pair.b_name, lo_b, db.index)]
     if events:
         runs = {r for r, _ in events}
@@ -215,9 +222,14 @@ def _transition(a: Log, b: Log, st: StreamView, p: Piece, prev: Piece | None,
     return c
 
 
+# the events that can explain why a stream's state moved
+_STATE_EVENTS: tuple[EventKind, ...] = ("reseed", "gap", "unread")
+
+
 def _events(log: Log, gen: str | None, lo: int, hi: int) -> list[Event]:
+    """The events that changed ``gen``'s state between draws ``lo`` and ``hi``."""
     return [e for e in log.events
-            if e.generator == gen and e.kind in ("reseed", "gap", "unread")
+            if e.generator == gen and e.kind in _STATE_EVENTS
             and lo < e.before <= hi
             and not e.detail.endswith(UNCHANGED)]
 
@@ -254,11 +266,11 @@ def _find_worker_moves(cands: list[Candidate]) -> None:
     here: dict[tuple, Candidate] = {}
     for c in cands:
         f = c.first
-        if c.kind in ("inserted", "removed") and f is not None and f.worker is None:
+        if c.kind in ONE_RUN and f is not None and f.worker is None:
             here.setdefault((c.kind, f.op, f.site), c)
     for c in cands:
         f = c.first
-        if c.kind not in ("inserted", "removed") or f is None or f.worker is None \
+        if c.kind not in ONE_RUN or f is None or f.worker is None \
                 or c.merged_into is not None:
             continue
         other = "removed" if c.kind == "inserted" else "inserted"
@@ -277,17 +289,25 @@ def _signature(draws: list[Draw]) -> tuple:
     return tuple(sorted(Counter(structure_key(d) for d in draws).items(), key=repr))
 
 
+_PAIRED: tuple[HunkKind, ...] = ("equal", "shifted", "changed")  # draws in both runs
+
+
 def _between(st: StreamView, p: Piece, q: Piece) -> list[str]:
     """Modules of the paired draws between two pieces of a stream (what a move jumped)."""
     i, j = st.pieces.index(p), st.pieces.index(q)
     out: list[str] = []
     for r in st.pieces[min(i, j) + 1:max(i, j)]:
-        if r.kind in ("equal", "shifted", "changed"):
+        if r.kind in _PAIRED:
             for d in st.a[r.a0:r.a1]:
                 name = module_label(d.module)
                 if name not in out:
                     out.append(name)
     return out
+
+
+# causes of one root, parameter name or line are one cause (see _group_key)
+_GROUPED: tuple[CauseKind, ...] = ("inserted", "removed", "reordered", "changed",
+                                   "generator", "count")
 
 
 def _place(cands: list[Candidate], a: Log, b: Log) -> None:
@@ -296,7 +316,7 @@ def _place(cands: list[Candidate], a: Log, b: Log) -> None:
     known: dict[str, Known] = {}
     for c in cands:
         f = c.first
-        if c.kind not in ("inserted", "removed") or f is None or f.module is None:
+        if c.kind not in ONE_RUN or f is None or f.module is None:
             continue
         side = "a" if c.kind == "inserted" else "b"
         other = known.get(side)
@@ -312,8 +332,7 @@ def _group_key(c: Candidate) -> tuple:
     name: ``linear`` in every block, or ``layer.*`` for numbered entries), the same
     new parameter name, or else the same line of code."""
     f = c.first
-    if f is None or c.kind not in ("inserted", "removed", "reordered", "changed",
-                                   "generator", "count"):
+    if f is None or c.kind not in _GROUPED:
         return (id(c),)
     if c.root is not None or c.new_target:
         name = c.root if c.root is not None else str(f.target)

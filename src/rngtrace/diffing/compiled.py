@@ -37,8 +37,9 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
-from ..log import Draw, Log, plural
-from .model import Cause, Diff, Hunk
+from ..log import Draw, Log
+from ..text import plural
+from .model import Cause, Diff, Hunk, Side
 from .usage import unused_consumers
 
 _DROPOUT = frozenset({"aten::bernoulli_", "aten::native_dropout", "aten::bernoulli",
@@ -54,7 +55,7 @@ WHY = ("compiled: Inductor draws dropout masks from its own Philox streams, seed
 class Compiled:
     """What :func:`comparable` found: which side ran Inductor graphs, and how much."""
 
-    side: str  # "a" or "b": the log with Inductor-compiled draws
+    side: Side  # the log with Inductor-compiled draws
     calls: int  # graph calls (distinct seed draws) in that log
     draws: int  # draws made inside Inductor graphs
     first: int  # index of the first of them
@@ -108,7 +109,8 @@ def comparable(a: Log, b: Log) -> tuple[Log, Log, Compiled | None]:
     ib = [d for d in cb if _inductor(d)]
     how = None
     if bool(ia) != bool(ib):  # one side compiled with Inductor: its values are its own
-        side, ds = ("a", ia) if ia else ("b", ib)
+        side: Side = "a" if ia else "b"
+        ds = ia or ib
         how = Compiled(side, _calls(ds), len(ds), ds[0].index)
     one = all(len({d.model for d in log.draws} - {None}) <= 1 for log in (a, b))
     return (_copy(a, bool(ia) and not ib, one), _copy(b, bool(ib) and not ia, one), how)

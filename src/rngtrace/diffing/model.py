@@ -4,15 +4,17 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal, get_args
 
-from ..log import Draw, Log, module_label
+from ..log import Draw, Log
+from ..text import module_label
 
 #: The kinds of :class:`Hunk`, in the order a report explains them.
-HUNK_KINDS = ("equal", "shifted", "inserted", "removed", "changed")
+HunkKind = Literal["equal", "shifted", "inserted", "removed", "changed"]
+HUNK_KINDS: tuple[HunkKind, ...] = get_args(HunkKind)
 
 #: The kinds of :class:`Cause`.
-CAUSE_KINDS = (
+CauseKind = Literal[
     "inserted",     # a module, parameter or call draws in B only
     "removed",      # ... in A only
     "reordered",    # the same draws in another order (definitions reordered)
@@ -24,7 +26,21 @@ CAUSE_KINDS = (
     "count",        # a data-dependent loop drew another number of times (a consequence)
     "unknown",      # the state moved with nothing recorded to explain it
     "compiled",     # one run drew inside Inductor-compiled graphs (see diffing.compiled)
-)
+]
+CAUSE_KINDS: tuple[CauseKind, ...] = get_args(CauseKind)
+
+#: The kinds (of hunks and causes) of draws that only one run made: B for ``inserted``,
+#: A for ``removed``.
+ONE_RUN: tuple[CauseKind, ...] = ("inserted", "removed")
+
+#: One of the two runs compared.
+Side = Literal["a", "b"]
+
+#: Where a :class:`Cause` is: in run A, run B, or both.
+Run = Literal["a", "b", "both"]
+
+#: Why an :class:`Unused` consumer is unused.
+Reason = Literal["never called", "no gradient"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,7 +65,7 @@ class Hunk:
             hunks) or that shifted it; None for ``equal`` hunks and unexplained ones.
     """
 
-    kind: str
+    kind: HunkKind
     generator: str
     b_generator: str
     a_index: int
@@ -129,9 +145,9 @@ class Cause:
             of first draw (an inserted layer has one per submodule it builds).
     """
 
-    kind: str
+    kind: CauseKind
     summary: str
-    run: str
+    run: Run
     generator: str
     module: str | None
     module_type: str | None
@@ -180,7 +196,7 @@ class Stream:
     b_draws: int
     a_seed: int | None
     b_seed: int | None
-    counts: dict[str, int]
+    counts: dict[HunkKind, int]
 
     @property
     def name(self) -> str:
@@ -205,7 +221,7 @@ class Unused:
     module: str | None
     module_type: str | None
     targets: tuple[str, ...]
-    reason: str
+    reason: Reason
     draws: int
     values: int
     site: str | None

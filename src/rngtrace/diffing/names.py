@@ -23,6 +23,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from ..log import Draw, Log
+from ..text import plural
 
 Path = tuple[str | None, str]  # (model, module path)
 _MODEL = operator.attrgetter("model")
@@ -204,7 +205,7 @@ class Renames:
 
     def describe(self, limit: int = 4) -> str:
         """``"(root) is base_model.model in B (35 modules)"`` and the like, most first."""
-        parts = [f"{a} is {b} ({n:,} module{'s' if n != 1 else ''})"
+        parts = [f"{a} is {b} ({plural(n, 'module')})"
                  for (a, b), n in self.edits.most_common(limit)]
         more = len(self.edits) - limit
         return "; ".join(parts) + (f"; and {more} more" if more > 0 else "")

@@ -10,7 +10,8 @@ import textwrap
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from ..log import module_label
+from ..text import module_label, plural
+from .model import ONE_RUN, CauseKind
 from .names import fold_names
 
 if TYPE_CHECKING:
@@ -21,6 +22,9 @@ MAX_NAMES = 8  # parameter names listed before "and N more"
 MAX_LINES = 6  # lines of code listed under a cause
 MAX_UNUSED = 8  # unused consumers listed per run
 WIDTH = 100  # the default width of a report
+# causes that draw values of their own (the others shift what is drawn)
+_OWN_DRAWS: tuple[CauseKind, ...] = ("inserted", "removed", "changed", "reordered",
+                                     "generator")
 
 
 def render(d: Diff, width: int = WIDTH) -> str:
@@ -31,7 +35,7 @@ def render(d: Diff, width: int = WIDTH) -> str:
     if d.identical:
         n = sum(len(h) for h in d.hunks)
         lines.append(f"rngtrace diff: {la} and {lb} drew the same values in the same places "
-                     f"({n:,} draws, {_plural(len(d.streams), 'generator')})"
+                     f"({n:,} draws, {plural(len(d.streams), 'generator')})"
                      + (f", under other names: {d.renamed}." if d.renamed else "."))
     else:
         lines.append(f"rngtrace diff: {la} and {lb} draw different random numbers.")
@@ -130,11 +134,11 @@ def _targets(d: Diff) -> list[str]:
     lines = []
     if shared:
         n = len(shared)
-        lines += ["", f"{_plural(n, 'parameter or buffer', 'parameters or buffers')} of both "
+        lines += ["", f"{plural(n, 'parameter or buffer', 'parameters or buffers')} of both "
                       f"runs start{'s' if n == 1 else ''} from other values: {_list(shared)}"]
     if d.new_targets:
         only = [t for t in d.affected_targets if t in new]
-        lines += ["", f"{_plural(len(only), 'parameter or buffer', 'parameters or buffers')} "
+        lines += ["", f"{plural(len(only), 'parameter or buffer', 'parameters or buffers')} "
                       f"only one run has: {_list(only)}"]
     return lines
 
@@ -144,7 +148,7 @@ def _cause(d: Diff, c: Cause, head: str, width: int) -> list[str]:
     out = [f"{head}: {c.summary}"]
     if len(c.lines) > 1:
         for site, code, n in c.lines[:MAX_LINES]:
-            line = f"  at {site or '?'} ({_plural(n, 'draw')})"
+            line = f"  at {site or '?'} ({plural(n, 'draw')})"
             if code:  # one line each: the code is cut to the width
                 room = width - len(line) - 2 if width > 0 else len(code)
                 line += f": {code if len(code) <= room else code[:max(room - 3, 8)] + '...'}"
@@ -160,17 +164,17 @@ def _cause(d: Diff, c: Cause, head: str, width: int) -> list[str]:
         at.append(f"draw {c.b_index} of {lb}")
     if at:
         out.append(f"  first at {', '.join(at)}, on {c.generator}")
-    if c.kind in ("inserted", "removed", "changed", "reordered", "generator") and c.values:
+    if c.kind in _OWN_DRAWS and c.values:
         out.append(f"  it draws {c.values:,} values itself")
     if c.shifted_draws and c.shifted_targets:
-        out.append(f"  it shifts {_plural(c.shifted_draws, 'later draw')} of {c.generator}: "
-                   f"{_plural(len(c.shifted_targets), 'parameter')}, "
+        out.append(f"  it shifts {plural(c.shifted_draws, 'later draw')} of {c.generator}: "
+                   f"{plural(len(c.shifted_targets), 'parameter')}, "
                    f"{c.shifted_values:,} values")
     elif c.shifted_draws:
         # no count of values: a light-mode CPU record says whether the state moved, not
         # by how much ("0 values" would read as none)
         values = f" ({c.shifted_values:,} values)" if c.shifted_values else ""
-        out.append(f"  it shifts {_plural(c.shifted_draws, 'later draw')} of {c.generator}"
+        out.append(f"  it shifts {plural(c.shifted_draws, 'later draw')} of {c.generator}"
                    f"{values}, none of them into a parameter")
     elif c.kind != "changed":
         out.append(f"  it shifts no later draw of {c.generator}")
@@ -191,7 +195,7 @@ def _agree_again(d: Diff, c: Cause) -> bool:
 
 def _unused_hint(d: Diff, c: Cause) -> list[str]:
     """Say so when the cause's module is never used: the story's real culprit."""
-    if c.kind not in ("inserted", "removed"):
+    if c.kind not in ONE_RUN:
         return []
     unused, label = (d.unused_b, d.labels[1]) if c.kind == "inserted" else (
         d.unused_a, d.labels[0])
@@ -222,7 +226,7 @@ def unused_lines(unused: Sequence[Unused], label: str | None = None,
         what = f"{u.where} ({u.module_type})" if u.module_type else u.where
         if u.reason == "no gradient":
             what = f"{', '.join(u.targets)} in {what}"
-        out.append(f"  {who}{what}, {u.reason}: {_plural(u.draws, 'draw')}, {u.values:,} "
+        out.append(f"  {who}{what}, {u.reason}: {plural(u.draws, 'draw')}, {u.values:,} "
                    f"values" + (f" at {u.site}" if u.site else ""))
     if limit is not None and len(unused) > limit:
         out.append(f"  {label + ': ' if label else ''}and {len(unused) - limit:,} more")
@@ -244,7 +248,7 @@ def _hunk_rows(hunks: Sequence[Hunk]) -> list[str]:
         gen = h.generator if h.b_generator == h.generator else f"{h.generator}~{h.b_generator}"
         cells.append((h.kind, "A " + span(h.a_index, h.a_stop, len(h.a_draws)),
                       "B " + span(h.b_index, h.b_stop, len(h.b_draws)), gen,
-                      _plural(len(h), "draw"), where))
+                      plural(len(h), "draw"), where))
     if not cells:
         return []
     widths = [max(len(row[i]) for row in cells) for i in range(5)]
@@ -264,10 +268,6 @@ def _span(first: str, last: str) -> str:
     if n == 0:
         return f"{first} .. {last}"
     return f"{'.'.join(a[:n])}: {'.'.join(a[n:])} .. {'.'.join(b[n:])}"
-
-
-def _plural(n: int, word: str, many: str | None = None) -> str:
-    return f"{n:,} {word if n == 1 else (many or word + 's')}"
 
 
 def _list(names: Sequence[str]) -> str:

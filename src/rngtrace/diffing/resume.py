@@ -47,7 +47,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..errors import RngtraceError
-from ..log import Draw, Event, Log, plural
+from ..log import Draw, Event, Log
+from ..text import plural
 from .model import Diff
 
 _RESTORES = ("set_rng_state", "set_state", "setstate")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ..log import Draw, Log
-from .model import Unused
+from .model import Reason, Unused
 
 
 def _used_inside(model: str | None, module: str, draws: list[Draw],
@@ -51,6 +51,7 @@ def unused_consumers(log: Log) -> list[Unused]:
         if d.phase == "init" and d.module is not None and not d.discarded:
             by_module.setdefault((d.model, d.module), []).append(d)
     out = []
+    reason: Reason
     for (model, module), draws in by_module.items():
         if called is not None and (model, module) not in called and not _used_inside(
                 model, module, draws, called, graded):

@@ -21,7 +21,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..log import Log, plural
+from ..log import Log
+from ..text import plural
 
 
 @dataclass(frozen=True, slots=True)

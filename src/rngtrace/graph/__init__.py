@@ -10,7 +10,7 @@ legend) is in :mod:`.dot`. networkx and graphviz are imported there only, where 
 >>> import torch, rngtrace
 >>> with rngtrace.record() as log:
 ...     net = torch.nn.Sequential(torch.nn.Linear(2, 2), torch.nn.Linear(2, 1))
->>> g = log.to_networkx()
+>>> g = rngtrace.to_networkx(log)
 >>> g.graph["streams"]["default:cpu"], g.nodes["0"]["draws"]
 (['0', '1'], 2)
 >>> "digraph" in rngtrace.to_dot(log)

@@ -7,9 +7,10 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from ..errors import GraphvizNotFound, RngtraceError
-from ..log import Draw, Log, module_label
+from ..log import Draw, Log
 from ..logfile.files import check_target, write_replacing
 from ..ranks import RankReport
+from ..text import module_label
 from .dot import OUTSIDE, render
 
 if TYPE_CHECKING:
@@ -134,7 +135,7 @@ def to_networkx(log: Log, draws: bool = False) -> nx.DiGraph:
     >>> import torch, rngtrace
     >>> with rngtrace.record() as log:
     ...     net = torch.nn.Sequential(torch.nn.Linear(2, 2))
-    >>> g = log.to_networkx()
+    >>> g = to_networkx(log)
     >>> sorted(g.edges(data="kind"))
     [('', '0', 'child')]
     """

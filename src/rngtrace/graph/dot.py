@@ -13,24 +13,27 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from ..errors import RngtraceError
-from ..log import plural
 from ..logfile.format import MAX_DEPTH
+from ..text import plural
 
 if TYPE_CHECKING:
     import networkx as nx
+
+    from ..diffing import HunkKind
+    from ..log import Phase
 
 OUTSIDE = "(outside)"  # the node of draws made outside any module
 
 
 # Diff kinds, from least to most striking, with their fill and legend text.
-STATUS = {
+STATUS: dict[HunkKind, tuple[str, str]] = {
     "equal": ("#f2f2f2", "same: the same draws at the same place in the stream"),
     "shifted": ("#ffe066", "shifted: the same draws, from a moved stream"),
     "changed": ("#ffa94d", "changed: other draws (op, shape or arguments)"),
     "removed": ("#ff8787", "removed: draws only in {a}"),
     "inserted": ("#8ce99a", "inserted: draws only in {b}"),
 }
-PHASE_FILL = {"init": "#d0ebff", "forward": "#ffdeeb", "backward": "#e5dbff",
+PHASE_FILL: dict[Phase, str] = {"init": "#d0ebff", "forward": "#ffdeeb", "backward": "#e5dbff",
               "other": "#e9ecef"}
 TIMES = "\u00d7"
 _SP = "&#160;"  # a space after </b> that SVG viewers keep
@@ -170,7 +173,7 @@ def _label(view: _View, n: str, own: bool, marked: bool, diff: bool) -> str:
             rows.append(f"<i>{TIMES}{len(view.runs[n])} identical, counts are per module</i>")
     rows.append(f"{plural(s['draws'], 'draw')} · {plural(s['values'], 'value')}")
     if set(s["phases"]) != {"init"}:
-        rows.append(" · ".join(f"{p} {c}" for p, c in _phase_order(s["phases"])))
+        rows.append(_esc(" · ".join(f"{p} {c}" for p, c in _phase_order(s["phases"]))))
     if set(s["generators"]) != {"default:cpu"}:
         rows.append(_esc(" · ".join(f"{k} {c}" for k, c in sorted(s["generators"].items()))))
     if diff and s["status"]:
@@ -189,13 +192,13 @@ def _cluster_label(view: _View, n: str) -> str:
     return f"<{text}>"
 
 
-def _phase_order(phases: dict[str, int]) -> list[tuple[str, int]]:
+def _phase_order(phases: dict[Phase, int]) -> list[tuple[Phase, int]]:
     known = list(PHASE_FILL)
     return sorted(phases.items(), key=lambda kv: (known.index(kv[0]) if kv[0] in known
                                                   else len(known), kv[0]))
 
 
-def _by_status(status: dict[str, int]) -> list[tuple[str, int]]:
+def _by_status(status: dict[HunkKind, int]) -> list[tuple[HunkKind, int]]:
     return [(k, status[k]) for k in reversed(STATUS) if status.get(k)]
 
 
@@ -318,7 +321,7 @@ def _stream_edges(dot: Any, view: _View, ids: dict[str, str]) -> dict[str, str]:
     return colors
 
 
-def _legend(gens: dict[str, str], phases: list[str], labels: tuple[str, str] | None,
+def _legend(gens: dict[str, str], phases: list[Phase], labels: tuple[str, str] | None,
             marked: bool, back: bool) -> str:
     def row(cell: str, text: str) -> str:
         # trailing spaces leave room for viewers whose fonts run wider than Graphviz's
@@ -334,7 +337,8 @@ def _legend(gens: dict[str, str], phases: list[str], labels: tuple[str, str] | N
                             "first divergence: the streams part here"))
     else:
         rows += [row(f'<td bgcolor="{PHASE_FILL.get(p, "white")}" width="24"></td>',
-                     f"draws in phase {p}") for p, _ in _phase_order(dict.fromkeys(phases, 0))]
+                     _esc(f"draws in phase {p}"))
+                 for p, _ in _phase_order(dict.fromkeys(phases, 0))]
     rows += [row(f'<td><font color="{color}"><b>→</b></font></td>',
                  f"next module to draw from {_esc(gen)}") for gen, color in gens.items()]
     if back:

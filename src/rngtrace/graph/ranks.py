@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import string
 
-from ..log import plural
 from ..ranks import RankReport, Relation
+from ..text import plural
 
 #: Fill per verdict: the same and fine, different and fine, harmless (DDP), a bug.
 FILL = {"same": "#e8e8e8", "ok": "#cfe8cf", "harmless": "#fff0b3", "bug": "#f4a6a6"}

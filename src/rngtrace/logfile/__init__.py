@@ -18,7 +18,7 @@ Example::
     >>> with rngtrace.record() as log:
     ...     layer = torch.nn.Linear(4, 2)
     >>> path = os.path.join(tempfile.mkdtemp(), "linear.rngtrace.jsonl")
-    >>> log.save(path)
+    >>> rngtrace.save(log, path)
     >>> rngtrace.load(path).draws == log.draws
     True
 """
@@ -28,11 +28,12 @@ from __future__ import annotations
 import os
 
 from ..log import Log
+from .files import is_log_file
 from .format import FORMAT_VERSION, MAX_LINE
 from .read import Reader
 from .write import FileSink, save
 
-__all__ = ["FORMAT_VERSION", "MAX_LINE", "FileSink", "load", "save"]
+__all__ = ["FORMAT_VERSION", "MAX_LINE", "FileSink", "is_log_file", "load", "save"]
 
 
 def load(path: str | os.PathLike[str]) -> Log:

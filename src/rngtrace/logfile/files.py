@@ -69,14 +69,31 @@ def first_line(path: str) -> bytes:
 
 
 def is_log_line(raw: bytes) -> bool:
-    """Whether ``raw`` is the header line of an rngtrace log (of any version)."""
+    """Whether ``raw`` is the header line of an rngtrace log (of any version: its marker
+    holds an integer)."""
     if not raw.lstrip().startswith(b"{"):
         return False
     try:
         rec = json.loads(raw)
     except (ValueError, RecursionError):
         return False
-    return type(rec) is dict and MARKER in rec
+    return type(rec) is dict and isinstance(rec.get(MARKER), int)
+
+
+def is_log_file(path: str | os.PathLike[str]) -> bool:
+    """Whether ``path`` is a regular file that starts with an rngtrace log's header line
+    (nothing after it is read).
+
+    >>> import os, tempfile, rngtrace
+    >>> path = os.path.join(tempfile.mkdtemp(), "x.rngtrace.jsonl")
+    >>> rngtrace.save(rngtrace.Log(), path)
+    >>> is_log_file(path), is_log_file(os.devnull)
+    (True, False)
+    """
+    try:
+        return is_log_line(first_line(os.fspath(path)))
+    except OSError:
+        return False
 
 
 def check_target(path: str, what: str, sniff: Callable[[bytes], bool] = is_log_line,

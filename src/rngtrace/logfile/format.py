@@ -13,6 +13,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from ..log import EVENT_KINDS, LEVELS, PHASES
+
 # Format versions (the integer in the header's "rngtrace_log" marker):
 #   1  (rngtrace 0.1) first version: header, draw/event/patch/usage/end records.
 # Within a version, readers ignore fields and record kinds they do not know, so a writer
@@ -62,6 +64,19 @@ def _args(v: Any) -> bool:
     return type(v) is dict and all(type(x) in (bool, int, float, str) for x in v.values())
 
 
+# Fields with a fixed vocabulary take only its words: a newer word needs a new version.
+def _phase(v: Any) -> bool:
+    return type(v) is str and v in PHASES
+
+
+def _level(v: Any) -> bool:
+    return type(v) is str and v in LEVELS
+
+
+def _event_kind(v: Any) -> bool:
+    return type(v) is str and v in EVENT_KINDS
+
+
 # Draw fields: (key in the file, Draw attribute, check, value before the first draw).
 # In a draw record an absent key means "as in the previous draw record" (the value in
 # this table for the first one; _REQ: the first draw must give it). Three keys differ:
@@ -73,7 +88,7 @@ _DRAW: tuple[tuple[str, str, Callable[[Any], bool], Any], ...] = (
     ("m", "module", _ostr, None),
     ("mt", "module_type", _ostr, None),
     ("tg", "target", _ostr, None),
-    ("ph", "phase", _str, _REQ),
+    ("ph", "phase", _phase, _REQ),
     ("st", "step", _int, 0),
     ("sh", "shape", _shape, _REQ),
     ("dt", "dtype", _str, "float32"),

@@ -15,7 +15,8 @@ from collections.abc import Callable
 from typing import Any, BinaryIO
 
 from ..errors import LogFormatError
-from ..log import Draw, Event, GeneratorInfo, Log, plural
+from ..log import EVENT_KINDS, LEVELS, PHASES, Draw, Event, GeneratorInfo, Log
+from ..text import plural
 from .files import open_regular
 from .format import (
     _DRAW,
@@ -29,13 +30,21 @@ from .format import (
     MAX_RECORDS,
     _args,
     _bool,
+    _event_kind,
     _int,
+    _level,
     _oint,
     _oshape,
     _ostr,
+    _phase,
     _shape,
     _str,
 )
+
+
+def _one_of(words: tuple[str, ...]) -> str:
+    return "one of " + ", ".join(f'"{w}"' for w in words)
+
 
 _EXPECTED: dict[Callable[[Any], bool], str] = {
     _int: "a non-negative integer", _str: "a string", _ostr: "a string or null",
@@ -43,6 +52,7 @@ _EXPECTED: dict[Callable[[Any], bool], str] = {
     _args: "an object of numbers and strings",
     _oint: "a non-negative integer or null",
     _oshape: "null or a list of non-negative integers",
+    _phase: _one_of(PHASES), _level: _one_of(LEVELS), _event_kind: _one_of(EVENT_KINDS),
 }
 _ABSENT: Any = object()
 _CHECKS = {key: check for key, _, check, _ in _DRAW}
@@ -211,7 +221,7 @@ class Reader:
         if v > FORMAT_VERSION:
             return self.fail(f"format {v} is newer than this rngtrace ({FORMAT_VERSION}); "
                              "upgrade rngtrace to read it")
-        self._check(rec, "level", _str, "header", "op")
+        self._check(rec, "level", _level, "header", "op")
         if type(rec.get("meta", {})) is not dict:
             self.fail(f"header field 'meta' is {_show(rec['meta'])}, expected an object")
         return {"level": rec.get("level", "op"), "meta": rec.get("meta", {}),
@@ -294,7 +304,7 @@ class Reader:
             self.fail(f"{what} longer than {MAX_PATH:,} characters")
 
     def _event(self, rec: dict[str, Any]) -> Event:
-        return Event(kind=self._check(rec, "k", _str, "event"),
+        return Event(kind=self._check(rec, "k", _event_kind, "event"),
                      generator=self._check(rec, "g", _str, "event"),
                      before=self._check(rec, "b", _int, "event"),
                      site=self._check(rec, "s", _ostr, "event", None),

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from typing import Any, BinaryIO
 
 from ..errors import RecordError, RngtraceError
-from ..log import Draw, Event, GeneratorInfo, Log
+from ..log import Draw, Event, FileInfo, GeneratorInfo, Log
 from .files import check_target, is_log_line, open_regular, write_replacing
 from .format import _DRAW, _FIRST, _MAX_CODE, _USAGE_CHUNK, FORMAT_VERSION, MARKER, MAX_LINE, _same
 
@@ -149,13 +149,13 @@ class FileSink:
     ``RuntimeWarning`` naming it, so neither log is lost.
 
     After the window, the ``Log`` it gave holds everything but the draws and events:
-    ``meta`` (plus ``meta["path"]``, the file written, and ``meta["draws"]``, the
-    count), ``generators``, ``steps``, ``complete``, ``called``, ``with_grad``. Its
-    ``draws`` and ``events`` stay empty, because a file window is for runs too long to
-    hold in memory; read them with ``rngtrace.load(log.meta["path"])``. Draws made while
+    ``meta``, ``generators``, ``steps``, ``complete``, ``called``, ``with_grad``, and
+    ``file`` (a :class:`~rngtrace.FileInfo`: the file written, the records written).
+    Its ``draws`` and ``events`` stay empty, because a file window is for runs too long
+    to hold in memory; read them with ``rngtrace.load(log.file.path)``. Draws made while
     a model is being built are written with provisional names (``"<Linear>"``) and
     patched when the window closes. A write that fails (a full disk) warns once, stops
-    the file there and marks the window incomplete (``meta["write_error"]`` says why).
+    the file there and marks the window incomplete (``log.file.error`` says why).
 
     Example::
 
@@ -163,7 +163,7 @@ class FileSink:
         >>> path = os.path.join(tempfile.mkdtemp(), "run.rngtrace.jsonl")
         >>> with rngtrace.record(path=path) as log:
         ...     x = torch.rand(3)
-        >>> log.meta["draws"], len(rngtrace.load(path).draws)
+        >>> log.file.written, len(rngtrace.load(log.file.path).draws)
         (1, 1)
     """
 
@@ -246,11 +246,10 @@ class FileSink:
             self._write(self._w.draw, d, True)
         self._write(lambda: b"".join(self._w.end(log)))
         self.close()
-        log.meta["path"] = self.path
-        log.meta["draws"] = self._draws
+        # after the end record: what the log says of its file is never in the file
+        log.file = FileInfo(self.path, self._draws, self._error)
         if self._error is not None:
             log.complete = False
-            log.meta["write_error"] = self._error
 
     def close(self) -> None:
         """Close and unlock the file without an end record (a window that failed to

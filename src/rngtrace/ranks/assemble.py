@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from ..log import Log
+from ..text import noun, plural
 from .compare import (
     Aligner,
     by_key,
@@ -69,7 +70,7 @@ def _parameters(align: Aligner, ranked: list[tuple[int, str, Log]], ddp: bool
         else:
             present = sorted(r for g in groups for r in g)
             verdict = "ok"
-            meaning = (f"only rank{'s' if len(present) > 1 else ''} "
+            meaning = (f"only {noun(len(present), 'rank')} "
                        f"{', '.join(map(str, present))} drew it (a pipeline stage, or "
                        "another model on the other ranks)")
         out.append(Relation("parameter", key_name(key, models), relation, groups,
@@ -119,11 +120,11 @@ def _problems(params: list[Relation], samplers: list[Relation]) -> tuple[str, ..
     out = []
     bad = [p for p in params if p.verdict == "bug" and p.relation == "differ"]
     if bad:
-        out.append(f"{len(bad)} replicated parameter{'s' if len(bad) > 1 else ''} differ "
+        out.append(f"{plural(len(bad), 'replicated parameter')} differ "
                    f"across ranks, first {bad[0].name}: {bad[0].why}; {_REPL_BUG}")
     equal = [p for p in params if p.verdict == "bug" and p.relation == "same"]
     if equal:
-        out.append(f"{len(equal)} sharded parameter{'s' if len(equal) > 1 else ''} drew "
+        out.append(f"{plural(len(equal), 'sharded parameter')} drew "
                    f"equal shards on every rank, first {equal[0].name} ({equal[0].placement})"
                    f": {_SHARD_SAME} (DTensor's random ops offset the generator per shard "
                    "only on CUDA-like meshes; on a CPU mesh they only warn)")

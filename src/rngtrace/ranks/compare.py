@@ -51,7 +51,7 @@ def order_logs(logs: Sequence[Log], labels: Sequence[str] | None
     if len(logs) < 2:
         raise RngtraceError(f"comparing ranks needs 2 logs or more, not {len(logs)}")
     names = list(labels) if labels is not None else [
-        os.path.basename(str(log.meta.get("path", ""))) or f"log {i}"
+        os.path.basename(log.file.path if log.file is not None else "") or f"log {i}"
         for i, log in enumerate(logs)]
     found = [_rank_of(log) for log in logs]
     if any(r is None for r in found):

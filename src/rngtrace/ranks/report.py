@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ..log import plural
+from ..text import plural
 from .model import RankReport, Relation
 
 _LIST = 20  # parameters listed one by one; beyond, only the differing ones

@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 
 from ..errors import RecordError
+from .distributed import job_path as job_path  # public: rngtrace run names its file with it
 from .oplevel import Recorder
 from .window import Sink, Window
 
