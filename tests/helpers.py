@@ -8,10 +8,16 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from pathlib import Path
 from typing import Any
+
+import pytest
 
 import rngtrace
 from rngtrace import Draw, Log
+
+GOLDEN = Path(__file__).parent / "golden"
+UPDATE = os.environ.get("RNGTRACE_UPDATE_GOLDEN") == "1"
 
 
 def cli(*args: str, cwd: str | os.PathLike[str] | None = None,
@@ -44,6 +50,22 @@ def make_draw(index: int, **fields: Any) -> Draw:
         base["numel"] = n
     base.update(fields)
     return Draw(**base)
+
+
+def check_golden(name: str, text: str) -> None:
+    """``text`` must be the golden file ``tests/golden/NAME`` (UTF-8, ending with a
+    newline: one is added to ``text`` when it has none). With ``RNGTRACE_UPDATE_GOLDEN=1``
+    the file is rewritten; a missing one is written and the test fails, to be checked."""
+    if not text.endswith("\n"):
+        text += "\n"
+    path = GOLDEN / name
+    if UPDATE or not path.exists():
+        GOLDEN.mkdir(exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+        if not UPDATE:
+            pytest.fail(f"wrote the missing golden file {path}; check it and run again")
+    assert text == path.read_text(encoding="utf-8"), (
+        f"{name} differs from the golden file; if intended, rerun with RNGTRACE_UPDATE_GOLDEN=1")
 
 
 def record_story(variant: str = "original", *, seed: int = 0, steps: int = 1,

@@ -17,12 +17,10 @@ import torch
 from torch import nn
 
 import rngtrace
-from helpers import cli, record_story
+from helpers import check_golden, cli, record_story
 from rngtrace.diffing import Diff, diff
 from rngtrace.graph import OUTSIDE, STATUS, GraphvizNotFound, diff_graph, save, to_networkx
 
-GOLDEN = Path(__file__).parent / "golden"
-UPDATE = os.environ.get("RNGTRACE_UPDATE_GOLDEN") == "1"
 HAS_DOT = shutil.which("dot") is not None
 needs_dot = pytest.mark.skipif(not HAS_DOT, reason="Graphviz's dot program is not installed")
 
@@ -120,17 +118,6 @@ def story() -> Diff:
     """The README's picture: TinyViT original vs unused_linear, two training steps."""
     logs = [record_story(variant, steps=2) for variant in ("original", "unused_linear")]
     return diff(*logs, labels=("original", "unused_linear"))
-
-
-def check_golden(name: str, text: str) -> None:
-    path = GOLDEN / name
-    if UPDATE or not path.exists():
-        GOLDEN.mkdir(exist_ok=True)
-        path.write_text(text, encoding="utf-8")
-        if not UPDATE:
-            pytest.fail(f"wrote the missing golden file {path}; check it and run again")
-    assert text == path.read_text(encoding="utf-8"), (
-        f"{name} differs from the golden file; if intended, rerun with RNGTRACE_UPDATE_GOLDEN=1")
 
 
 def boxes(dot: str) -> list[str]:

@@ -16,21 +16,17 @@ weight once more (biases are zeroed, LayerNorms filled: no draw): 3 + 2 x 6 + 1 
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
 import pytest
 import torch
 from torch import nn
 
 import rngtrace
+from helpers import check_golden
 from rngtrace import Log
 
 transformers = pytest.importorskip("transformers")
 peft = pytest.importorskip("peft")
 
-GOLDEN = Path(__file__).parent / "golden"
-UPDATE = os.environ.get("RNGTRACE_UPDATE_GOLDEN") == "1"
 IDS = torch.arange(6).reshape(1, 6)
 
 
@@ -95,16 +91,6 @@ def _record(build, train=_train_bert, seed: int = 0) -> Log:
 @pytest.fixture(scope="module")
 def bert() -> Log:
     return _record(_bert)
-
-
-def check_golden(name: str, text: str) -> None:
-    path = GOLDEN / name
-    if UPDATE or not path.exists():
-        path.write_text(text + "\n")
-        if not UPDATE:
-            pytest.fail(f"wrote the missing golden file {path}; check it and run again")
-    assert text + "\n" == path.read_text(), (
-        f"{name} differs from the golden file; if intended, rerun with RNGTRACE_UPDATE_GOLDEN=1")
 
 
 def _causes(d: rngtrace.Diff) -> list[rngtrace.Cause]:

@@ -41,12 +41,6 @@ def place_key(d: Draw) -> tuple:
     return _PLACE(d)
 
 
-def value_key(d: Draw) -> tuple:
-    """What a draw produced: equal value keys under other names mean a rename."""
-    args = d.args
-    return (*_VALUE(d), len(args), *args, *args.values())
-
-
 # -- generator streams -------------------------------------------------------------------
 @dataclass(frozen=True, slots=True)
 class StreamPair:

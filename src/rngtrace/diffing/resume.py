@@ -44,7 +44,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from ..errors import RngtraceError
 from ..log import Draw, Event, Log
@@ -54,15 +54,18 @@ from .model import Diff
 _RESTORES = ("set_rng_state", "set_state", "setstate")
 
 
+#: Why a generator does not start step K where the uninterrupted run did; ``consequence``:
+#: a generator made during training and seeded from a stream that differs.
+FindingKind = Literal["not-restored", "restored-elsewhere", "loading-draws",
+                      "reseed-after-restore", "consequence"]
+
+
 @dataclass(frozen=True, slots=True)
 class Finding:
-    """Why one generator does not start step K where the uninterrupted run did.
+    """Why one generator does not start step K where the uninterrupted run did
+    (``kind``, one of :data:`FindingKind`)."""
 
-    ``kind``: ``not-restored``, ``restored-elsewhere``, ``loading-draws``,
-    ``reseed-after-restore``, or ``consequence`` (a generator made during training and
-    seeded from a stream that differs)."""
-
-    kind: str
+    kind: FindingKind
     generator: str
     text: str
 
