@@ -13,7 +13,7 @@ from ..diffing import copied_streams, unused_consumers, unused_lines
 from ..errors import UsageError
 from ..log import PHASES, Draw, Event, Log
 from ..summary import headline, summary_rows
-from ..text import plural
+from ..text import fold_numbered, plural
 from . import OK, load_log, printable, stdout_may_close
 
 HELP = "show a log: which module drew how many values, then each draw"
@@ -279,8 +279,9 @@ def _cut(text: str, width: int, col: int) -> str:
 def fold_rows(rows: Sequence[tuple[str, ...]]) -> list[tuple[str, ...]]:
     """The table's rows (header first) with numbered blocks folded: rows whose module
     paths differ only in their first number and whose other cells are equal (three or
-    more) become one row named ``layer.{0..11}.attn`` (or ``{0,2,5}``; ``*`` for more
-    than eight scattered numbers), where the first of them stood.
+    more) become one row named ``layer.{0..11}.attn`` (or ``{0,2,5}``; ``layer.*.attn``
+    for more than eight scattered numbers), where the first of them stood
+    (:func:`rngtrace.text.fold_numbered`).
 
     >>> rows = [("module", "type", "draws"), ("emb", "Embedding", "1"),
     ...         ("h.0.mlp", "Linear", "2"), ("h.1.mlp", "Linear", "2"),
@@ -288,35 +289,9 @@ def fold_rows(rows: Sequence[tuple[str, ...]]) -> list[tuple[str, ...]]:
     >>> [r[0] for r in fold_rows(rows)]
     ['module', 'emb', 'h.{0..2}.mlp', 'h.3.mlp']
     """
-    keys: list[tuple[Any, ...] | None] = []
-    groups: dict[tuple[Any, ...], list[int]] = {}
-    for r in rows[1:]:
-        parts = r[0].split(".")
-        at = next((i for i, p in enumerate(parts) if p.isdecimal()), None)
-        if at is None:
-            keys.append(None)
-            continue
-        key = (".".join(parts[:at]), ".".join(parts[at + 1:]), r[1:])
-        keys.append(key)
-        groups.setdefault(key, []).append(int(parts[at]))
-    out = [rows[0]]
-    done: set[tuple[Any, ...]] = set()
-    for r, k in zip(rows[1:], keys, strict=True):
-        if k is None or len(groups[k]) < 3:
-            out.append(r)
-        elif k not in done:
-            done.add(k)
-            head, tail = k[0], k[1]
-            name = ".".join(p for p in (head, "{" + _numbers(groups[k]) + "}", tail) if p)
-            out.append((name, *r[1:]))
-    return out
-
-
-def _numbers(ns: list[int]) -> str:
-    ns = sorted(set(ns))
-    if ns == list(range(ns[0], ns[-1] + 1)):
-        return f"{ns[0]}..{ns[-1]}"
-    return ",".join(map(str, ns)) if len(ns) <= 8 else "*"
+    body = rows[1:]
+    folded = fold_numbered([r[0] for r in body], [r[1:] for r in body])
+    return [rows[0], *((name, *body[i][1:]) for i, name in folded)]
 
 
 def _wrapped(text: str, width: int, indent: str, break_long_words: bool = False

@@ -14,10 +14,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from ..log import Draw, Log
-from ..text import module_label, noun, plural
+from ..text import fold_names, module_label, name_list, noun, plural
 from .causes import Candidate, index_of
 from .model import ONE_RUN, Cause, CauseKind
-from .names import fold_names
 
 # causes that explain a shift by a moment rather than by draws of their own
 _TRANSITIONS: tuple[CauseKind, ...] = ("seed", "state", "unknown", "consumption")
@@ -161,10 +160,7 @@ def _loader(g: Candidate, ctx: _Context) -> str:
 
 
 def _names(modules: list[str], limit: int = 3) -> str:
-    folded = fold_names(modules)
-    if len(folded) <= limit:
-        return ", ".join(folded)
-    return f"{', '.join(folded[:limit])} and {len(folded) - limit:,} more"
+    return name_list(modules, limit)
 
 
 def _count(members: int, draws: int) -> str:

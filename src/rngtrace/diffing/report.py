@@ -10,9 +10,8 @@ import textwrap
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from ..text import module_label, plural
+from ..text import module_label, name_list, plural
 from .model import ONE_RUN, CauseKind
-from .names import fold_names
 
 if TYPE_CHECKING:
     from .model import Cause, Diff, Hunk, Unused
@@ -271,7 +270,4 @@ def _span(first: str, last: str) -> str:
 
 
 def _list(names: Sequence[str]) -> str:
-    folded = fold_names(names)
-    if len(folded) <= MAX_NAMES:
-        return ", ".join(folded)
-    return f"{', '.join(folded[:MAX_NAMES])} and {len(folded) - MAX_NAMES:,} more"
+    return name_list(names, MAX_NAMES)
