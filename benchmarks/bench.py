@@ -341,7 +341,7 @@ class Bench:
         self.add(bench, "stable_init", stable, "s", stable / plain, "plain",
                  samples=1 if self.quick else 3)
 
-    # -- 7. compiled training step (issue 12) -------------------------------------------
+    # -- 7. compiled training step (docs/compile.md) -------------------------------------
     def compiled(self) -> None:
         """A training step of the small transformer under torch.compile (Inductor), with
         and without record(). Each round compiles afresh (torch._dynamo.reset), the

@@ -1,4 +1,4 @@
-"""Recording torch.compile-d models (issue 12): transparent, compiled inside the window and
+"""Recording torch.compile-d models (docs/compile.md): transparent, compiled inside the window and
 after it, every random node of a compiled graph call logged and named like an eager draw,
 checkpoint recomputes marked as replays, eager-vs-compiled diffs explained.
 

@@ -400,8 +400,8 @@ def test_renamed_module_draws_the_same_values():
 
 
 def test_last_draw_same_call_other_end_state_is_a_consumption_cause():
-    # issue 18 item 7: the last draw of both logs starts from the same state and ends in
-    # different ones (two torch versions): min() of no pieces raised ValueError
+    # the last draw of both logs starts from the same state and ends in different ones
+    # (two torch versions): min() of no pieces once raised ValueError
     a = Log(draws=[_draw(0, "fc", "fc.weight"), _draw(1, "fc", "fc.bias")])
     b_last = _draw(1, "fc", "fc.bias")
     b = Log(draws=[_draw(0, "fc", "fc.weight"),
@@ -415,8 +415,8 @@ def test_last_draw_same_call_other_end_state_is_a_consumption_cause():
 
 
 def test_a_deep_crafted_path_costs_linear_memory():
-    # issue 18 item 5: a 100,000-part module path; every ancestor prefix built took
-    # ~10 GB. One path in A, another in B: the diff must finish at once.
+    # a hostile log: a 100,000-part module path, whose every ancestor prefix, once built,
+    # took ~10 GB. One path in A, another in B: the diff must finish at once.
     deep = ".".join(["m"] * 100_000)
     a = Log(draws=[_draw(0, deep, deep + ".w")])
     b = Log(draws=[_draw(0, deep + ".x", deep + ".x.w", state="t")])

@@ -1,4 +1,4 @@
-"""Ctrl-C anywhere in a window (issue 18): a ``KeyboardInterrupt`` injected at every line
+"""Ctrl-C anywhere in a window: a ``KeyboardInterrupt`` injected at every line
 of rngtrace's recording code that a small program's window runs, one run per line, at
 both levels. After each, torch
 is as it was (no patch, hook, dispatch mode or claim left; the generator in a state the

@@ -530,10 +530,6 @@ def test_save_load_and_show(tmp_path):
 
 
 def test_diff_at_module_granularity():
-    diff = getattr(rngtrace, "diff", None)
-    if not callable(diff):
-        pytest.skip("rngtrace.diff is not in this tree yet (issue 4)")
-
     def run(extra: bool) -> rngtrace.Log:
         torch.manual_seed(0)
         model = story_models.TinyViT()
@@ -547,7 +543,7 @@ def test_diff_at_module_granularity():
         return log
 
     a, b = run(False), run(True)
-    d = diff(a, b)
+    d = rngtrace.diff(a, b)
     # A: outside + 3 steps x 2 dropouts = 7; B adds blocks.1.extra once per step = 10.
     # Per step the extra call comes after block 0's dropout and shifts everything after.
     assert (len(a.draws), len(b.draws)) == (7, 10)
@@ -556,7 +552,7 @@ def test_diff_at_module_granularity():
     first = d.first_divergence
     assert first.kind == "inserted"
     assert [(x.module, x.step) for x in first.b_draws] == [("blocks.1.extra", 0)]
-    assert diff(a, a).identical
+    assert rngtrace.diff(a, a).identical
 
 
 @pytest.mark.cuda

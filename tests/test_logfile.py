@@ -400,7 +400,7 @@ def test_a_draw_that_cannot_be_encoded_leaves_the_stream_consistent(tmp_path):
 
 @pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs /dev/full")
 def test_a_device_is_refused_as_a_log_to_write():
-    # it used to be accepted, fail at each write and still say complete=True (issue 18.9)
+    # it used to be accepted, fail at each write and still say complete=True
     with pytest.raises(rngtrace.RecordError, match=r"/dev/full: .*not a regular file"):
         rngtrace.record(path="/dev/full")
 

@@ -126,7 +126,7 @@ def _good_lines() -> list[str]:
     return list(_GOOD)
 
 
-# strings that once loaded and then broke a printer or a picture (issue 18)
+# strings that once loaded and then broke a printer or a picture
 HOSTILE = ["\ud800", "a\udfffb", ".".join(["x"] * 3000), "\x1b[31m\x07\r", "\u202e",
            "9" * 5000, "\u00b2", "0.1.\u00b2", ""]
 _HOSTILE = st.sampled_from(HOSTILE)
