@@ -25,7 +25,6 @@ from collections.abc import Callable
 from typing import Any
 
 import torch
-from torch.utils._python_dispatch import TorchDispatchMode
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
@@ -35,27 +34,13 @@ import harness  # noqa: E402
 import load_memory  # noqa: E402
 from harness import Row, alternate, median  # noqa: E402
 from models import QUICK, EncoderConfig, EncoderTrainer, StepConfig, Trainer  # noqa: E402
+from modes import BareMode, CompileBareMode, module_calls, param_count  # noqa: E402
 from synthetic import synthetic  # noqa: E402
 
 import rngtrace  # noqa: E402
 
 BENCHES = ("construct", "step", "after", "diff", "logfile", "stable", "compiled")
 SMALL_STEP = StepConfig(vocab=256, seq=32, dim=64, layers=2, heads=4, batch=4)
-
-
-class BareMode(TorchDispatchMode):
-    """The floor for any dispatch-level tracer: forwards every op, does nothing else."""
-
-    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-        return func(*args, **(kwargs or {}))
-
-
-class CompileBareMode(BareMode):
-    """The floor under torch.compile: a bare mode that lets dynamo compile."""
-
-    @classmethod
-    def ignore_compile_internals(cls) -> bool:
-        return True
 
 
 class Bench:
@@ -137,7 +122,7 @@ class Bench:
         k, rounds = (1, 1) if self.quick else (window, 12 if full else 6)
         for _ in range(3):
             tr.step()
-        calls = _module_calls(tr)
+        calls = module_calls(tr.step)
         closes: dict[str, list[float]] = {}
         logs: dict[str, Any] = {}
 
@@ -169,16 +154,26 @@ class Bench:
                 del cases[name]
         s = alternate(cases, rounds, self.say)
         per_step = len(logs["record()"].draws) / (k + 1)
-        bench = (f"{label}. training step, {what} ({_params(tr.model) / 1e3:.0f}k params, "
+        bench = (f"{label}. training step, {what} ({param_count(tr.model) / 1e3:.0f}k params, "
                  f"{calls} module calls, {per_step:g} draws per step)")
+        target = "<= 1.10" if label == "2c" else "<= 1.15"  # record() against the bare mode
+        self._step_rows(bench, s, calls, target)
+        self._paired_rows(bench, tr, full, target)
+        if full:
+            self.add(bench, "record(): closing the window", median(closes["record()"]), "s",
+                     note=f"after {k + 1} steps", raw=closes["record()"])
+
+    def _step_rows(self, bench: str, s: dict[str, list[float]], calls: int,
+                   target: str) -> None:
+        """One row per case of a step benchmark, as a ratio to its reference."""
         med = {name: median(v) for name, v in s.items()}
         refs = {"plain again": ("plain", ""),
                 "bare TorchDispatchMode": ("plain", ""),
-                "record()": ("bare", "<= 1.10" if label == "2c" else "<= 1.15"),
+                "record()": ("bare", target),
                 "record(path=...)": ("bare", ""), "record(level='module')": ("plain", "<= 1.05"),
                 "DebugMode": ("bare", "")}
         self.add(bench, "plain", med["plain"], "s", raw=s["plain"])
-        for name, (ref, target) in refs.items():
+        for name, (ref, goal) in refs.items():
             if name not in med:
                 continue
             base = med["plain"] if ref == "plain" else med["bare TorchDispatchMode"]
@@ -186,8 +181,12 @@ class Bench:
             if name == "record(level='module')":
                 us = (med[name] - med["plain"]) / calls * 1e6
                 note = f"{us:.1f} us per module call"
-            self.add(bench, name, med[name], "s", med[name] / base, ref, target, note=note,
+            self.add(bench, name, med[name], "s", med[name] / base, ref, goal, note=note,
                      raw=s[name])
+
+    def _paired_rows(self, bench: str, tr: Trainer | EncoderTrainer, full: bool,
+                     target: str) -> None:
+        """The rows of steps paired within one window (see :meth:`_paired`)."""
         pairs = 3 if self.quick else (120 if full else 40)
         paused, resumed = self._paired(tr, pairs, "module")
         pm, rm = median(paused), median(resumed)
@@ -198,11 +197,8 @@ class Bench:
             paused, resumed = self._paired(tr, pairs, "op")
             pm, rm = median(paused), median(resumed)
             self.add(bench, "record(), steps paired with its mode passing through", rm, "s",
-                     rm / pm, "inactive", refs["record()"][1],
+                     rm / pm, "inactive", target,
                      note=f"inactive: {pm * 1e3:.2f} ms", raw=resumed)
-        if full:
-            self.add(bench, "record(): closing the window", median(closes["record()"]), "s",
-                     note=f"after {k + 1} steps", raw=closes["record()"])
 
     def _paired(self, tr: Trainer | EncoderTrainer, pairs: int,
                 level: str) -> tuple[list[float], list[float]]:
@@ -391,26 +387,6 @@ class Bench:
         self.add(bench, "record()", r, "s", r / p, "plain",
                  note=f"{r / b:.2f}x bare; {per_step:g} compiled-graph draws per step",
                  raw=s["record()"])
-
-
-def _module_calls(tr: Trainer | EncoderTrainer) -> int:
-    """Module calls in one training step (forward hooks fire once per call)."""
-    n = 0
-
-    def count(module: Any, args: Any) -> None:
-        nonlocal n
-        n += 1
-
-    h = torch.nn.modules.module.register_module_forward_pre_hook(count)
-    try:
-        tr.step()
-    finally:
-        h.remove()
-    return n
-
-
-def _params(model: torch.nn.Module) -> int:
-    return sum(p.numel() for p in model.parameters())
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -86,6 +86,11 @@ def main(argv: list[str]) -> int:
             for _ in range(20):
                 tr.step()
             total.update(spent)  # the window's end not counted
+    _report(total, windows)
+    return 0
+
+
+def _report(total: collections.Counter[str], windows: int) -> None:
     n = total["draws"]
     print(f"{n} draws, {windows} windows of 20 steps; us per draw (thread CPU time)")
     for part in PARTS:
@@ -95,7 +100,6 @@ def main(argv: list[str]) -> int:
     print(f"  recorder time inside the dispatch (kernel excluded) {inside:6.1f}")
     print(f"  described at the optimizer step                     {later:6.1f}")
     print(f"  total                                               {inside + later:6.1f}")
-    return 0
 
 
 if __name__ == "__main__":
