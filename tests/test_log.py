@@ -2,6 +2,13 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
+import pytest
+
+import rngtrace
+import rngtrace.summary
 from rngtrace import Draw, Event, GeneratorInfo, Log
 
 
@@ -63,3 +70,29 @@ def test_module_level_summary_counts_calls_not_values():
 def test_empty_log():
     assert Log().summary() == "rngtrace log: 0 draws, 0 values, 0 generators, 0 events"
     assert len(Log()) == 0 and list(Log()) == []
+
+
+def test_the_methods_call_the_functions_of_the_layers_above(tmp_path):
+    """print(log), log.summary(), log.save() and log.to_networkx() are the functions of
+    rngtrace.summary, rngtrace.logfile and rngtrace.graph, which log.py does not import."""
+    log = Log(draws=[draw(0, "fc", 6), draw(1, "drop", 4, phase="forward")])
+    assert str(log) == log.summary() == rngtrace.summary.summary(log)
+    log.save(tmp_path / "method.jsonl")
+    rngtrace.save(log, tmp_path / "function.jsonl")
+    assert (tmp_path / "method.jsonl").read_bytes() == (tmp_path / "function.jsonl").read_bytes()
+    assert rngtrace.load(tmp_path / "method.jsonl") == log
+    assert dict(log.to_networkx().nodes(data="draws")) == dict(
+        rngtrace.to_networkx(log).nodes(data="draws")) == {"": 0, "fc": 1, "drop": 1}
+
+
+@pytest.mark.slow
+def test_a_log_has_its_methods_whatever_was_imported_first():
+    # importing rngtrace.log runs rngtrace/__init__.py first, which hands the functions in
+    code = ("from rngtrace.log import Log\n"
+            "print(Log())\n"
+            "import sys; print(' '.join(m for m in ('rngtrace.summary', 'rngtrace.logfile',"
+            " 'rngtrace.graph', 'torch') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True, timeout=120).stdout.splitlines()
+    assert out == ["rngtrace log: 0 draws, 0 values, 0 generators, 0 events",
+                   "rngtrace.summary rngtrace.logfile rngtrace.graph"]  # and no torch

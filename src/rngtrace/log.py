@@ -20,6 +20,11 @@ from typing import Any, Literal, get_args
 from .errors import RngtraceError
 from .text import module_label
 
+__all__ = ["CPU_STATE_DIGEST", "EVENT_KINDS", "LEVELS", "OLD_CPU_STATE_DIGEST", "PHASES",
+           "UNCHANGED", "Conveniences", "Draw", "Event", "EventKind", "FileInfo",
+           "GeneratorInfo", "Level", "Log", "ModuleStats", "Phase", "cpu_state_digest",
+           "provide"]
+
 #: When a draw was made: while a model was built (``"init"``), in a module's forward or
 #: backward, or anywhere else (``"other"``: a DataLoader, code between steps).
 Phase = Literal["init", "forward", "backward", "other"]
