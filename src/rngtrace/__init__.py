@@ -8,7 +8,8 @@
 
 The pipeline, one subpackage a stage: :mod:`rngtrace.recording` makes a :class:`Log`
 (:mod:`rngtrace.log`), :mod:`rngtrace.logfile` saves and loads it, :mod:`rngtrace.diffing`
-compares two, :mod:`rngtrace.ranks` the ranks of one job, :mod:`rngtrace.graph` draws them,
+compares two, :mod:`rngtrace.ranks` the ranks of one job, :mod:`rngtrace.checking` finds
+hazards in one run, :mod:`rngtrace.graph` draws them,
 :mod:`rngtrace.stable` is the remedy, and
 :mod:`rngtrace.cli` and :mod:`rngtrace.pytest_plugin` use only this public API.
 """
@@ -16,6 +17,7 @@ compares two, :mod:`rngtrace.ranks` the ranks of one job, :mod:`rngtrace.graph` 
 from typing import TYPE_CHECKING, Any
 
 from ._version import __version__
+from .checking import CheckReport, Evidence, Finding, check
 from .diffing import Cause, Diff, Hunk, Stream, Unused, diff
 from .errors import (
     IncomparableLogsError,
@@ -58,9 +60,12 @@ def __dir__() -> list[str]:
 
 __all__ = [
     "Cause",
+    "CheckReport",
     "Diff",
     "Draw",
     "Event",
+    "Evidence",
+    "Finding",
     "GeneratorInfo",
     "Hunk",
     "IncomparableLogsError",
@@ -74,6 +79,7 @@ __all__ = [
     "Stream",
     "Unused",
     "__version__",
+    "check",
     "compare_ranks",
     "diff",
     "load",
