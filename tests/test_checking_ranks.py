@@ -11,6 +11,8 @@ import sys
 import textwrap
 
 import pytest
+import torch
+from torch import nn
 
 import rngtrace
 
@@ -227,3 +229,24 @@ def test_pipeline_stages_with_one_seed_share_a_stream(job):
     first, dry = log.draws[2], log.draws[3]
     assert (first.state_before, first.phase) == (dry.state_before, "forward")
     assert len(rngtrace.check(log)) == 0  # alone, the dry run repeats nothing
+
+
+# -- in one process: logs made as ranks would make them --------------------------------
+def rank_log(rank: int, seed: int, *sizes: int) -> rngtrace.Log:
+    """Rank ``rank``'s log of building ``nn.Sequential(nn.Linear(*sizes))`` from ``seed``."""
+    torch.manual_seed(seed)
+    with rngtrace.record() as log:
+        nn.Sequential(nn.Linear(*sizes))
+    log.meta["dist"] = {"rank": rank, "world_size": 2}
+    return log
+
+
+def test_stages_that_reuse_local_names_are_not_replicas():
+    # a hand-made pipeline: each rank builds its stage as an nn.Sequential ("0.weight" on
+    # both), seeded seed + stage, as it should be
+    assert len(rngtrace.check([rank_log(0, 10, 4, 8), rank_log(1, 11, 8, 2)])) == 0
+    # the same model on both ranks, seeded per rank, nothing seen to broadcast it
+    [f] = rngtrace.check([rank_log(0, 10, 4, 8), rank_log(1, 11, 4, 8)]).findings
+    assert f.kind == "replicas-differ" and f.where == ("0.weight", "0.bias")
+    assert f.summary.endswith("another seed per rank (rank 0: 10, rank 1: 11)")
+    assert "unless the program broadcasts the parameters itself" in f.why

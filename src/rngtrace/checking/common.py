@@ -3,6 +3,7 @@ is, which draws a restore undid, and when two draws drew the same values."""
 
 from __future__ import annotations
 
+import bisect
 import os
 import re
 from collections.abc import Sequence
@@ -125,20 +126,37 @@ def restored(log: Log) -> set[int]:
     for d in log.draws:
         if d.worker is None and d.state_before is not None:
             by_gen.setdefault(d.generator, []).append(d)
+    # per generator: the positions (in its own draws) each state started a draw at
+    starts: dict[str, dict[str | None, list[int]]] = {}
+    for gen, draws in by_gen.items():
+        at = starts[gen] = {}
+        for i, d in enumerate(draws):
+            at.setdefault(d.state_before, []).append(i)
     out: set[int] = set()
     for e in log.events:
-        if role(e) != "restore" or not changed(e):
+        mine = by_gen.get(e.generator)
+        if not mine or role(e) != "restore" or not changed(e):
             continue
-        draws = by_gen.get(e.generator, [])
-        after = next((d for d in draws if d.index >= e.before), None)
-        if after is None:
+        pos = _first_at(mine, e.before)
+        if pos == len(mine):
             continue
-        back = [d for d in draws if d.index < e.before]
-        start = next((i for i in range(len(back) - 1, -1, -1)
-                      if back[i].state_before == after.state_before), None)
-        if start is not None:
-            out.update(d.index for d in back[start:])
+        earlier = starts[e.generator][mine[pos].state_before]
+        k = bisect.bisect_left(earlier, pos) - 1
+        if k >= 0:
+            out.update(d.index for d in mine[earlier[k]:pos])
     return out
+
+
+def _first_at(draws: list[Draw], index: int) -> int:
+    """Position of the first of ``draws`` (in index order) at or after ``index``."""
+    lo, hi = 0, len(draws)
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if draws[mid].index < index:
+            lo = mid + 1
+        else:
+            hi = mid
+    return lo
 
 
 # -- draws -------------------------------------------------------------------------------

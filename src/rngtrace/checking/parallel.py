@@ -5,7 +5,8 @@ Read from the logs' rank information and the draws' DTensor fields:
 - ranks holding the same part of a parameter (replicas: plain tensors, or DTensor
   shards at the same offset, as HSDP's replicas hold them) must draw it alike; plain
   tensors are only judged when nothing in the logs broadcasts or shards them (no DDP
-  ``module.`` prefix, no DTensor parameter);
+  ``module.`` prefix, no DTensor parameter), and ranks only compared with ranks that
+  hold the same parameters (pipeline stages may reuse local names: two ``0.weight``);
 - ranks holding different shards of one parameter must not draw them from the same
   state (the shards would be copies);
 - under data parallelism (DDP, or FSDP: every DTensor placement shards dim 0) the ranks
@@ -92,31 +93,25 @@ def _name(key: tuple, d: Draw) -> str:
     return f"a {'x'.join(map(str, d.shape))} DTensor at {d.site or '?'}"
 
 
+Members = list[tuple[Source, list[Draw]]]  # the ranks holding a parameter, with its draws
+
+
 def _parameters(sources: Sequence[Source], lay: Layout) -> list[Finding]:
     keyed = {s.label: _param_draws(s) for s in sources}
-    differ: list[tuple[str, list[tuple[Source, list[Draw]]]]] = []
-    equal: list[tuple[str, list[tuple[Source, list[Draw]]]]] = []
+    # Ranks are replicas (or shards) of one model only where they hold the same
+    # parameters: pipeline stages that reuse local names (two "0.weight") are not judged.
+    model = {label: frozenset((k, ds[0].shape) for k, ds in v.items())
+             for label, v in keyed.items()}
+    differ: list[tuple[str, Members]] = []
+    equal: list[tuple[str, Members]] = []
     for key in dict.fromkeys(k for v in keyed.values() for k in v):
-        present = [(s, keyed[s.label][key]) for s in sources if key in keyed[s.label]]
-        if len(present) < 2:
-            continue
-        name = _name(key, present[0][1][0])
-        by_pos: dict[object, list[tuple[Source, list[Draw]]]] = {}
-        for s, ds in present:
-            first = ds[0]
-            at = None if first.placement is None else (first.local_offset, first.local_shape)
-            by_pos.setdefault(at, []).append((s, ds))
-        for pos, members in by_pos.items():
-            if len(members) > 1 and not (pos is None and (lay.ddp or lay.sharded)) and len(
-                    {_sig(ds) for _, ds in members}) > 1:
-                differ.append((name, members))
-        if len(by_pos) > 1:
-            sigs: dict[tuple, list[tuple[Source, list[Draw]]]] = {}
-            for members in by_pos.values():
-                sigs.setdefault(_sig(members[0][1]), []).append(members[0])
-            twins = next((m for m in sigs.values() if len(m) > 1), None)
-            if twins is not None:
-                equal.append((name, twins))
+        same_model: dict[frozenset, Members] = {}
+        for s in sources:
+            if key in keyed[s.label]:
+                same_model.setdefault(model[s.label], []).append((s, keyed[s.label][key]))
+        for present in same_model.values():
+            if len(present) > 1:
+                _judge(_name(key, present[0][1][0]), present, lay, differ, equal)
     out = []
     if differ:
         out.append(_differ(differ, lay))
@@ -125,19 +120,40 @@ def _parameters(sources: Sequence[Source], lay: Layout) -> list[Finding]:
     return out
 
 
+def _judge(name: str, present: Members, lay: Layout, differ: list[tuple[str, Members]],
+           equal: list[tuple[str, Members]]) -> None:
+    """Replicas (the same offset and shape, or whole) must agree; shards must not."""
+    by_pos: dict[object, Members] = {}
+    for s, ds in present:
+        first = ds[0]
+        at = None if first.placement is None else (first.local_offset, first.local_shape)
+        by_pos.setdefault(at, []).append((s, ds))
+    for pos, members in by_pos.items():
+        if len(members) > 1 and not (pos is None and (lay.ddp or lay.sharded)) and len(
+                {_sig(ds) for _, ds in members}) > 1:
+            differ.append((name, members))
+    if len(by_pos) > 1:
+        sigs: dict[tuple, Members] = {}
+        for members in by_pos.values():
+            sigs.setdefault(_sig(members[0][1]), []).append(members[0])
+        twins = next((m for m in sigs.values() if len(m) > 1), None)
+        if twins is not None:
+            equal.append((name, twins))
+
+
 def _sig(draws: list[Draw]) -> tuple:
     return tuple(signature(d) for d in draws)
 
 
-def _evidence(members: list[tuple[Source, list[Draw]]]) -> tuple[Evidence, ...]:
+def _evidence(members: Members) -> tuple[Evidence, ...]:
     return tuple(Evidence.of(ds[0], s.label, s.rank, f"rank {s.rank}") for s, ds in members)
 
 
-def _ranks(members: list[tuple[Source, list[Draw]]]) -> str:
+def _ranks(members: Members) -> str:
     return ", ".join(str(s.rank) for s, _ in members)
 
 
-def _differ(found: list[tuple[str, list[tuple[Source, list[Draw]]]]], lay: Layout) -> Finding:
+def _differ(found: list[tuple[str, Members]], lay: Layout) -> Finding:
     name, members = found[0]
     shard = members[0][1][0].placement is not None
     seeds = {s.rank: seed_at(s.log, ds[0].generator, ds[0].index) for s, ds in members}
@@ -163,7 +179,7 @@ def _differ(found: list[tuple[str, list[tuple[Source, list[Draw]]]]], lay: Layou
                    _evidence(members), why, fix, tuple(s.label for s, _ in members))
 
 
-def _equal(found: list[tuple[str, list[tuple[Source, list[Draw]]]]]) -> Finding:
+def _equal(found: list[tuple[str, Members]]) -> Finding:
     name, members = found[0]
     d = members[0][1][0]
     offsets = " and ".join(str(ds[0].local_offset) for _, ds in members)

@@ -6,10 +6,12 @@ loop draws the same things (module, op, site) at every step, so the first draw o
 0 that step 1 draws again starts the training (without draws at step 1, the first draw
 after the first optimizer step). Between the last seeding or restore of a generator and
 that point, the draws that build a model which trains and the training loader's own
-draws (the last DataLoader iteration before training) are expected; any other draw
-shifts the training's random numbers: a model built and not trained (a checkpoint
-loaded into a second copy), another DataLoader iterated (an evaluation), forward draws
-before training, code outside modules (logging).
+draws (the last DataLoader iteration before training) are expected; what else a module
+or a DataLoader draws shifts the training's random numbers: a model built and not
+trained (a checkpoint loaded into a second copy), another DataLoader iterated (an
+evaluation), forward draws before training, a model's own methods (a LightningModule's
+logging hook). Draws outside modules are not reported: the training's own data made
+with ``torch.randn`` looks the same as a logging call.
 
 **Unseeded.** Among the generators a program seeds through the functions rngtrace sees
 (``torch.manual_seed``, ``random.seed``, ``np.random.seed``), one that draws with no
@@ -92,7 +94,12 @@ def stray(src: Source) -> tuple[list[Finding], list[str]]:
 def _expected(d: Draw, trains: set[str | None] | None, loader_sites: set[str | None]) -> bool:
     if d.phase == "init" and d.target is not None:
         return trains is None or d.model in trains
-    return loader_draw(d) and d.site in loader_sites
+    if loader_draw(d):
+        return d.site in loader_sites
+    # outside modules: the training's own data (torch.randn for inputs) looks the same as
+    # a logging call; only what modules draw (forward, hooks such as a LightningModule's
+    # logging methods) is told apart
+    return d.module is None
 
 
 def _what(d: Draw) -> str:
@@ -102,7 +109,7 @@ def _what(d: Draw) -> str:
         return "iterates a DataLoader that is not the training loop's"
     if d.phase == "forward":
         return f"runs {describe(d)} forward before training"
-    return d.api or d.op
+    return f"{d.api or d.op} in {describe(d)}"
 
 
 def _stray_finding(src: Source, gen: str, setting: Event | None, first: Draw,

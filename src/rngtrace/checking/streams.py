@@ -85,8 +85,18 @@ def _shape(d: Draw) -> str:
     return "x".join(map(str, d.local_shape or d.shape)) or "scalar"
 
 
+def _copies(group: list[Draw]) -> bool:
+    """Each draw fills a parameter of another model: models built alike (a reseed before
+    each), which may be deliberate (a copy to compare with)."""
+    return all(d.phase == "init" and d.target is not None for d in group) and len(
+        {d.model for d in group}) == len(group)
+
+
 def _severity(found: list[list[Draw]]) -> Severity:
-    """An error when masks, parameters or shards repeat; a warning for other draws."""
+    """An error when masks, parameters or shards repeat; a warning for other draws, and
+    for whole models built alike."""
+    if all(_copies(g) for g in found):
+        return "warning"
     hot = any(d.phase == "forward" or d.target is not None or d.placement is not None
               for g in found for d in g)
     return "error" if hot else "warning"
@@ -109,6 +119,13 @@ def _cause(log: Log, group: list[Draw], undone: set[int]) -> tuple[str, str]:
                 "seed each generator with its own seed, or draw from one generator")
     events = _between(log, a.generator, a.index, b.index)
     seeds = [e for e in events if role(e) == "seed"]
+    if seeds and _copies(group):
+        return (f"{call(seeds[-1])} set {a.generator} back between building "
+                f"{names([str(d.model) for d in group])}: they start from identical "
+                "parameters, which is right for a copy made to compare with and wrong for "
+                "models meant to differ (an ensemble, a teacher and a student)",
+                "seed each model differently, or build one and copy it (copy.deepcopy) "
+                "when a copy is meant")
     if seeds:
         e = seeds[-1]
         return (f"{call(e)} set {a.generator} back to a state it had "
