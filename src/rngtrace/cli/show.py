@@ -116,8 +116,8 @@ def copied(log: Log) -> Iterator[str]:
 
 
 def hazards(log: Log, path: str) -> Iterator[str]:
-    """One line when :func:`rngtrace.check` finds something in this log: how many
-    findings of which kinds, and the command that explains them."""
+    """When :func:`rngtrace.check` finds something in this log: how many findings of
+    which kinds, and the command that explains them (two lines)."""
     import rngtrace
 
     if log.level != "op":
