@@ -198,7 +198,7 @@ def test_default_output_names():
 
 
 @pytest.mark.parametrize(("argv", "words"), [
-    (["nope"], "unknown verb 'nope' (the verbs: run, show, diff, compare, dot, ranks;"),
+    (["nope"], "unknown verb 'nope' (the verbs: run, show, diff, compare, dot, ranks, check;"),
     (["shwo", "x.jsonl"], "unknown verb 'shwo' (did you mean 'show'?"),
     (["show", "good.jsonl", "--limt", "3"], "rngtrace show: unrecognized arguments: --limt 3 "
      "(did you mean --limit?) (see 'rngtrace show --help')"),

@@ -257,6 +257,14 @@ def test_eager_checkpoint_recompute_is_a_replay(eager):
 
 @needs_cxx
 @pytest.mark.slow
+def test_check_finds_nothing_in_these_trainings(inductor, aot_eager, eager):
+    # every recompute replays its forward's masks, eager and compiled (docs/check.md)
+    for run in (inductor[1], aot_eager[1], eager):
+        assert run.log is not None and len(rngtrace.check(run.log)) == 0
+
+
+@needs_cxx
+@pytest.mark.slow
 def test_light_mode_says_it_charges_the_compiled_module_whole():
     plain = _train("inductor", record=False)
     light = _train("inductor", record=True, level="module")

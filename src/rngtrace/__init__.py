@@ -9,7 +9,8 @@
 The pipeline, one subpackage a stage: :mod:`rngtrace.recording` makes a :class:`Log`
 (:mod:`rngtrace.log`; :mod:`rngtrace.summary` writes its text), :mod:`rngtrace.logfile`
 saves and loads it, :mod:`rngtrace.diffing` compares two, :mod:`rngtrace.ranks` the ranks
-of one job, :mod:`rngtrace.graph` draws them, :mod:`rngtrace.stable` is the remedy, and
+of one job, :mod:`rngtrace.checking` finds hazards in one run, :mod:`rngtrace.graph` draws
+them, :mod:`rngtrace.stable` is the remedy, and
 :mod:`rngtrace.cli` and :mod:`rngtrace.pytest_plugin` use only this public API.
 """
 
@@ -17,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import log as _log
 from ._version import __version__
+from .checking import CheckReport, Evidence, Finding, check
 from .diffing import Cause, CauseKind, Diff, Hunk, HunkKind, Stream, Unused, diff
 from .errors import (
     IncomparableLogsError,
@@ -66,11 +68,14 @@ def __dir__() -> list[str]:
 __all__ = [
     "Cause",
     "CauseKind",
+    "CheckReport",
     "Diff",
     "Draw",
     "Event",
     "EventKind",
+    "Evidence",
     "FileInfo",
+    "Finding",
     "GeneratorInfo",
     "Hunk",
     "HunkKind",
@@ -87,6 +92,7 @@ __all__ = [
     "Stream",
     "Unused",
     "__version__",
+    "check",
     "compare_ranks",
     "diff",
     "load",

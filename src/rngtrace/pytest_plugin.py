@@ -16,6 +16,10 @@ it a missing snapshot is a failure, so that CI never accepts a stream silently.
 
 Several snapshots in one test are told apart by name (``rng_snapshot("train")``) or,
 unnamed, by order (the second unnamed block is ``<test name>.2``).
+
+``rng_snapshot(check=True)`` also runs :func:`rngtrace.check` on the block's log and
+fails the test when it finds anything (repeated streams, a recompute drawing other
+masks, workers with identical streams ...), with the check's report.
 """
 
 from __future__ import annotations
@@ -66,9 +70,10 @@ class RngSnapshot:
                             base + ".rngtrace.jsonl")
 
     @contextmanager
-    def __call__(self, name: str | None = None, *, steps: int | None = None
-                 ) -> Iterator[Log]:
-        """Record the block; at its end, compare with the snapshot (or write it)."""
+    def __call__(self, name: str | None = None, *, steps: int | None = None,
+                 check: bool = False) -> Iterator[Log]:
+        """Record the block; at its end, compare with the snapshot (or write it), and
+        with ``check`` fail on what :func:`rngtrace.check` finds in it."""
         import rngtrace
 
         if name is None:
@@ -79,6 +84,11 @@ class RngSnapshot:
         with rngtrace.record(steps) as log:
             yield log
         self._check(log, path)
+        if check:
+            report = rngtrace.check(log, labels=[os.path.basename(path)])
+            if len(report):
+                pytest.fail(f"rng_snapshot: rngtrace check found hazards\n\n{report}",
+                            pytrace=False)
 
     def _check(self, log: Log, path: str) -> None:
         """Pass if the snapshot matches; else write it (``--rng-snapshot-update``) or fail."""

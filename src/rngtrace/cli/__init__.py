@@ -33,6 +33,7 @@ VERBS: dict[str, str] = {
     "compare": "compare",
     "dot": "dot",
     "ranks": "ranks",
+    "check": "check",
 }
 
 

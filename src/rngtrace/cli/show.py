@@ -84,6 +84,7 @@ def render(log: Log, args: argparse.Namespace) -> Iterator[str]:
         yield f"(only draws matching {' '.join(filters)})"
     yield from unused(log, width)
     yield from copied(log)
+    yield from hazards(log, args.file)
     if args.by_module or not draws:
         return
     yield ""
@@ -111,6 +112,22 @@ def copied(log: Log) -> Iterator[str]:
         yield ""
         yield "Workers with identical streams:"
         yield from (f"  {c.line()}" for c in found)
+
+
+def hazards(log: Log, path: str) -> Iterator[str]:
+    """When :func:`rngtrace.check` finds something in this log: how many findings of
+    which kinds, and the command that explains them (two lines)."""
+    import rngtrace
+
+    if log.level != "op":
+        return  # check reads op-level logs only
+    report = rngtrace.check(log, labels=[path])
+    if len(report):
+        counts = ", ".join(f"{len(fs)} {noun}{'s' if len(fs) > 1 else ''}" for fs, noun in (
+            (report.errors, "error"), (report.warnings, "warning")) if fs)
+        yield ""
+        yield f"Hazards ({counts}): {', '.join(dict.fromkeys(f.kind for f in report))}"
+        yield f"  rngtrace check {path} gives the evidence and the fix"
 
 
 def describe(log: Log, path: str, width: int = WIDTH) -> Iterator[str]:

@@ -27,8 +27,9 @@ _REPL_SAME = "every rank starts from the same values, as replicas should"
 _REPL_DDP = ("harmless: DDP broadcasts rank 0's parameters and buffers when it wraps the "
              "model")
 _REPL_BUG = "each rank trains another initialisation: seed every rank alike before building"
-_FWD_SAME = ("same masks on every rank: with data parallelism (DDP, FSDP) the batches "
-             "differ anyway; tensor-parallel replicas need exactly this")
+_FWD_SAME = ("same masks on every rank: tensor-parallel replicas need exactly this; with "
+             "data parallelism (DDP, FSDP) the ranks' dropout is correlated (rngtrace check "
+             "reports it)")
 _FWD_DIFFER = ("masks differ across ranks: expected with data parallelism; with tensor "
                "parallelism a replicated activation's masks must agree")
 

@@ -128,7 +128,10 @@ def _wrap_py_seed(me: PyStreams, name: str, orig: Callable[..., Any]) -> Callabl
 
     def wrapper(rng: Any, *args: Any, **kwargs: Any) -> Any:
         out = orig(rng, *args, **kwargs)
-        if not me.depth and me.active() and id(rng) in me.names:
+        # random's own generator is named before its first draw, so that seeding it first
+        # is seen; but not torch's compiler saving and restoring it around tracing
+        if not me.depth and me.active() and (id(rng) in me.names or (
+                rng is random._inst and not _from_torch(1))):
             me._guard(me.reseed, rng, f"random.{name}", args)
         return out
 
@@ -168,6 +171,17 @@ def _bind(fn: Callable[..., Any], inst: Any) -> Callable[..., Any]:
     bound.__name__ = bound.__qualname__ = fn.__name__
     bound.__doc__ = fn.__doc__
     return bound
+
+
+def _from_torch(depth: int) -> bool:
+    """Whether the code calling a wrapper (``depth`` frames up, past rngtrace's own) is
+    torch's (dynamo saves and restores ``random``'s state around each compile)."""
+    f: Any = sys._getframe(depth)
+    while f is not None and f.f_code.co_filename.startswith(_OWN):
+        f = f.f_back
+    torch = sys.modules.get("torch")
+    where = os.path.dirname(getattr(torch, "__file__", None) or os.sep) + os.sep
+    return f is not None and f.f_code.co_filename.startswith(where)
 
 
 def _not_the_program(depth: int) -> bool:
