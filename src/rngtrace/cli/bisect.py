@@ -242,17 +242,17 @@ def _bisect(args: argparse.Namespace, runner: _Runner, good: Commit,
     diffs: dict[int, Diff] = {}
     i: int | None = len(line) - 1
     while i is not None:
-        t, d = _test(runner, ref, line[i], args.good, progress,
-                     "BAD" if not tested else str(len(tested)))
+        t, d, said = _test(runner, ref, line[i], args.good,
+                           "BAD" if not tested else str(len(tested)))
         tested.append(t)
         if len(tested) == 1 and t.result != "differs":
+            progress.say(said)
             return _bad_is_not_different(args, runner, t)
         search.mark(i, t.result)
         if d is not None:
             diffs[i] = d
         i = search.next()
-        if i is not None:
-            progress.say(f"about {search.steps_left() + 1} more")
+        progress.say(said if i is None else f"{said}; about {search.steps_left() + 1} more")
     found = search.candidates()
     d = diffs[found[-1]]
     _report(args, line, found, tested, d, len(line))
@@ -278,9 +278,9 @@ def _reference(runner: _Runner, good: Commit, name: str, progress: _Progress) ->
     return log
 
 
-def _test(runner: _Runner, ref: Log, commit: Commit, good_name: str, progress: _Progress,
-          tag: str) -> tuple[Tested, Diff | None]:
-    """Run one commit and compare its draws with GOOD's."""
+def _test(runner: _Runner, ref: Log, commit: Commit, good_name: str, tag: str
+          ) -> tuple[Tested, Diff | None, str]:
+    """Run one commit and compare its draws with GOOD's; the progress line."""
     import rngtrace
 
     from . import load_log
@@ -301,9 +301,8 @@ def _test(runner: _Runner, ref: Log, commit: Commit, good_name: str, progress: _
             cause = d.cause.summary if d.cause is not None else "draws differ"
             t = Tested(commit, "differs", cause, len(log.draws))
             said = f"differs: {cause}"
-    progress.say(f"[{tag}] {commit.short} {commit.subject!r}: {said} "
-                 f"({time.monotonic() - start:.1f}s)")
-    return t, d
+    return t, d, (f"[{tag}] {commit.short} {commit.subject!r}: {said} "
+                  f"({time.monotonic() - start:.1f}s)")
 
 
 def _print_tail(runner: _Runner, tag: str) -> None:
