@@ -14,6 +14,7 @@ import pytest
 
 import rngtrace
 from rngtrace.cli import main
+from rngtrace.cli.bisect import first_parent_line
 
 TRAIN = """\
 {broken}import torch
@@ -155,3 +156,28 @@ def test_bisect_errors_are_one_line_exit_2(history, tmp_path, capsys, monkeypatc
     monkeypatch.chdir(tmp_path)
     assert main(["bisect", "HEAD~1", "HEAD", "train.py"]) == 2
     assert "not inside a git repository" in capsys.readouterr().err
+
+
+@pytest.mark.slow  # starts git
+def test_the_line_searched_is_bads_first_parent_line_from_good(tmp_path):
+    """m1 m2 (side: s1 s2) m3, merge of side, m4: from m1 the line is m2, m3, the merge
+    (one step for s1 and s2), m4; from s1 on the merged branch, the merge and m4."""
+    r = tmp_path / "merges"
+    r.mkdir()
+    _git(r, "init", "-q")
+    _git(r, "config", "user.email", "t@example.com")
+    _git(r, "config", "user.name", "t")
+    for args in (["m1"], ["m2"], ["-b", "side"], ["s1"], ["s2"], ["-"], ["m3"], ["merge"],
+                 ["m4"]):
+        if args[0] in ("-b", "-"):
+            _git(r, "checkout", "-q", *args)
+        elif args == ["merge"]:
+            _git(r, "merge", "-q", "--no-ff", "side", "-m", "merge side")
+        else:
+            _git(r, "commit", "-q", "--allow-empty", "-m", args[0])
+    sha = {s: _git(r, "rev-parse", f":/^{s}").strip() for s in ("m1", "s1")}
+    line = first_parent_line(str(r), sha["m1"], "HEAD")
+    assert [(c.subject, c.merge) for c in line] == [
+        ("m2", False), ("m3", False), ("merge side", True), ("m4", False)]
+    assert [c.subject for c in first_parent_line(str(r), sha["s1"], "HEAD")] == [
+        "merge side", "m4"]

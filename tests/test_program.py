@@ -112,9 +112,10 @@ def test_run_hints_on_the_command_line(tmp_path, capsys, monkeypatch):
     # '--' says "the program starts here": no note
     assert main(["run", "--", "p.py", "-o", "o.jsonl"]) == 0
     assert "note" not in capsys.readouterr().err
-    (tmp_path / "pkg").mkdir()
-    (tmp_path / "pkg" / "__init__.py").write_text("")
-    (tmp_path / "pkg" / "job.py").write_text("print(__name__)\n")
-    assert main(["run", "--", "-m", "pkg.job"]) == 0
+    # (a package name of its own: another test's pkg may be imported in this process)
+    (tmp_path / "hintpkg").mkdir()
+    (tmp_path / "hintpkg" / "__init__.py").write_text("")
+    (tmp_path / "hintpkg" / "hintjob.py").write_text("print(__name__)\n")
+    assert main(["run", "--", "-m", "hintpkg.hintjob"]) == 0
     assert capsys.readouterr().out == "__main__\n"
-    assert (tmp_path / "job.rngtrace.jsonl").exists()
+    assert (tmp_path / "hintjob.rngtrace.jsonl").exists()

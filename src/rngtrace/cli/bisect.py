@@ -1,9 +1,9 @@
 """``rngtrace bisect``: the first commit whose random draws differ from a good one's.
 
-The commits searched are BAD's first-parent line back to GOOD (``git rev-list
---first-parent --ancestry-path GOOD..BAD``, oldest first): one line, in which "draws
-as GOOD" is expected to hold up to some commit and fail after it, so that a binary
-search (:class:`Search`) finds that commit in about log2(N) runs. A merge on that
+The commits searched are those of BAD's first-parent line that descend from GOOD
+(:func:`first_parent_line`, oldest first): one line, in which "draws as GOOD" is
+expected to hold up to some commit and fail after it, so that a binary search
+(:class:`~.search.Search`) finds that commit in about log2(N) runs. A merge on that
 line is one step standing for everything its branch brought in; when it is the commit
 found, the report says how to search its branch. ``git bisect`` is not used, so no
 bisect state is left in the repository (nor a checkout: each commit is exported into
@@ -53,8 +53,8 @@ EXAMPLE = """examples:
   rngtrace bisect HEAD~40 HEAD --level module -o logs/ train.py
 
 GOOD and BAD are revisions, GOOD an ancestor of BAD. The commits searched are BAD's
-first-parent line back to GOOD (git rev-list --first-parent --ancestry-path
-GOOD..BAD): a merge there is one step, standing for what its branch brought in (when
+first-parent line back to GOOD (those descending from GOOD, oldest first): a merge
+there is one step, standing for what its branch brought in (when
 it is the one found, the report says how to search its branch). Each commit tested is
 exported into a temporary directory, as 'rngtrace compare' exports a revision (your
 git-ignored files linked in, read-only; --no-ignored leaves them out), PROGRAM is
@@ -126,7 +126,8 @@ def run(args: argparse.Namespace) -> int:
     if note:
         print(note, file=sys.stderr)
     good_c, bad_c = _commit(repo, args.good, "GOOD"), _commit(repo, bad, "BAD")
-    line = _first_parent_line(repo.top, good_c, bad_c, args.good, bad)
+    _check_order(repo.top, good_c, bad_c, args.good, bad)
+    line = first_parent_line(repo.top, good_c.sha, bad_c.sha)
     labels = (args.good, bad)
     if args.output:
         check_output_dir(VERB, args.output, log_names(labels))
@@ -163,9 +164,7 @@ def _commit(repo: Repo, name: str, role: str) -> Commit:
     return Commit(sha, subject.strip(), len(parents.split()) > 1)
 
 
-def _first_parent_line(top: str, good: Commit, bad: Commit, gname: str, bname: str
-                       ) -> list[Commit]:
-    """The commits after GOOD up to BAD on BAD's first-parent line, oldest first."""
+def _check_order(top: str, good: Commit, bad: Commit, gname: str, bname: str) -> None:
     if good.sha == bad.sha:
         raise RngtraceError(f"bisect: GOOD and BAD are the same commit ({good.short})")
     r = subprocess.run(["git", "merge-base", "--is-ancestor", good.sha, bad.sha], cwd=top,
@@ -173,15 +172,21 @@ def _first_parent_line(top: str, good: Commit, bad: Commit, gname: str, bname: s
     if r.returncode:
         raise RngtraceError(f"bisect: GOOD ({gname}) is not an ancestor of BAD ({bname}): "
                             "give an older GOOD (git merge-base GOOD BAD is one)")
-    out = _git(top, "log", "--first-parent", "--ancestry-path", "--reverse",
-               "--format=%H%x00%P%x00%s", f"{good.sha}..{bad.sha}", "--")
+
+
+def first_parent_line(top: str, good: str, bad: str) -> list[Commit]:
+    """The commits of ``bad``'s first-parent line that descend from ``good`` (an
+    ancestor of it), oldest first, ``bad`` last. With ``good`` on a merged branch, the
+    merge comes first (``git log --first-parent --ancestry-path`` would list nothing:
+    it follows first parents to tell descendants too)."""
+    descend = set(_git(top, "rev-list", "--ancestry-path", f"{good}..{bad}", "--").split())
+    out = _git(top, "log", "--first-parent", "--reverse", "--format=%H%x00%P%x00%s",
+               f"{good}..{bad}", "--")
     line = []
     for row in out.splitlines():
         sha, parents, subject = [*row.split("\0"), "", ""][:3]
-        line.append(Commit(sha, subject, len(parents.split()) > 1))
-    if not line or line[-1].sha != bad.sha:
-        raise RngtraceError(f"bisect: no first-parent line from BAD ({bname}) back to "
-                            f"GOOD ({gname})")
+        if sha in descend:  # a suffix of the line: a descendant's children descend too
+            line.append(Commit(sha, subject, len(parents.split()) > 1))
     return line
 
 

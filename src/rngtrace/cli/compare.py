@@ -159,10 +159,11 @@ def _compare(args: argparse.Namespace, program: Program, settings: Settings, rep
 
     sides = [make_side(repo, n, k, w, label, base, ignored)
              for n, (k, w), label in zip(names, kinds, labels, strict=True)]
-    if ignored is not None and ignored.entries and any(s.linked for s in sides):
+    copies = sum(s.linked is not None for s in sides)
+    if ignored is not None and ignored.entries and copies:
         print(f"rngtrace compare: linked the working tree's git-ignored "
-              f"{ignored.describe()} into the copies, read-only (--no-ignored leaves "
-              "them out)", file=sys.stderr, flush=True)
+              f"{ignored.describe()} into the cop{'ies' if copies > 1 else 'y'}, read-only "
+              "(--no-ignored leaves them out)", file=sys.stderr, flush=True)
     programs = [program] * 2
     if not program.module:
         programs = [Program(p, program.args) for p in map_program(program.name, sides)]
