@@ -36,7 +36,7 @@ demo: $(STAMP) ## run the seed story end to end (examples/seed_story.py)
 figures: $(STAMP) ## redraw docs/story_diff.svg from the story example (needs Graphviz)
 	$(PY) examples/make_figures.py docs
 
-test: $(STAMP) ## run the test suite (minutes: 7 on a busy 2-core machine; see README)
+test: $(STAMP) ## run the test suite (6-7 minutes on a busy 2-core machine; see README)
 	$(PY) -m pytest -q
 
 test-fast: $(STAMP) ## the suite without the tests that start processes or take seconds (marked slow)
