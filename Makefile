@@ -13,26 +13,33 @@ help: ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
 
 $(STAMP): pyproject.toml constraints.txt
+	@echo "make: creating $(VENV) (once; a few minutes, mostly torch)"
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
+	@echo "make: installing torch 2.13.0 (the longest step)"
 	$(PY) -m pip install --quiet -c constraints.txt $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX)) torch
+	@echo "make: installing networkx, graphviz, numpy and the test and lint tools"
 	$(PY) -m pip install --quiet -c constraints.txt torch networkx graphviz xxhash numpy pytest hypothesis ruff mypy import-linter
+	@echo "make: installing transformers and peft (the tests on real models use them)"
 	$(PY) -m pip install --quiet -c constraints.txt transformers peft  # tests on real models
+	@echo "make: installing rngtrace itself (editable)"
 	$(PY) -m pip install --quiet -c constraints.txt --no-deps -e .
 	touch $(STAMP)
+	@echo "make: $(VENV) is ready"
 
 venv: $(STAMP) ## create .venv with the pinned dependencies (torch 2.13.0 CPU)
 
 demo: $(STAMP) ## run the seed story end to end (examples/seed_story.py)
+	@echo "make: running the seed story (examples/seed_story.py, about a minute)"
 	$(PY) examples/seed_story.py
 
 figures: $(STAMP) ## redraw docs/story_diff.svg from the story example (needs Graphviz)
 	$(PY) examples/make_figures.py docs
 
-test: $(STAMP) ## run the test suite
+test: $(STAMP) ## run the test suite (6-7 minutes on a busy 2-core machine; see README)
 	$(PY) -m pytest -q
 
-test-fast: $(STAMP) ## the suite without the tests that start processes (marked slow)
+test-fast: $(STAMP) ## the suite without the tests that start processes or take seconds (marked slow)
 	$(PY) -m pytest -q -m "not slow"
 
 bench: $(STAMP) ## time recording against plain, a bare dispatch mode and DebugMode (a few minutes); prints the table, writes out/bench/results.json (not tracked)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import os
 import shutil
 import subprocess
@@ -198,7 +200,8 @@ def test_default_output_names():
 
 
 @pytest.mark.parametrize(("argv", "words"), [
-    (["nope"], "unknown verb 'nope' (the verbs: run, show, diff, compare, dot, ranks, check;"),
+    (["nope"], "unknown verb 'nope' (the verbs: run, show, diff, compare, bisect, dot, ranks, "
+               "check;"),
     (["shwo", "x.jsonl"], "unknown verb 'shwo' (did you mean 'show'?"),
     (["show", "good.jsonl", "--limt", "3"], "rngtrace show: unrecognized arguments: --limt 3 "
      "(did you mean --limit?) (see 'rngtrace show --help')"),
@@ -270,6 +273,29 @@ def test_show_filters(tmp_path, capsys):
     code, out, _ = _run_here(tmp_path, capsys, "show", str(path), "--by-module")
     assert "uniform_" not in out and "blocks.0.attn.qkv" in out
 
+
+
+def test_show_json_is_the_table_and_the_listing_as_data(tmp_path, capsys):
+    """--json holds what the text shows, filtered the same way: blocks.0 draws 8 times
+    at init (as test_show_filters counts), 3 of them listed; the unused layers of the
+    tidy copy named, as show lists them."""
+    log = record_story("unused_linear")
+    path = tmp_path / "story.jsonl"
+    log.save(path)
+    code, out, _ = _run_here(tmp_path, capsys, "show", str(path), "--json", "--phase",
+                             "init", "--module", "blocks.0", "--limit", "3")
+    assert code == OK
+    data = json.loads(out)
+    matching = [d for d in log.draws if d.phase == "init" and d.where.startswith("blocks.0")]
+    assert (data["show_json"], data["level"], data["complete"]) == (1, "op", True)
+    assert (data["draws"], data["matching"]) == (len(log.draws), len(matching))
+    assert data["filter"] == {"phase": "init", "module": "blocks.0"}
+    assert sum(m["draws"] for m in data["modules"]) == len(matching) == 10  # 8 + linear's 2
+    assert data["listed"] == [json.loads(json.dumps(dataclasses.asdict(d)))
+                              for d in matching[:3]]
+    assert [u["module"] for u in data["unused"]] == ["blocks.0.attn.linear",
+                                                      "blocks.1.attn.linear"]
+    assert data["meta"] == json.loads(json.dumps(rngtrace.load(path).meta))
 
 def test_show_incomplete_log_warns_on_stderr(tmp_path, capsys):
     path, _ = _story_log(tmp_path)

@@ -6,6 +6,7 @@ import hashlib
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 
@@ -275,3 +276,151 @@ def test_compare_sigterm_stops_the_program_and_cleans_up(repo):
     assert copies and not any(os.path.exists(c) for c in copies)
     assert not os.path.exists(os.path.dirname(copies[0]))  # the whole temp dir
     assert _state(repo) == before
+
+
+DATA_SCRIPT = """\
+import torch
+n = int(open("data/size.txt").read()) + int(open("link.txt").read())
+torch.rand(n)
+open("data/stamp.txt", "a").write("appended\\n")   # a linked file: written on a copy
+open("data/made.txt", "w").write("new\\n")          # a new file: the copy's own
+print("drew", n, "stamp", open("data/stamp.txt").read().split())
+"""
+
+
+@pytest.fixture
+def data_repo(tmp_path):
+    """Two commits reading a git-ignored data directory by a relative path, and a file
+    through a committed absolute link into the repository (1 at HEAD~1, 2 at HEAD)."""
+    r = tmp_path / "data-repo"
+    (r / "data").mkdir(parents=True)
+    _git(r, "init", "-q")
+    _git(r, "config", "user.email", "t@example.com")
+    _git(r, "config", "user.name", "t")
+    (r / ".gitignore").write_text("data/\n")
+    (r / "data" / "size.txt").write_text("3\n")
+    (r / "data" / "stamp.txt").write_text("kept\n")
+    (r / "train.py").write_text(DATA_SCRIPT)
+    (r / "value.txt").write_text("1\n")
+    os.symlink(r / "value.txt", r / "link.txt")
+    _git(r, "add", "-A")
+    _git(r, "commit", "-qm", "one")
+    (r / "value.txt").write_text("2\n")
+    _git(r, "commit", "-qam", "two")
+    return r
+
+
+def _files(top: os.PathLike[str]) -> dict[str, bytes]:
+    return {os.path.relpath(os.path.join(d, f), top): open(os.path.join(d, f), "rb").read()
+            for d, _, fs in os.walk(top) if ".git" not in d.split(os.sep) for f in fs}
+
+
+@pytest.mark.slow
+def test_compare_reaches_ignored_data_read_only(data_repo, capsys, monkeypatch):
+    """The ignored data/ is read through a relative path on both sides (linked, and
+    said so); a write to a linked file writes the side's own copy; the committed
+    absolute link reads each side's value.txt (4 and 5 values drawn: 3 + 1, 3 + 2); a
+    big untracked file is announced (the limit lowered to 1,000 bytes here)."""
+    from rngtrace.cli import checkouts
+
+    (data_repo / "notes.bin").write_bytes(b"x" * 2000)  # untracked, not ignored
+    before, files = _state(data_repo), _files(data_repo)
+    monkeypatch.setattr(checkouts, "BIG_UNTRACKED", 1000)
+    monkeypatch.chdir(data_repo)
+    assert main(["compare", "HEAD~1", "--", "train.py"]) == 1
+    out, err = capsys.readouterr()
+    assert "Cause: shape changed: - draws (4,) in HEAD~1, (5,) in working tree\n" in out
+    assert ("rngtrace compare: copying 2 kB of untracked files with the working tree (the "
+            "largest: notes.bin, 2 kB); to leave such files out, list them in "
+            ".git/info/exclude: ignored files are linked into the copy, not copied "
+            "(--no-ignored leaves them out altogether)") in err
+    assert err.count("rngtrace compare: 1 symbolic link into the repository now points "
+                     "into the copy (link.txt)\n") == 2
+    assert ("rngtrace compare: linked the working tree's git-ignored data/ into the "
+            "copies, read-only (--no-ignored leaves them out)\n") in err
+    assert "[1/2 HEAD~1] drew 4 stamp ['kept', 'appended']\n" in err
+    assert "[2/2 working tree] drew 5 stamp ['kept', 'appended']\n" in err
+    assert _state(data_repo) == before and _files(data_repo) == files  # nothing written
+    # without the ignored files, the data is not there
+    assert main(["compare", "HEAD~1", "HEAD", "--no-ignored", "train.py"]) == 2
+    assert "No such file or directory: 'data/size.txt'" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_compare_reports_a_write_the_guard_cannot_see(data_repo, capsys, monkeypatch):
+    """A shell appends to the linked file: no Python write, so no copy on write; the
+    stamps tell after the run, and compare stops with the file named (exit 2)."""
+    (data_repo / "train.py").write_text("import os\nos.system('echo x >> data/stamp.txt')\n")
+    monkeypatch.chdir(data_repo)
+    assert main(["compare", ".", "HEAD", "--", "train.py"]) == 2
+    err = capsys.readouterr().err
+    assert "[2/2" not in err  # stopped after the first run
+    assert err.splitlines()[-1] == (
+        "rngtrace: error: compare: the run at working tree changed 1 git-ignored file of "
+        "your "
+        f"working tree through the links to it ({data_repo / 'data' / 'stamp.txt'}): "
+        "written by code the read-only guard cannot see (C code opening the file itself); "
+        "rerun with --no-ignored")
+
+
+FAILING = """\
+import torch
+torch.rand(2)
+{tail}
+"""
+
+
+@pytest.mark.slow
+def test_compare_leads_with_a_failed_run_and_runs_a_module(tmp_path, capsys, monkeypatch):
+    for name, tail in (("old", "raise RuntimeError('broken')"), ("new", "torch.rand(3)")):
+        (tmp_path / name / "pkg").mkdir(parents=True)
+        (tmp_path / name / "pkg" / "__init__.py").write_text("")
+        (tmp_path / name / "pkg" / "job.py").write_text(FAILING.format(tail=tail))
+    monkeypatch.chdir(tmp_path)
+    assert main(["compare", "old", "new", "--", "-m", "pkg.job"]) == 2
+    out, err = capsys.readouterr()
+    assert out.splitlines()[0] == (
+        "rngtrace compare: the run at old failed (exit code 1; its output is above) after "
+        "1 draw: the comparison below covers only what was recorded before")
+    assert out.splitlines()[1] == "rngtrace diff: old and new draw different random numbers."
+    assert "rngtrace compare: [1/2 old] running -m pkg.job in " in err
+    assert "RuntimeError: broken" in err
+
+
+@pytest.mark.slow
+def test_compare_killed_by_kill_9_takes_its_program_with_it(repo):
+    """The run dies with compare (a death signal), and so does what the program
+    started (its process group); only the temporary directory stays."""
+    import signal
+    import time
+
+    (repo / "loop.py").write_text(
+        "import os, subprocess, time, torch\ntorch.rand(1)\n"
+        "child = subprocess.Popen(['sleep', '300'])\n"
+        "print('pids', os.getpid(), child.pid, flush=True)\n"
+        "while True:\n    time.sleep(0.05)\n")
+    p = subprocess.Popen([sys.executable, "-m", "rngtrace", "compare", "HEAD", "--",
+                          "loop.py"], cwd=repo, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True)
+    lines = []
+    for line in p.stderr:
+        lines.append(line)
+        if " pids " in line:
+            break
+    pids = [int(x) for x in lines[-1].split()[-2:]]
+    p.send_signal(signal.SIGKILL)
+    p.wait()
+    deadline = time.monotonic() + 30
+    while any(_alive(pid) for pid in pids) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not any(_alive(pid) for pid in pids)
+    base = os.path.dirname(re.findall(r"to (\S+)\n", "".join(lines))[0])
+    shutil.rmtree(base)  # what kill -9 leaves: the temporary directory
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"  # a zombie is dead
+    except FileNotFoundError:
+        return False

@@ -112,3 +112,51 @@ def test_a_snapshot_of_rngtrace_0_1_is_reported_and_rewritten_on_update(pytester
     pytester.runpytest("--rng-snapshot-update").assert_outcomes(passed=1)
     assert path.read_bytes() != old
     pytester.runpytest().assert_outcomes(passed=1)
+
+
+def _git(pytester: pytest.Pytester, *args: str) -> None:
+    import subprocess
+
+    subprocess.run(["git", *args], cwd=pytester.path, check=True, capture_output=True)
+
+
+@pytest.mark.slow  # starts git
+def test_snapshots_ignored_by_git_are_warned_about_once(pytester):
+    """'*.rngtrace.jsonl' in .gitignore hides the snapshots from 'git add': the missing
+    snapshot's failure says so, and each run ends with one warning while it lasts."""
+    _git(pytester, "init", "-q")
+    (pytester.path / ".gitignore").write_text("*.rngtrace.jsonl\n")
+    pytester.makepyfile(test_more="""
+        import torch
+
+        def test_a(rng_snapshot):
+            torch.manual_seed(0)
+            with rng_snapshot():
+                torch.rand(2)
+
+        def test_b(rng_snapshot):
+            torch.manual_seed(0)
+            with rng_snapshot():
+                torch.rand(3)
+    """)
+    r = pytester.runpytest()
+    r.assert_outcomes(failed=2)
+    r.stdout.fnmatch_lines(["*rng_snapshot: no snapshot __rng_snapshots__*test_a."
+                            "rngtrace.jsonl yet; run pytest with --rng-snapshot-update to "
+                            "write it (and note: git ignores it, by .gitignore:1: "
+                            "*.rngtrace.jsonl, so it was never committed: keep the "
+                            "snapshots out of that pattern*"])
+    warning = ("rngtrace: WARNING: git ignores 2 rng_snapshot files (.gitignore:1: "
+               "*.rngtrace.jsonl): 'git add' leaves them out, and CI fails with 'no "
+               "snapshot yet'; keep the snapshots out of that pattern: ignore "
+               "/*.rngtrace.jsonl (the top directory only) or the directory your logs go "
+               "to instead, or add the line '!**/__rng_snapshots__/**' after it")
+    assert r.stdout.lines.count(warning) == 1
+    r = pytester.runpytest("--rng-snapshot-update")
+    r.assert_outcomes(passed=2)
+    assert r.stdout.lines.count(warning) == 1
+    # the advice followed: the snapshots are no longer ignored, and nothing is said
+    (pytester.path / ".gitignore").write_text("*.rngtrace.jsonl\n!**/__rng_snapshots__/**\n")
+    r = pytester.runpytest()
+    r.assert_outcomes(passed=2)
+    assert "WARNING" not in r.stdout.str()

@@ -197,6 +197,24 @@ def test_cli_exit_codes_json_and_errors(tmp_path, capsys):
     assert len(err) == 2 and all(e.startswith("rngtrace: error: ") for e in err)
 
 
+
+def test_cli_refuses_logs_without_rank_information(tmp_path, capsys):
+    """Two ordinary logs are not ranks 0 and 1 of a job: refused, with the way to
+    record a job's logs."""
+    paths = []
+    for name, rank in (("a", 0), ("b", 1)):
+        log = rank_log(rank, 0)
+        if name == "b":
+            del log.meta["dist"]
+        log.save(tmp_path / f"{name}.rngtrace.jsonl")
+        paths.append(str(tmp_path / f"{name}.rngtrace.jsonl"))
+    assert main(["ranks", *paths]) == ERROR
+    assert capsys.readouterr().err.strip() == (
+        f"rngtrace: error: rngtrace ranks: {paths[1]} carries no rank information "
+        "(meta['dist']): it was not recorded in a torch.distributed job; record one log "
+        "per rank with 'torchrun --nproc-per-node N -m rngtrace run train.py' (or "
+        "record(path=...) in each process of the job)")
+
 # -- real jobs: 2 processes, gloo on CPU, under torchrun --------------------------------
 
 HEAD = """\

@@ -20,25 +20,33 @@ unnamed, by order (the second unnamed block is ``<test name>.2``).
 ``rng_snapshot(check=True)`` also runs :func:`rngtrace.check` on the block's log and
 fails the test when it finds anything (repeated streams, a recompute drawing other
 masks, workers with identical streams ...), with the check's report.
+
+Snapshots end in ``.rngtrace.jsonl``, so a ``*.rngtrace.jsonl`` line in ``.gitignore``
+(natural for the logs ``rngtrace run`` writes) hides them from ``git add``, and CI then
+fails with "no snapshot yet". The plugin asks git once per session (``git
+check-ignore``) and warns at the end of the run when snapshots it used are ignored,
+and a "no snapshot yet" failure says so too.
 """
 
 from __future__ import annotations
 
 import os
 import re
-from collections.abc import Iterator
+import subprocess
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from .text import plural
+from .text import noun, plural
 
 if TYPE_CHECKING:
     from .log import Log
 
 SNAPSHOT_DIR = "__rng_snapshots__"
 _WRITTEN = pytest.StashKey[list]()
+_USED = pytest.StashKey[list]()
 _UNSAFE = re.compile(r"[^A-Za-z0-9_.\-\[\]]+")
 
 
@@ -81,6 +89,7 @@ class RngSnapshot:
             if self._unnamed > 1:
                 name = str(self._unnamed)
         path = self.path(name)
+        self._request.config.stash.setdefault(_USED, []).append(path)
         with rngtrace.record(steps) as log:
             yield log
         self._check(log, path)
@@ -106,8 +115,11 @@ class RngSnapshot:
 
         rel = os.path.relpath(path, str(self._request.config.rootpath))
         if not os.path.exists(path):
+            why = ignored_by_git([path], str(self._request.config.rootpath)).get(path)
             return (f"rng_snapshot: no snapshot {rel} yet; run pytest with "
-                    f"--rng-snapshot-update to write it")
+                    f"--rng-snapshot-update to write it"
+                    + (f" (and note: git ignores it, by {why}, so it was never committed: "
+                       f"{_ADVICE})" if why else ""))
         try:
             d = rngtrace.diff(rngtrace.load(path), log, labels=("snapshot", "this run"))
         except rngtrace.IncomparableLogsError as e:
@@ -137,8 +149,44 @@ def rng_snapshot(request: pytest.FixtureRequest) -> Any:
     return RngSnapshot(request)
 
 
+_ADVICE = ("keep the snapshots out of that pattern: ignore /*.rngtrace.jsonl (the top "
+           "directory only) or the directory your logs go to instead, or add the line "
+           "'!**/__rng_snapshots__/**' after it")
+
+
+def ignored_by_git(paths: Iterable[str], cwd: str) -> dict[str, str]:
+    """The ``paths`` git ignores, each with the rule that does (``.gitignore:3:
+    *.rngtrace.jsonl``); empty outside a repository or without git. Tracked files are
+    never ignored."""
+    paths = list(paths)
+    try:
+        r = subprocess.run(["git", "check-ignore", "-v", "-z", "--stdin"], cwd=cwd,
+                           input="\0".join(paths).encode() + b"\0", capture_output=True,
+                           check=False, timeout=30)
+    except (OSError, subprocess.TimeoutExpired):
+        return {}
+    if r.returncode not in (0, 1):  # 128: not a repository
+        return {}
+    fields = r.stdout.decode(errors="replace").split("\0")
+    found = {}
+    for i in range(0, len(fields) - 3, 4):
+        source, line, pattern, path = fields[i:i + 4]
+        if not pattern.startswith("!"):  # a negated pattern: not ignored
+            found[path] = f"{source}:{line}: {pattern}"
+    return found
+
+
 def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: Any) -> None:
     written = config.stash.get(_WRITTEN, [])
     if written:
         terminalreporter.write_line(f"rngtrace: {plural(len(written), 'rng_snapshot file')} "
                                     "written")
+    used = list(dict.fromkeys(config.stash.get(_USED, [])))
+    ignored = ignored_by_git(used, str(config.rootpath)) if used else {}
+    if ignored:
+        rules = ", ".join(dict.fromkeys(ignored.values()))
+        n = len(ignored)
+        terminalreporter.write_line(
+            f"rngtrace: WARNING: git ignores {plural(n, 'rng_snapshot file')} "
+            f"({rules}): 'git add' leaves {noun(n, 'it', 'them')} out, and CI fails "
+            f"with 'no snapshot yet'; {_ADVICE}", yellow=True, bold=True)

@@ -31,6 +31,7 @@ VERBS: dict[str, str] = {
     "show": "show",
     "diff": "diff",
     "compare": "compare",
+    "bisect": "bisect",
     "dot": "dot",
     "ranks": "ranks",
     "check": "check",

@@ -21,8 +21,10 @@ local shapes and generator states), or which ranks differ and why (another seed 
 rank, extra draws on one rank, a reseed on one rank); then per module drawing in
 forward (dropout masks) and per sampler permutation. Each relation is judged for the
 parallelism seen: replicated parameters that differ are a bug unless DDP broadcasts
-them; sharded (DTensor, FSDP2) parameters with equal shards are a bug. Exit code: 0 when
-every parameter's initial draws agree across ranks, 1 when some differ, 2 error."""
+them; sharded (DTensor, FSDP2) parameters with equal shards are a bug. Each log must
+come from a torch.distributed job (its header names its rank): two ordinary logs are
+refused. Exit code: 0 when every parameter's initial draws agree across ranks, 1 when
+some differ, 2 error."""
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -38,6 +40,14 @@ def run(args: argparse.Namespace) -> int:
     if len(args.logs) < 2:
         raise UsageError("rngtrace ranks: give the logs of 2 ranks or more")
     logs = [load_log(p) for p in args.logs]
+    for path, log in zip(args.logs, logs, strict=True):
+        dist = log.meta.get("dist")
+        if not isinstance(dist, dict) or "rank" not in dist:
+            raise UsageError(
+                f"rngtrace ranks: {path} carries no rank information (meta['dist']): it "
+                "was not recorded in a torch.distributed job; record one log per rank "
+                "with 'torchrun --nproc-per-node N -m rngtrace run train.py' (or "
+                "record(path=...) in each process of the job)")
     report = rngtrace.compare_ranks(logs, labels=[os.path.basename(p) for p in args.logs])
     with stdout_may_close():
         if args.json:

@@ -15,7 +15,9 @@ from ..errors import UsageError
 from ..log import LEVELS, Log
 from ..text import plural
 from . import ERROR, quiet_torch_import
+from .child import end_my_group, install_guard, orphaned, watch_parent
 from .output import check_output, is_finished, partial_name
+from .program import RUN_OPTIONS, check_program, misplaced
 from .signals import Ended, signals_end_the_work
 
 HELP = "run a Python program and record its random draws to a log file"
@@ -27,7 +29,9 @@ EXAMPLE = """examples:
   rngtrace run --level module train.py        the light mode, for a whole training
 
 rngtrace's options go before the program; everything after it is the program's own
-command line. The program runs as 'python PROGRAM ARGS' would run it (its sys.argv,
+command line (an rngtrace option written after it is the program's, and rngtrace says
+so). PROGRAM runs with this Python: write 'rngtrace run train.py', not 'rngtrace run
+python train.py'. The program runs as 'python PROGRAM ARGS' would run it (its sys.argv,
 __name__ == "__main__", sys.path[0]). With --steps N the program is ended (cleanly,
 as by an exception its 'finally' blocks see) once step N is recorded, unless --run-on.
 
@@ -74,23 +78,39 @@ def default_output(program: str, module: bool) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    parent = watch_parent()  # a run started by compare or bisect dies with it
+    install_guard()
+    try:
+        return _run(args)
+    finally:
+        if orphaned(parent):  # what the program started goes too
+            end_my_group()
+
+
+def _run(args: argparse.Namespace) -> int:
     command = list(args.command)
-    if command[:1] == ["--"]:  # 'rngtrace run -o x -- train.py': the '--' is rngtrace's
+    explicit = command[:1] == ["--"]
+    if explicit:  # 'rngtrace run -o x -- train.py': the '--' is rngtrace's
         command = command[1:]
-    if not command:
-        raise UsageError("rngtrace run: which program? (see 'rngtrace run --help')")
-    program, program_args = command[0], command[1:]
+        if command[:1] == ["-m"]:  # 'rngtrace run -- -m pkg.train', as python reads it
+            args.module, command = True, command[1:]
+    program = check_program("rngtrace run", command, args.module)
     if args.steps is not None and args.steps < 1:
         raise UsageError(f"rngtrace run: --steps must be 1 or more, not {args.steps}")
     if args.run_on and args.steps is None:
         raise UsageError("rngtrace run: --run-on goes with --steps N")
-    runner, argv0, path0 = _runner(program, args.module)
-    output = args.output or default_output(program, args.module)
+    runner, argv0, path0 = _runner(program.name, args.module)
+    note = None if explicit else misplaced("rngtrace run", _head(args), program,
+                                           RUN_OPTIONS)
+    if note:
+        print(note, file=sys.stderr)
+    program_args = list(program.args)
+    output = args.output or default_output(program.name, args.module)
     quiet_torch_import()
     from ..recording import job_path
 
     output = os.fspath(job_path(output))  # in a torchrun job: this rank's own file
-    inputs = [program] if not args.module else []
+    inputs = [program.name] if not args.module else []
     inputs += [a for a in program_args if os.path.isfile(a)]
     replacing = check_output("rngtrace run", output, inputs)
     partial = partial_name(output)
@@ -100,6 +120,17 @@ def run(args: argparse.Namespace) -> int:
     if not os.path.relpath(written).startswith(".."):
         written = os.path.relpath(written)
     return _settle(log, code, written, output, replacing)
+
+
+def _head(args: argparse.Namespace) -> list[str]:
+    """``rngtrace run`` and the options given before PROGRAM, for a corrected command."""
+    head = ["rngtrace", "run"]
+    for flag, value in (("-o", args.output), ("--steps", args.steps)):
+        head += [flag, str(value)] if value is not None else []
+    head += ["--run-on"] if args.run_on else []
+    head += ["--level", args.level] if args.level != "op" else []
+    head += ["--no-python-rng"] if not args.python_rng else []
+    return head
 
 
 def _record(runner: Callable[[], object], argv0: str, path0: str, program_args: list[str],

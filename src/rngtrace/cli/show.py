@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import fnmatch
+import json
+import sys
 import textwrap
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
@@ -23,6 +25,7 @@ EXAMPLE = """examples:
   rngtrace show run.jsonl --phase init            the draws made while models were built
   rngtrace show run.jsonl --module blocks.0 --limit 0
                                                   all draws of blocks.0 and its submodules
+  rngtrace show run.jsonl --json --limit 0 > run.json   the same as JSON
 
 Listing columns: draw index; a flag ('-' the kernel drew nothing, 'd' the tensor drawn
 into was later replaced); module (state_dict path, '(root)' for the model itself, '-'
@@ -50,6 +53,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--width", type=int, metavar="N",
                         help="fit the lines to N columns (default: the terminal's width, "
                              "100 when not a terminal); module paths are never cut")
+    parser.add_argument("--json", action="store_true",
+                        help="print the log as JSON (totals, per-module table, events and "
+                             "the listed draws; --phase, --module and --limit apply)")
     parser.add_argument("--no-fold", action="store_true",
                         help="one table row per module: do not fold identical numbered "
                              "blocks (layer.{0..11}.attn) into one row")
@@ -64,6 +70,14 @@ def run(args: argparse.Namespace) -> int:
     width = report_width(args.width) or 10**6  # 0: never fit
     args.width = max(width, 40)
     log = load_log(args.file)  # a log cut short by a crash: one warning, then what there is
+    if args.json:
+        from .showdata import show_data
+
+        with stdout_may_close():
+            json.dump(show_data(log, args.file, args.phase, args.module, args.limit),
+                      sys.stdout, indent=1)
+            sys.stdout.write("\n")
+        return OK
     with stdout_may_close():
         for line in render(log, args):
             print(printable(line))
@@ -123,7 +137,7 @@ def hazards(log: Log, path: str) -> Iterator[str]:
         return  # check reads op-level logs only
     report = rngtrace.check(log, labels=[path])
     if len(report):
-        counts = ", ".join(f"{len(fs)} {noun}{'s' if len(fs) > 1 else ''}" for fs, noun in (
+        counts = ", ".join(plural(len(fs), word) for fs, word in (
             (report.errors, "error"), (report.warnings, "warning")) if fs)
         yield ""
         yield f"Hazards ({counts}): {', '.join(dict.fromkeys(f.kind for f in report))}"

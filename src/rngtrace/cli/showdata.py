@@ -1,0 +1,53 @@
+"""What ``rngtrace show`` shows, as data: ``show --json`` prints it, and any other
+rendering of a log (a page, a notebook) can start from it.
+
+The shape follows ``Diff.to_dict()`` and ``RankReport.to_dict()``: plain JSON types,
+records as objects with their Python field names, tuples as lists. See
+:func:`show_data` and ``docs/log-format.md`` (show --json).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from ..diffing import copied_streams, unused_consumers
+from ..log import Log
+from .show import matches
+
+#: The version of the JSON ``show --json`` prints; a new key does not change it.
+SHOW_JSON_VERSION = 1
+
+
+def show_data(log: Log, path: str, phase: str | None = None, module: str | None = None,
+              limit: int = 100) -> dict[str, Any]:
+    """A log as ``show`` sees it: where it comes from, its totals, the per-module table,
+    the events, unused consumers, copied worker streams, and its draws (those passing
+    ``phase`` and ``module``, as ``show --phase/--module`` filter them; the first
+    ``limit`` of them, all with 0).
+
+    >>> import rngtrace
+    >>> data = show_data(rngtrace.Log(), "empty.rngtrace.jsonl")
+    >>> data["draws"], data["listed"], data["matching"]
+    (0, [], 0)
+    """
+    draws = [d for d in log.draws if matches(d, phase, module)]
+    shown = dataclasses.replace(log, draws=draws) if len(draws) != len(log.draws) else log
+    return {
+        "show_json": SHOW_JSON_VERSION,
+        "file": path,
+        "level": log.level,
+        "complete": log.complete,
+        "steps": log.steps,
+        "meta": log.meta,
+        "draws": len(log.draws),
+        "values": log.values,
+        "generators": [dataclasses.asdict(g) for g in log.generators.values()],
+        "filter": {"phase": phase, "module": module},
+        "matching": len(draws),
+        "modules": [dataclasses.asdict(s) for s in shown.module_stats()],
+        "events": [dataclasses.asdict(e) for e in log.events],
+        "unused": [u.to_dict() for u in unused_consumers(log)],
+        "copied_streams": [dataclasses.asdict(c) for c in copied_streams(log)],
+        "listed": [dataclasses.asdict(d) for d in draws[:limit or len(draws)]],
+    }
