@@ -212,8 +212,8 @@ class Bench:
         ``level="module"``: the light mode, paused (its wrapper passes calls through);
         ``"op"``: ``record()``, its dispatch mode inactive (a bare pass-through mode)."""
         # what record(level=...) opens
-        from rngtrace.recording.modulelevel import ModuleRecorder
-        from rngtrace.recording.oplevel import Recorder
+        from rngtrace.recording.modulelevel.recorder import ModuleRecorder
+        from rngtrace.recording.oplevel.recorder import Recorder
 
         def pause(on: bool) -> None:
             if isinstance(window, ModuleRecorder):

@@ -24,7 +24,10 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from models import EncoderConfig, EncoderTrainer
 
 import rngtrace
-from rngtrace.recording import generators, naming, oplevel, window
+from rngtrace.recording.basics import generators
+from rngtrace.recording.oplevel import naming
+from rngtrace.recording.oplevel import recorder as oplevel
+from rngtrace.recording.window import window
 
 PARTS = ("stack walk", "state reads", "digest", "Draw", "sink", "names")
 

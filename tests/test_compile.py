@@ -21,7 +21,7 @@ from torch import nn
 from torch.utils.checkpoint import checkpoint
 
 import rngtrace
-from rngtrace.recording.compiled import split_fqn
+from rngtrace.recording.compiled.seedmaps import split_fqn
 
 needs_cxx = pytest.mark.skipif(shutil.which("g++") is None and shutil.which("c++") is None,
                                reason="Inductor on CPU needs a C++ compiler")
@@ -297,7 +297,7 @@ def test_inductor_on_cuda_is_transparent_and_named():
 def test_eager_draws_after_a_compile_elsewhere_are_not_taken_for_compiled(monkeypatch):
     # once dynamo has compiled anything in the process, each draw asks whether compiled
     # code runs it; an eager draw is then still noted and written at the step, in a batch
-    from rngtrace.recording import window
+    from rngtrace.recording.window import window
 
     torch.compile(lambda x: torch.sin(x) + 1, backend="eager")(torch.ones(3))
     assert dynamo_utils.counters["stats"]["unique_graphs"] > 0

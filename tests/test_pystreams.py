@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 import rngtrace
-from rngtrace.recording import pypatches, pystreams
+from rngtrace.recording.streams import pypatches, pystreams
 
 
 class Augment(nn.Module):

@@ -14,14 +14,16 @@ from torch.utils._python_dispatch import TorchDispatchMode
 
 import rngtrace
 import untouched
-from rngtrace.recording import modulelevel, oplevel, reseed
-from rngtrace.recording import window as win
-from rngtrace.recording.generators import DefaultGen, Generators
-from rngtrace.recording.modulelevel import ModuleRecorder
-from rngtrace.recording.naming import Names
-from rngtrace.recording.oplevel import Recorder
-from rngtrace.recording.patches import Patches
-from rngtrace.recording.window import MemorySink, Window
+from rngtrace.recording.basics.generators import DefaultGen, Generators
+from rngtrace.recording.basics.patches import Patches
+from rngtrace.recording.modulelevel import recorder as modulelevel
+from rngtrace.recording.modulelevel.recorder import ModuleRecorder
+from rngtrace.recording.oplevel import recorder as oplevel
+from rngtrace.recording.oplevel.naming import Names
+from rngtrace.recording.oplevel.recorder import Recorder
+from rngtrace.recording.window import reseed
+from rngtrace.recording.window import window as win
+from rngtrace.recording.window.window import MemorySink, Window
 
 LEVELS = ["op", "module"]
 SEEDING = len(untouched._seeding())  # the public seeding functions wrapped (18)

@@ -19,7 +19,8 @@ from torch.utils._python_dispatch import _get_current_dispatch_mode_stack
 from torch.utils.data._utils import fetch as _fetch
 
 import rngtrace
-from rngtrace.recording import pypatches, reseed, window
+from rngtrace.recording.streams import pypatches
+from rngtrace.recording.window import reseed, window
 
 
 def _hook_counts() -> tuple[int, ...]:

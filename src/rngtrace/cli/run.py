@@ -85,7 +85,7 @@ def run(args: argparse.Namespace) -> int:
     runner, argv0, path0 = _runner(program, args.module)
     output = args.output or default_output(program, args.module)
     quiet_torch_import()
-    from ..recording.distributed import job_path
+    from ..recording import job_path
 
     output = os.fspath(job_path(output))  # in a torchrun job: this rank's own file
     inputs = [program] if not args.module else []

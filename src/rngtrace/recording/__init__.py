@@ -15,10 +15,12 @@ from __future__ import annotations
 import os
 
 from ..errors import RecordError
-from .oplevel import Recorder
-from .window import Sink, Window
+from .modulelevel.recorder import ModuleRecorder
+from .oplevel.recorder import Recorder
+from .window.distributed import job_path
+from .window.window import Sink, Window
 
-__all__ = ["Recorder", "Window", "record"]
+__all__ = ["Recorder", "Window", "job_path", "record"]
 
 
 def record(
@@ -74,11 +76,8 @@ def record(
     sink: Sink | None = None
     if path is not None:
         from ..logfile import FileSink
-        from .distributed import job_path
 
         sink = FileSink(job_path(path))
     if level == "module":
-        from .modulelevel import ModuleRecorder
-
         return ModuleRecorder(steps=steps, sink=sink, python_rng=python_rng)
     return Recorder(steps=steps, sink=sink, python_rng=python_rng)

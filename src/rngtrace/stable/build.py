@@ -30,9 +30,10 @@ from torch import nn
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from ..errors import StableInitError
-from ..recording import frames, ops
-from ..recording.generators import default_generator
-from ..recording.oplevel import call_device, result_tensor
+from ..recording.basics import frames
+from ..recording.basics.generators import default_generator
+from ..recording.oplevel import ops
+from ..recording.oplevel.recorder import call_device, result_tensor
 from . import keys, streams
 
 M = TypeVar("M", bound=nn.Module)

@@ -39,8 +39,8 @@ import torch
 from torch import nn
 
 from ..errors import StableInitError
-from ..recording import frames
-from ..recording.hooks import Hooks
+from ..recording.basics import frames
+from ..recording.basics.hooks import Hooks
 
 
 @dataclass(frozen=True, slots=True)

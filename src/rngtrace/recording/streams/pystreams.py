@@ -51,8 +51,8 @@ from typing import Any
 from torch import nn
 from torch.utils.data import Dataset
 
-from ..log import GeneratorInfo
-from . import frames
+from ...log import GeneratorInfo
+from ..basics import frames
 
 _SCALARS = (bool, int, float, str)
 _MULT = 0x2360ED051FC65DA44385DF649FCCF645  # PCG64's multiplier (numpy pcg64.h)
@@ -193,8 +193,8 @@ class PyStreams:
         """Wrap the drawing and seeding functions (NumPy's only if already imported)."""
         # No lock: an interrupt at the wrong line would leave it held. Each patch is
         # noted before it is made, so restore() undoes whatever part was done.
+        from ..basics.patches import Patches
         from . import pypatches, workers
-        from .patches import Patches
 
         self._np = sys.modules.get("numpy")
         self._patches = Patches()

@@ -41,12 +41,14 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..log import Draw, Event, GeneratorInfo, Log
-from . import compiled, compiled_draws, frames
-from .generators import DefaultGen
-from .module_paths import DROPOUT, PURE, Paths
+from ...log import Draw, Event, GeneratorInfo, Log
+from ..basics import frames
+from ..basics.generators import DefaultGen
+from ..compiled import draws as compiled_draws
+from ..compiled import seedmaps as compiled
+from ..window.window import Sink, Window, default_generators
+from .paths import DROPOUT, PURE, Paths
 from .quiet import QuietCalls, unread_text
-from .window import Sink, Window, default_generators
 
 _BACKWARDS = "CUDA generator state moved backwards or was reseeded (not by a call the " \
              "window saw: a restored state, Generator.manual_seed)"

@@ -21,8 +21,8 @@ from typing import Any
 
 import torch
 
-from ..log import UNCHANGED, Event
-from .patches import Patches
+from ...log import UNCHANGED, Event
+from ..basics.patches import Patches
 
 # (module, function, generators the call is about: "cpu", "cuda" or "all")
 _TARGETS = (

@@ -32,7 +32,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from .hooks import Hooks
+from ..basics.hooks import Hooks
 
 
 @dataclass(slots=True)

@@ -19,9 +19,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..log import Draw
-from .compiled import ORIG, GraphCall, RandomNode, SeedMap, frame_locals, random_node
-from .naming import Names, Pending
+from ...log import Draw
+from ..oplevel.naming import Names, Pending
+from .seedmaps import ORIG, GraphCall, RandomNode, SeedMap, frame_locals, random_node
 
 #: ``Draw.graph`` of a draw made by an Inductor graph that has no seed map.
 UNKNOWN_GRAPH = "inductor:?"

@@ -39,16 +39,16 @@ from typing import Any, Protocol
 import torch
 from torch.optim.optimizer import register_optimizer_step_post_hook
 
-from .._version import __version__
-from ..errors import RecordError
-from ..log import CPU_STATE_DIGEST, Draw, Event, GeneratorInfo, Log
-from . import frames
+from ..._version import __version__
+from ...errors import RecordError
+from ...log import CPU_STATE_DIGEST, Draw, Event, GeneratorInfo, Log
+from ..basics import frames
+from ..basics.hooks import note_gradients
+from ..basics.patches import Patches
+from ..compiled.seedmaps import compiling
+from ..streams.pystreams import PyStreams
 from .calls import patch_calls
-from .compiled import compiling
 from .distributed import GroupWatch, rank_meta
-from .hooks import note_gradients
-from .patches import Patches
-from .pystreams import PyStreams
 from .reseed import describe_call, unchanged_event, watch_reseeds
 
 _claims: dict[int, Window] = {}  # pid -> the process's open window

@@ -18,7 +18,7 @@ from typing import Any
 import torch
 import xxhash
 
-from ..log import GeneratorInfo
+from ...log import GeneratorInfo
 
 
 @dataclass(slots=True)

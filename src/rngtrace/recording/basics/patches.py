@@ -23,7 +23,7 @@ them all and undoes them together, with these rules:
 Example::
 
     >>> import torch
-    >>> from rngtrace.recording.patches import Patches
+    >>> from rngtrace.recording.basics.patches import Patches
     >>> seed = torch.manual_seed
     >>> p = Patches()
     >>> p.replace(torch, "manual_seed", lambda s: seed(s))

@@ -37,7 +37,7 @@ from torch.utils.data._utils import fetch as _fetch
 from .pystreams import Owner, current
 
 if TYPE_CHECKING:
-    from .patches import Patches
+    from ..basics.patches import Patches
     from .pystreams import PyStreams
 
 

@@ -9,13 +9,16 @@ from typing import Any
 
 import torch
 
-from ..log import Draw, Event, GeneratorInfo, Log
-from . import compiled, compiled_draws, frames, mode, ops
-from .distributed import shard_fields
-from .generators import Generators, Slot
+from ...log import Draw, Event, GeneratorInfo, Log
+from ..basics import frames
+from ..basics.generators import Generators, Slot
+from ..compiled import draws as compiled_draws
+from ..compiled import seedmaps as compiled
+from ..window.distributed import shard_fields
+from ..window.window import MemorySink, Sink, Window, default_generators
+from . import mode, ops
 from .mode import RecordingMode
 from .naming import OUTSIDE, Names, Pending, Resolved
-from .window import MemorySink, Sink, Window, default_generators
 
 _BATCH = 256  # notes written together at most (see _write)
 _PLAIN = (None, None, None)  # shard_fields of a tensor that is not a DTensor

@@ -57,7 +57,7 @@ _RANDOM = ("inductor_random", "inductor_randint")
 _FILE_LINE = re.compile(r'File "([^"]+)", line (\d+)')
 _ROOT = re.compile(r"^L\['([^']+)'\]")
 _TORCH_DIR = os.path.dirname(os.path.abspath(torch.__file__)) + os.sep
-_OWN_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
+_OWN_DIR = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))) + os.sep
 _STDLIB = os.path.abspath(sysconfig.get_paths()["stdlib"]) + os.sep
 ORIG = "_orig_mod"  # the attribute torch.compile's OptimizedModule keeps the model in
 
@@ -144,7 +144,7 @@ def _site_of(node: torch.fx.Node) -> tuple[str | None, str | None]:
             best = (m.group(1), int(m.group(2)), text)
     if best is None:
         return None, None
-    from .frames import short_path
+    from ..basics.frames import short_path
 
     return f"{short_path(best[0])}:{best[1]}", best[2] or None
 

@@ -31,7 +31,7 @@ from typing import Any
 
 from torch import nn
 
-from .patches import Patches
+from ..basics.patches import Patches
 
 _Call = Callable[..., Any]
 

@@ -21,7 +21,7 @@ import torch
 from torch import nn
 
 _TORCH_DIR = os.path.dirname(os.path.abspath(torch.__file__)) + os.sep
-_OWN_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
+_OWN_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
 # The standard library counts as internal for sites only: torch's own context managers
 # (fork_rng) run through contextlib, and the user's line is further out.
 _STDLIB = {os.path.abspath(sysconfig.get_paths()[k]) + os.sep for k in ("stdlib", "platstdlib")}

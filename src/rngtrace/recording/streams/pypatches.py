@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 from .pystreams import np_global_digest, py_digest
 
 if TYPE_CHECKING:
-    from .patches import Patches
+    from ..basics.patches import Patches
     from .pystreams import PyStreams
 
 # Drawing methods of random.Random, and seeding ones (reseed events).
@@ -32,7 +32,7 @@ _PY_SEED = ("seed", "setstate")
 _NP_SEED = ("seed", "set_state")
 _NP_SKIP = {"RandomState", "get_state", "get_bit_generator", "set_bit_generator",
             *_NP_SEED}
-_OWN = os.path.dirname(os.path.abspath(__file__))
+_OWN = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 _PKG = (os.sep + "site-packages" + os.sep, os.sep + "dist-packages" + os.sep)
 _STDLIB = tuple({os.path.abspath(sysconfig.get_paths()[k]) + os.sep
                  for k in ("stdlib", "platstdlib")})
