@@ -39,10 +39,8 @@ the point: a cached graph would come without its seed map.
 
 from __future__ import annotations
 
-import os
 import re
 import sys
-import sysconfig
 import threading
 import weakref
 from dataclasses import dataclass
@@ -52,13 +50,12 @@ from typing import Any
 import torch
 from torch import nn
 
+from ..basics.places import is_site, short_path
+
 _SEEDS = "inductor_seeds"
 _RANDOM = ("inductor_random", "inductor_randint")
 _FILE_LINE = re.compile(r'File "([^"]+)", line (\d+)')
 _ROOT = re.compile(r"^L\['([^']+)'\]")
-_TORCH_DIR = os.path.dirname(os.path.abspath(torch.__file__)) + os.sep
-_OWN_DIR = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))) + os.sep
-_STDLIB = os.path.abspath(sysconfig.get_paths()["stdlib"]) + os.sep
 ORIG = "_orig_mod"  # the attribute torch.compile's OptimizedModule keeps the model in
 
 @dataclass(frozen=True, slots=True)
@@ -139,13 +136,11 @@ def _site_of(node: torch.fx.Node) -> tuple[str | None, str | None]:
     best = None
     for i, line in enumerate(lines):
         m = _FILE_LINE.search(line)
-        if m and not m.group(1).startswith((_TORCH_DIR, _OWN_DIR, _STDLIB)):
+        if m and is_site(m.group(1)):
             text = lines[i + 1].strip() if i + 1 < len(lines) else None
             best = (m.group(1), int(m.group(2)), text)
     if best is None:
         return None, None
-    from ..basics.frames import short_path
-
     return f"{short_path(best[0])}:{best[1]}", best[2] or None
 
 

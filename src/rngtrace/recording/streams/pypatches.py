@@ -10,13 +10,12 @@ put back only where it still holds rngtrace's wrapper (:class:`.patches.Patches`
 
 from __future__ import annotations
 
-import os
 import random
 import sys
-import sysconfig
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from ..basics.places import is_import_machinery, place
 from .pystreams import np_global_digest, py_digest
 
 if TYPE_CHECKING:
@@ -32,10 +31,6 @@ _PY_SEED = ("seed", "setstate")
 _NP_SEED = ("seed", "set_state")
 _NP_SKIP = {"RandomState", "get_state", "get_bit_generator", "set_bit_generator",
             *_NP_SEED}
-_OWN = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-_PKG = (os.sep + "site-packages" + os.sep, os.sep + "dist-packages" + os.sep)
-_STDLIB = tuple({os.path.abspath(sysconfig.get_paths()[k]) + os.sep
-                 for k in ("stdlib", "platstdlib")})
 
 
 def install(me: PyStreams, p: Patches) -> None:
@@ -177,18 +172,17 @@ def _not_the_program(depth: int) -> bool:
     ``Dummy`` class body draws from an unseeded ``Random()``): not the program's draws,
     and different in every run."""
     f: Any = sys._getframe(depth)
-    while f is not None and f.f_code.co_filename.startswith(_OWN):
+    while f is not None and place(f.f_code.co_filename) == "rngtrace":
         f = f.f_back
     if f is None:
         return False
-    name = f.f_code.co_filename
-    installed = any(m in name for m in _PKG)
-    if name.startswith(_STDLIB) and not installed:
+    where = place(f.f_code.co_filename)
+    if where == "stdlib":
         return True
-    if not installed:
+    if where not in ("torch", "package"):
         return False
     while f is not None:  # a module (or class) body of a package, run by an import
-        if f.f_code.co_filename.startswith("<frozen importlib"):
+        if is_import_machinery(f.f_code.co_filename):
             return True
         f = f.f_back
     return False

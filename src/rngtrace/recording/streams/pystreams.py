@@ -38,11 +38,9 @@ all of this off.
 from __future__ import annotations
 
 import hashlib
-import os
 import random
 import struct
 import sys
-import sysconfig
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -53,6 +51,7 @@ from torch.utils.data import Dataset
 
 from ...log import GeneratorInfo
 from ..basics import frames
+from ..basics.places import place
 
 _SCALARS = (bool, int, float, str)
 _MULT = 0x2360ED051FC65DA44385DF649FCCF645  # PCG64's multiplier (numpy pcg64.h)
@@ -64,8 +63,6 @@ EmitEvent = Callable[[str, str, "str | None", str], None]  # kind, generator, si
 NameModule = Callable[[nn.Module, "nn.Module | None"],
                       "tuple[str | None, str | None, str | None]"]
 
-_STDLIB = tuple({os.path.abspath(sysconfig.get_paths()[k]) + os.sep
-                 for k in ("stdlib", "platstdlib")})
 _OPEN: list[PyStreams] = []  # the open window's streams (at most one), for the patches
 
 
@@ -401,7 +398,7 @@ def _state(gen: Any) -> Any:
 
 def _dataset_method(code: Any, obj: Any) -> bool:
     """A map-style ``__getitem__`` of any class, or an ``IterableDataset``'s iteration."""
-    if code.co_filename.startswith(_STDLIB):
+    if place(code.co_filename) == "stdlib":
         return False
     if code.co_name in ("__getitem__", "__getitems__"):
         return obj is not None and not isinstance(obj, random.Random)
