@@ -153,7 +153,7 @@ class ModuleRecorder(Window):
     def _step_boundary(self) -> None:
         self._boundary()  # what the step and the code before it consumed is this step's
         if self._py is not None:  # pystreams: a step is a boundary
-            self._py.boundary(None)
+            self._py.boundary()
         self._write()
 
     # -- generators ------------------------------------------------------------------
@@ -180,7 +180,7 @@ class ModuleRecorder(Window):
         get_ident, compiling = threading.get_ident, torch.compiler.is_compiling
         pure, dropout = PURE, DROPOUT
         py = self._py
-        scanned: set[int] = py.scanned if py is not None else set()
+        watched, scanned = py.call_filter() if py is not None else ([], set())
         boundary, frees, calls, wframes = self._boundary, self._frees, self._calls, self._frames
         getframe, serial = sys._getframe, self._serial.__next__
         q = self._q
@@ -208,7 +208,7 @@ class ModuleRecorder(Window):
                 q.ran.append(module)
                 qopen.append((module, len(stack)))
                 try:
-                    if py is not None and (py.watched or id(module) not in scanned):
+                    if py is not None and (watched or id(module) not in scanned):
                         return py.module_call(module, call, args, kwargs)
                     return call(module, *args, **kwargs)
                 finally:
@@ -232,7 +232,7 @@ class ModuleRecorder(Window):
             q.ran = []
             depth = len(stack) - 1
             try:
-                if py is not None and (py.watched or id(module) not in scanned):
+                if py is not None and (watched or id(module) not in scanned):
                     return py.module_call(module, call, args, kwargs)  # pystreams
                 return call(module, *args, **kwargs)
             finally:

@@ -96,12 +96,13 @@ class Recorder(Window):
         Calls from every thread of the process are noted (see :mod:`.window`)."""
         rec, called, compiling = self, self._called, torch.compiler.is_compiling
         py = self._py
+        watched, scanned = py.call_filter() if py is not None else ([], set())
 
         def __call__(module: Any, *args: Any, **kwargs: Any) -> Any:
             if not compiling() and rec._state == "recording":
                 called[id(module)] = module
                 # pystreams: module calls are boundaries (once a generator is watched)
-                if py is not None and (py.watched or id(module) not in py.scanned):
+                if py is not None and (watched or id(module) not in scanned):
                     return py.module_call(module, call, args, kwargs)
             return call(module, *args, **kwargs)
 
@@ -352,8 +353,7 @@ class Recorder(Window):
         """A random kernel in a forked DataLoader worker: into the worker's part, with the
         generator, the states and the Dataset method or module that drew."""
         py = self._py
-        part = py.worker if py is not None else None
-        if py is None or part is None or not part.active():
+        if py is None or not py.in_worker():
             return func(*args, **kwargs)
         try:
             slot, before = self._before(info, args, kwargs)
@@ -364,15 +364,14 @@ class Recorder(Window):
             after = slot.raw()
             slot.last_raw = after
             result = result_tensor(info, args, kwargs, out)
-            owner = py.owner()
             site, code = frames.user_site(1)
-            part.draw(py.fields(
-                owner, op=info.name, generator=slot.name, state_before=slot.text(before),
+            py.worker_draw(
+                op=info.name, generator=slot.name, state_before=slot.text(before),
                 state_after=slot.text(after), numel=result.numel() if result is not None else 0,
                 shape=tuple(result.shape) if result is not None else (),
                 dtype=_dtype_text(result.dtype if result is not None else None),
                 args=ops.scalar_args(info, args, kwargs), site=site, code=code,
-                api=ops.api_name(info.name)))
+                api=ops.api_name(info.name))
         except Exception:
             pass  # a worker has no log to put an error event in
         return out

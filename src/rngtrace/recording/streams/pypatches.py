@@ -1,11 +1,11 @@
 """The wrappers installed on ``random`` and NumPy while a window records their draws.
 
 Every wrapper calls the original once with the same arguments and returns its result;
-recording happens after, in :class:`~rngtrace.recording.pystreams.PyStreams`. Draws made
+recording happens after, in :class:`~.pystreams.PyStreams`. Draws made
 by the standard library itself (``tempfile`` and multiprocessing name files with private
 ``Random`` instances) and inner calls (``shuffle`` calling ``_randbelow``) are passed
 through. Each attribute is replaced only where it still holds what rngtrace expects, and
-put back only where it still holds rngtrace's wrapper (:class:`.patches.Patches`).
+put back only where it still holds rngtrace's wrapper (:class:`~..basics.patches.Patches`).
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from ..basics.places import is_import_machinery, place
-from .pystreams import np_global_digest, py_digest
+from .digests import np_global_digest, py_digest
 
 if TYPE_CHECKING:
     from ..basics.patches import Patches
@@ -36,8 +36,8 @@ _NP_SKIP = {"RandomState", "get_state", "get_bit_generator", "set_bit_generator"
 def install(me: PyStreams, p: Patches) -> None:
     """Wrap ``random``'s drawing and seeding functions, and NumPy's if it is imported."""
     _install_random(me, p)
-    if me._np is not None:
-        _install_numpy(me, p, me._np)
+    if me.numpy is not None:
+        _install_numpy(me, p, me.numpy)
 
 
 def _install_random(me: PyStreams, p: Patches) -> None:
@@ -79,9 +79,9 @@ def _wrap_py(me: PyStreams, name: str, orig: Callable[..., Any]) -> Callable[...
     system = random.SystemRandom
 
     def wrapper(rng: Any, *args: Any, **kwargs: Any) -> Any:
-        if me.depth or not me.active() or isinstance(rng, system) or _not_the_program(1):
+        if not me.hears() or isinstance(rng, system) or _not_the_program(1):
             return orig(rng, *args, **kwargs)
-        return _draw(me, rng, f"random.{name}", py_digest, orig, (rng, *args), args, kwargs)
+        return me.draw(rng, f"random.{name}", py_digest, orig, (rng, *args), args, kwargs)
 
     return _named(wrapper, name, orig)
 
@@ -90,26 +90,12 @@ def _wrap_np(me: PyStreams, name: str, orig: Callable[..., Any]) -> Callable[...
     rand = orig.__self__  # type: ignore[attr-defined]
 
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        if me.depth or not me.active() or _not_the_program(1):
+        if not me.hears() or _not_the_program(1):
             return orig(*args, **kwargs)
-        return _draw(me, rand, f"numpy.random.{name}", np_global_digest, orig, args, args,
-                     kwargs)
+        return me.draw(rand, f"numpy.random.{name}", np_global_digest, orig, args, args,
+                       kwargs)
 
     return _named(wrapper, name, orig)
-
-
-def _draw(me: PyStreams, rng: Any, label: str, digest: Callable[[Any], str],
-          orig: Callable[..., Any], call_args: tuple, args: tuple, kwargs: dict) -> Any:
-    """Make the draw ``orig(*call_args, **kwargs)`` of ``rng`` and record it. Only the
-    outermost call is the draw (``shuffle`` calls ``_randbelow`` ...)."""
-    me.depth += 1
-    try:
-        before = digest(rng)
-        out = orig(*call_args, **kwargs)
-    finally:
-        me.depth -= 1
-    me._guard(me.record, rng, label, args, kwargs, out, before, digest)
-    return out
 
 
 def _named(wrapper: Callable[..., Any], name: str, orig: Callable[..., Any]
@@ -123,8 +109,8 @@ def _wrap_py_seed(me: PyStreams, name: str, orig: Callable[..., Any]) -> Callabl
 
     def wrapper(rng: Any, *args: Any, **kwargs: Any) -> Any:
         out = orig(rng, *args, **kwargs)
-        if not me.depth and me.active() and id(rng) in me.names:
-            me._guard(me.reseed, rng, f"random.{name}", args)
+        if me.hears() and me.knows(rng):
+            me.reseed(rng, f"random.{name}", args)
         return out
 
     wrapper.__name__ = wrapper.__qualname__ = name
@@ -132,12 +118,12 @@ def _wrap_py_seed(me: PyStreams, name: str, orig: Callable[..., Any]) -> Callabl
 
 
 def _wrap_np_seed(me: PyStreams, name: str, orig: Callable[..., Any]) -> Callable[..., Any]:
-    rand = me._np.random.mtrand._rand
+    rand = me.numpy.random.mtrand._rand
 
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         out = orig(*args, **kwargs)
         if me.active():
-            me._guard(me.reseed, rand, f"numpy.random.{name}", args)
+            me.reseed(rand, f"numpy.random.{name}", args)
         return out
 
     wrapper.__name__ = wrapper.__qualname__ = name
@@ -149,7 +135,7 @@ def _wrap_rng(me: PyStreams, maker: Callable[..., Any]) -> Callable[..., Any]:
     def default_rng(*args: Any, **kwargs: Any) -> Any:
         gen = maker(*args, **kwargs)
         if me.active() and hasattr(gen, "bit_generator"):
-            me._guard(me.watch, gen, None)
+            me.watch_new(gen)
         return gen
 
     default_rng.__doc__ = maker.__doc__

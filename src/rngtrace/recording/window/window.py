@@ -46,6 +46,7 @@ from ..basics import frames
 from ..basics.hooks import note_gradients
 from ..basics.patches import Patches
 from ..compiled.seedmaps import compiling
+from ..streams import pypatches, workers
 from ..streams.pystreams import PyStreams
 from .calls import patch_calls
 from .distributed import GroupWatch, rank_meta
@@ -239,7 +240,7 @@ class Window:
         watch_reseeds(self._patches, self._on_reseed)
         self._patches.hook(register_optimizer_step_post_hook, self._on_step)
         if self._py is not None:  # pystreams (rolls its own patches back if it fails)
-            self._py.install()
+            self._py.install(pypatches.install, workers.install)
 
     def _opened(self) -> None:
         """The window is recording (the op level pushes its dispatch mode here)."""
@@ -286,7 +287,7 @@ class Window:
         """pystreams: the last reads, and the workers' parts (their draws, after ours)."""
         if self._py is not None:
             try:
-                self._py_gens = self._py.finish()
+                self._py_gens = self._py.finish(workers.collect)
             finally:
                 self._py.uninstall()
 
@@ -327,8 +328,8 @@ class Window:
 
     def _step_boundary(self) -> None:
         """An optimizer step is about to be counted (a boundary for pystreams)."""
-        if self._py is not None and self._py.active():
-            self._py._guard(self._py.boundary, None)
+        if self._py is not None:
+            self._py.step_boundary()
 
     # pystreams' callbacks (see rngtrace.recording.pystreams)
     def _py_draw(self, fields: dict[str, Any]) -> None:
