@@ -102,7 +102,6 @@ class ModuleRecorder(Window):
         self._tail: dict[int, tuple[int, _Use]] = {}
         self._notes: list[_Note] = []  # stretches noted, not yet written
         self._written = 0  # records handed to the sink
-        self._compiled = compiled.CompileWatch()  # issue 12: names inside compiled graphs
         self._compiled.on_call = self._on_graph
         self._seed_maps: dict[str, compiled.SeedMap] = {}
         self._said: set[int] = set()  # compiled modules said to be charged as a whole
@@ -116,11 +115,9 @@ class ModuleRecorder(Window):
         self._patches.hook(nn.modules.module.register_module_module_registration_hook,
                            self._on_module)
         super()._open()
-        self._compiled.install(self._patches)  # issue 12
 
     def _quiet(self) -> None:
         self._thread = 0  # the module-call wrapper is a pass-through from now on
-        self._compiled.uninstall()
 
     def _flush(self) -> dict[int, Draw]:
         self._boundary()  # closed inside a module call: what it drew is charged to it
@@ -430,6 +427,5 @@ class ModuleRecorder(Window):
     def _usage(self) -> None:
         """Name the modules called and the parameters that got a gradient (the op
         recorder's ``called``/``with_grad``), from the models seen."""
-        compiled_draws.called_inside(self._called)  # issue 12: traced calls
         self.log.called, self.log.with_grad = self._paths.usage(
             list(self._called.values()), self._graded)

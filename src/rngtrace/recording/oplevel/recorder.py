@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import threading
-import warnings
 from typing import Any
 
 import torch
@@ -12,8 +11,8 @@ import torch
 from ...log import Draw, Event, GeneratorInfo, Log
 from ..basics import frames
 from ..basics.generators import Generators, Slot
-from ..compiled import draws as compiled_draws
-from ..compiled import seedmaps as compiled
+from ..compiled.runs import CompiledRuns
+from ..compiled.seedmaps import GraphCall
 from ..window.distributed import shard_fields
 from ..window.window import MemorySink, Sink, Window, default_generators
 from . import mode, ops
@@ -37,10 +36,8 @@ class Recorder(Window):
         self._mode = RecordingMode(self)
         self._pending: dict[int, Pending] = {}  # draws whose names are known at the end
         self._count = 0
-        self._compiled = compiled.CompileWatch()  # issue 12: draws inside compiled graphs
         self._compiled.on_replay = self._on_graph_replay
-        self._said: set[str] = set()  # what could not be seen, said once
-        self._fx_roots: dict[str, Any] = {}  # modules of the last fx graph's frame
+        self._runs = CompiledRuns(self._compiled, self._name_root, self._event)
         self._replay = False  # the draw being recorded is a replay (on_higher_order)
         self._notes: list[tuple] = []  # draws noted, not yet written (_after, _write)
         # Kept in memory, draws are described in batches; streamed to a file, one line
@@ -53,7 +50,6 @@ class Recorder(Window):
         self._gens.snapshot_defaults()
         self._names.install()
         super()._open()
-        self._compiled.install(self._patches)  # issue 12
 
     def _opened(self) -> None:
         self._mode.__enter__()
@@ -63,7 +59,6 @@ class Recorder(Window):
         if threading.get_ident() == self._thread:  # the mode stack is per thread
             mode.remove(self._mode)  # the rest of the run goes at full speed
         self._names.uninstall()
-        self._compiled.uninstall()
 
     def _flush(self) -> dict[int, Draw]:
         self._write()
@@ -110,7 +105,6 @@ class Recorder(Window):
 
     def _usage(self) -> None:
         """Name the modules called in forward and the parameters that got a gradient."""
-        compiled_draws.called_inside(self._called)  # issue 12: traced calls
         if self._called:
             self.log.called = self._names.module_names(list(self._called.values()))
         self._graded.update(self._names.graded_parameters())
@@ -204,12 +198,10 @@ class Recorder(Window):
         note = (index, info, slot, slot.text(before), slot.text(after), consumed, tensor,
                 ops.scalar_args(info, args, kwargs), stack, phase, pending, self._steps)
         # compiled code runs this draw: Inductor's (the graph call noted) or an fx graph's
-        compiled_now = self._compiled.current is not None or (
-            compiled.maybe_compiled() and compiled_draws.graph_on_stack())
-        if compiled_now or self._replay or (phase == "backward" and
-                                            compiled_draws.replaying()):
+        compiled = self._runs.running()
+        if compiled or self._runs.replayed(phase, self._replay):
             self._write()  # the draws noted before it first
-            self._write_compiled(note, compiled_now)  # issue 12: needs this moment
+            self._write_compiled(note, compiled)  # issue 12: needs this moment
             return
         try:  # the count and the notes agree, wherever an interrupt lands
             self._count = index + 1
@@ -262,76 +254,37 @@ class Recorder(Window):
         """A draw made by compiled code or replayed by a checkpoint, written at once: what
         it is depends on the compiled frames and calls of this moment (issue 12)."""
         draw, pending, final = self._describe(note)
-        if compiled_now:
-            seen = self._compiled_draw(draw, note[1])
-            if seen is None:
-                return
-            draw = seen
-        if not draw.replay and (self._replay or (
-                draw.phase == "backward" and compiled_draws.replaying())):
-            draw = dataclasses.replace(draw, replay=True)
+        seen = self._runs.seen(draw, note[1].name, self._replay) if compiled_now else (
+            self._runs.marked(draw, self._replay))
+        if isinstance(seen, list):  # the graph's draws, for its seed draw
+            self._sink_draws(seen, draw.index)
+            return
+        draw = seen
         self._sink_draws([draw], draw.index)
         pending.draw = draw  # only a draw written can be patched at the end
         if not final:
             self._pending[draw.index] = pending
 
-    def _compiled_draw(self, draw: Draw, info: ops.OpInfo) -> Draw | None:
-        """A draw made while compiled code runs: Inductor's seed draw becomes the draws
-        of its graph's random nodes (None: already written); other draws are marked."""
-        call = self._compiled.current
-        if call is not None and call.seed_map is not None and not call.seeded and (
-                info.name == "aten::randint") and call.seed_map.count:
-            call.seeded = True
-            draws = compiled_draws.graph_draws(draw, call, self._names, draw.index, replay=False)
-            self._sink_draws(draws, draw.index)
-            return None
-        inside = compiled_draws.Inside("inductor") if call is not None else (
-            compiled_draws.inside_compiled_graph())
-        if inside is None:
-            return draw
-        if inside.kind == "fx":
-            self._say_once("fx", draw.index, compiled_draws.OTHER_BACKEND, warn=False)
-            if draw.phase == "backward":  # no compiled frame on the stack: the forward's
-                inside.roots = self._fx_roots
-            self._fx_roots = inside.roots
-            return compiled_draws.fx_draw(draw, inside, self._names, self._replay)
-        if call is None or call.seed_map is None:
-            self._say_once("no-seed-map", draw.index, compiled_draws.NO_SEED_MAP)
-            return dataclasses.replace(draw, graph=compiled_draws.UNKNOWN_GRAPH)
-        return dataclasses.replace(draw, graph=call.seed_map.label)
-
-    def _on_graph_replay(self, call: compiled.GraphCall) -> None:
+    def _on_graph_replay(self, call: GraphCall) -> None:
         """A compiled backward graph recomputing checkpointed draws from saved seeds."""
         if self._state != "recording" or not self._mode.active:
             return
         try:
             self._write()  # the draws noted before these first
-            device = torch.device("cpu")
-            for t in call.inputs:
-                if isinstance(t, torch.Tensor):
-                    device = t.device
-                    break
-            slot = self._gens.default(device)
-            text = slot.read()[1]
-            seed = Draw(index=self._count, op="", module=None, module_type=None,
-                        target=None, phase="backward", step=self._steps, shape=(),
-                        dtype="float32", device=str(device), numel=0, args={},
-                        generator=slot.name, state_before=text, state_after=text,
-                        consumed=False, site=None, code=None, api=None)
-            draws = compiled_draws.graph_draws(seed, call, self._names, self._count, replay=True)
+            draws = self._runs.replays(call, self._count, self._steps, self._read_default)
             self._sink_draws(draws, self._count)
         except Exception as e:
             self._internal_error(e)
 
-    def _say_once(self, key: str, index: int, text: str, warn: bool = True) -> None:
-        """What the recorder cannot see, said once: a ``compiled`` event, and a warning
-        where draws are missed."""
-        if key in self._said:
-            return
-        self._said.add(key)
-        self._event(Event("compiled", "", index, None, text))
-        if warn:
-            warnings.warn(f"rngtrace: {text}", RuntimeWarning, stacklevel=4)
+    def _read_default(self, device: torch.device) -> tuple[str, str | None]:
+        slot = self._gens.default(device)
+        return slot.name, slot.read()[1]
+
+    def _name_root(self, root: Any) -> tuple[str | None, str | None] | None:
+        """(model, path) of a compiled frame's module, if its model is known now."""
+        self._names.note_root(root)
+        r = self._names.now(root, Pending(root))
+        return None if r is None else (r.model, r.module)
 
     def _on_claim(self, pending: Pending) -> None:
         """A tensor drawn outside any module was registered as a parameter or buffer."""

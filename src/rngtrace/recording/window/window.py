@@ -45,7 +45,8 @@ from ...log import CPU_STATE_DIGEST, Draw, Event, GeneratorInfo, Log
 from ..basics import frames
 from ..basics.hooks import note_gradients
 from ..basics.patches import Patches
-from ..compiled.seedmaps import compiling
+from ..compiled.draws import called_inside
+from ..compiled.seedmaps import CompileWatch, compiling
 from ..streams import pypatches, workers
 from ..streams.pystreams import PyStreams
 from .calls import patch_calls
@@ -193,6 +194,8 @@ class Window:
                              lambda: self._steps) if python_rng else None
         self._py_gens: dict[str, GeneratorInfo] = {}
         self._group = GroupWatch()  # the rank's backend, for the header
+        # draws of compiled code: Inductor's seed maps, the graph running (docs/compile.md)
+        self._compiled = CompileWatch()
 
     # -- opening and closing -------------------------------------------------------------
     def __enter__(self) -> Log:
@@ -241,6 +244,7 @@ class Window:
         self._patches.hook(register_optimizer_step_post_hook, self._on_step)
         if self._py is not None:  # pystreams (rolls its own patches back if it fails)
             self._py.install(pypatches.install, workers.install)
+        self._compiled.install(self._patches)
 
     def _opened(self) -> None:
         """The window is recording (the op level pushes its dispatch mode here)."""
@@ -257,6 +261,7 @@ class Window:
             except Exception as e:  # never let a recorder bug break the user's program
                 self._internal_error(e)
                 patches = {}
+            called_inside(self._called)  # compiled models' submodules: traced, not called
             self._usage()
             self.log.generators = {**self._generators(), **self._py_gens}
             self.log.steps = self._steps
@@ -281,6 +286,7 @@ class Window:
 
     def _unhook(self) -> None:
         self._quiet()
+        self._compiled.uninstall()
         self._patches.restore(keep=(self._on_step,) if self._in_step_hook else ())
 
     def _py_finish(self) -> None:
