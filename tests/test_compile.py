@@ -297,13 +297,13 @@ def test_inductor_on_cuda_is_transparent_and_named():
 def test_eager_draws_after_a_compile_elsewhere_are_not_taken_for_compiled(monkeypatch):
     # once dynamo has compiled anything in the process, each draw asks whether compiled
     # code runs it; an eager draw is then still noted and written at the step, in a batch
-    from rngtrace.recording.window import window
+    from rngtrace.recording.window import sinks
 
     torch.compile(lambda x: torch.sin(x) + 1, backend="eager")(torch.ones(3))
     assert dynamo_utils.counters["stats"]["unique_graphs"] > 0
     batches: list[int] = []
-    draws = window.MemorySink.draws
-    monkeypatch.setattr(window.MemorySink, "draws",
+    draws = sinks.MemorySink.draws
+    monkeypatch.setattr(sinks.MemorySink, "draws",
                         lambda self, ds: (batches.append(len(ds)), draws(self, ds))[1])
     net = nn.Sequential(nn.Linear(4, 4), nn.Dropout(0.5), nn.Dropout(0.5))
     opt = torch.optim.SGD(net.parameters(), lr=0.1)

@@ -366,9 +366,9 @@ def test_records_written_in_batches_keep_their_order_with_events(tmp_path, monke
     each event: with no optimizer and a batch of 3, a file and memory get the same log,
     the reseed event between the draws it separates."""
     from rngtrace.recording.basics.generators import state_text
-    from rngtrace.recording.modulelevel import recorder as _light
+    from rngtrace.recording.window import notes
 
-    monkeypatch.setattr(_light, "_BATCH", 3)
+    monkeypatch.setattr(notes, "BATCH", 3)
     net = Noisy()
 
     def run(path=None) -> rngtrace.Log:

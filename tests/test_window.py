@@ -23,7 +23,8 @@ from rngtrace.recording.oplevel.naming import Names
 from rngtrace.recording.oplevel.recorder import Recorder
 from rngtrace.recording.window import reseed
 from rngtrace.recording.window import window as win
-from rngtrace.recording.window.window import MemorySink, Window
+from rngtrace.recording.window.sinks import MemorySink
+from rngtrace.recording.window.window import Window
 
 LEVELS = ["op", "module"]
 SEEDING = len(untouched._seeding())  # the public seeding functions wrapped (18)

@@ -20,7 +20,7 @@ from torch.utils.data._utils import fetch as _fetch
 
 import rngtrace
 from rngtrace.recording.streams import pypatches
-from rngtrace.recording.window import reseed, window
+from rngtrace.recording.window import claims, reseed
 
 
 def _hook_counts() -> tuple[int, ...]:
@@ -88,7 +88,7 @@ class Snapshot:
             out.append(f"dispatch modes {self.modes} -> {now.modes}")
         if rng and not torch.equal(now.rng, self.rng):
             out.append("default generator moved")
-        if window.active_window() is not None:
+        if claims.active_window() is not None:
             out.append("a window is still claimed")
         return out
 

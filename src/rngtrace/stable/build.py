@@ -33,7 +33,7 @@ from ..errors import StableInitError
 from ..recording.basics import frames
 from ..recording.basics.generators import default_generator
 from ..recording.oplevel import ops
-from ..recording.oplevel.recorder import call_device, result_tensor
+from ..recording.oplevel.ops import call_device, result_tensor
 from . import keys, streams
 
 M = TypeVar("M", bound=nn.Module)

@@ -48,10 +48,15 @@ class CompiledRuns:
         self._said: set[str] = set()  # what could not be seen, said once
         self._fx_roots: dict[str, Any] = {}  # modules of the last fx graph's frame
 
-    def running(self) -> bool:
-        """Whether compiled code makes the draw being made: Inductor's graph call noted,
-        or a compiled graph's frame on the stack (walked only once dynamo compiled)."""
-        return self._watch.current is not None or (maybe_compiled() and graph_on_stack())
+    def at_once(self, phase: str, replay: bool) -> bool | None:
+        """Whether the draw being made is written at once, because what it is depends on
+        this moment: True when compiled code makes it (Inductor's graph call noted, or a
+        compiled graph's frame on the stack, walked only once dynamo compiled), False
+        for a replay outside compiled code (see :meth:`replayed`); None for a draw noted
+        as any other (one call on every draw: the test is inlined here)."""
+        if self._watch.current is not None or (maybe_compiled() and graph_on_stack()):
+            return True
+        return False if replay or (phase == "backward" and replaying()) else None
 
     @staticmethod
     def replayed(phase: str, replay: bool) -> bool:

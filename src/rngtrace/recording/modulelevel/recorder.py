@@ -36,7 +36,7 @@ import sys
 import threading
 from dataclasses import dataclass
 from types import FrameType
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 from torch import nn
@@ -46,10 +46,13 @@ from ..basics import frames
 from ..basics.generators import DefaultGen
 from ..compiled import draws as compiled_draws
 from ..compiled import seedmaps as compiled
-from ..window.window import Sink, Window, default_generators
+from ..window.header import default_generators
+from ..window.sinks import Sink
+from ..window.window import CallHook, Window
 from .paths import DROPOUT, PURE, Paths
 from .quiet import QuietCalls, unread_text
 
+_new = tuple.__new__
 _BACKWARDS = "CUDA generator state moved backwards or was reseeded (not by a call the " \
              "window saw: a restored state, Generator.manual_seed)"
 
@@ -65,13 +68,23 @@ class _Use:
     delta: int = 0
 
 
-# When a stretch of consumption starts, it is noted as one of these; they are turned
-# into Draws and handed to the sink together, at each optimizer step (or every _BATCH
-# records, before an event, at the window's end): the names and the Draws are made in
-# one warm loop instead of one at a time between the model's kernels (the states are
-# digested as they are read, see _Use).
-_Note = tuple  # (index, gen, module, root, module_type, phase, step, use, site, code)
-_BATCH = 256
+class ModuleNote(NamedTuple):
+    """A stretch of consumption, noted as it starts. Notes are turned into Draws and handed
+    to the sink together (see :mod:`..window.notes`), at each optimizer step (or every
+    batch, before an event, at the window's end): the names and the Draws are made in
+    one warm loop instead of one at a time between the model's kernels (the states are
+    digested as they are read, see :class:`_Use`)."""
+
+    at: int  # the index of the draw it becomes (NamedTuple keeps ``index`` for tuple's)
+    gen: DefaultGen
+    module: nn.Module | None  # None: between module calls (an outside record)
+    root: nn.Module | None  # the outermost call open
+    module_type: str | None
+    phase: str
+    step: int
+    use: _Use
+    site: str | None
+    code: str | None
 
 
 class ModuleRecorder(Window):
@@ -86,7 +99,7 @@ class ModuleRecorder(Window):
         self._cuda_seen = 0
         self._stack: list[nn.Module] = []
         # _frees[i]: the own code of _stack[i] cannot draw (a torch.nn container such as
-        # TransformerEncoder, see module_paths.PURE). _still: since the last read of the
+        # TransformerEncoder, see .paths.PURE). _still: since the last read of the
         # generators only such code ran, so the next boundary need not read them again
         # (a drawing call inside TransformerEncoder is read at its exit only).
         self._frees: list[bool] = []
@@ -100,8 +113,6 @@ class ModuleRecorder(Window):
         # id(gen) -> (serial, use): the last stretch noted of each generator, extended by
         # the next consumption charged to the same call; none once written (see _write)
         self._tail: dict[int, tuple[int, _Use]] = {}
-        self._notes: list[_Note] = []  # stretches noted, not yet written
-        self._written = 0  # records handed to the sink
         self._compiled.on_call = self._on_graph
         self._seed_maps: dict[str, compiled.SeedMap] = {}
         self._said: set[int] = set()  # compiled modules said to be charged as a whole
@@ -141,9 +152,6 @@ class ModuleRecorder(Window):
         for g in self._gens:
             g.generator = None
 
-    def _next_index(self) -> int:
-        return self._written + len(self._notes)
-
     def _step_here(self) -> bool:
         return threading.get_ident() == self._thread
 
@@ -167,33 +175,22 @@ class ModuleRecorder(Window):
                           cuda=True)
 
     # -- module calls (the hot path) -------------------------------------------------------
-    def _wrap(self, call: Any) -> Any:
-        """The ``nn.Module.__call__`` of the window (see :mod:`rngtrace.recording.calls`).
-
-        The hot path of the light mode: every module call of the process goes through it.
-        A call that is read costs two generator reads and a few attribute lookups; what
-        it consumed is only noted here (see ``_Note``) and described at the step."""
-        rec, called, stack = self, self._called, self._stack
-        get_ident, compiling = threading.get_ident, torch.compiler.is_compiling
-        pure, dropout = PURE, DROPOUT
-        py = self._py
+    def _call_hook(self) -> CallHook:
+        """The light mode's part of the module-call wrapper (see :meth:`Window._wrap`):
+        its hot path, every module call of the window's thread. A call whose own code
+        cannot draw, or learned quiet, is not read; a call that is read costs two
+        generator reads and a few attribute lookups; what it consumed is only noted
+        (:class:`ModuleNote`) and described at the step."""
+        rec, stack, enter, leave = self, self._stack, self._enter, self._leave
+        pure, dropout, getframe = PURE, DROPOUT, sys._getframe
+        py, q = self._py, self._q
         watched, scanned = py.call_filter() if py is not None else ([], set())
-        boundary, frees, calls, wframes = self._boundary, self._frees, self._calls, self._frames
-        getframe, serial = sys._getframe, self._serial.__next__
-        q = self._q
-        quiets, qopen, learn = q.modules, q.open, q.learn_after
+        quiets, qopen = q.modules, q.open
         # hooks every module call runs (register_module_forward_hook): code that may draw
         globals_ = (nn.modules.module._global_forward_pre_hooks,
                     nn.modules.module._global_forward_hooks)
 
-        def __call__(module: nn.Module, *args: Any, **kwargs: Any) -> Any:
-            if compiling():  # first: dynamo traces this function (see .calls)
-                return call(module, *args, **kwargs)
-            if rec._thread != get_ident():  # another thread, or paused, or closed
-                if rec._state == "recording":
-                    called[id(module)] = module  # used all the same (see .window)
-                return call(module, *args, **kwargs)
-            called[id(module)] = module
+        def hook(module: nn.Module, call: Any, args: tuple, kwargs: dict[str, Any]) -> Any:
             kind = type(module)
             free = (kind in pure or (kind in dropout and not module.training)) and not (
                 module._forward_pre_hooks or module._forward_hooks or globals_[0]
@@ -211,31 +208,39 @@ class ModuleRecorder(Window):
                 finally:
                     if qopen:
                         qopen.pop()
-            # entered: charge what ran since the last boundary (unless nothing could draw)
-            try:
-                if not stack:
-                    rec._root(module)
-                if not rec._still and boundary() and learn and stack:
-                    q.drew_next_to(module)
-                q.after = None
-            except Exception as e:  # never let a recorder bug break the user's program
-                rec._internal_error(e)
+            depth = enter(module, free, getframe())
+            if depth < 0:  # the recorder failed: the call runs unread
                 return call(module, *args, **kwargs)
-            calls.append(serial())
-            wframes.append(getframe())
-            frees.append(free)
-            stack.append(module)
-            rec._still = free
-            q.ran = []
-            depth = len(stack) - 1
             try:
                 if py is not None and (watched or id(module) not in scanned):
                     return py.module_call(module, call, args, kwargs)  # pystreams
                 return call(module, *args, **kwargs)
             finally:
-                rec._leave(depth)
+                leave(depth)
 
-        return __call__
+        return hook
+
+    def _enter(self, module: nn.Module, free: bool, frame: FrameType) -> int:
+        """A call that is read starts: charge what ran since the last boundary (unless
+        nothing could draw) and open it. Its depth, or -1 if the recorder failed (the
+        call then runs unread)."""
+        stack, q = self._stack, self._q
+        try:
+            if not stack:
+                self._root(module)
+            if not self._still and self._boundary() and q.learn_after and stack:
+                q.drew_next_to(module)
+            q.after = None
+        except Exception as e:  # never let a recorder bug break the user's program
+            self._internal_error(e)
+            return -1
+        self._calls.append(next(self._serial))
+        self._frames.append(frame)
+        self._frees.append(free)
+        stack.append(module)
+        self._still = free
+        q.ran = []
+        return len(stack) - 1
 
     def _root(self, module: nn.Module) -> None:
         """A call with nothing open: CUDA may have been initialised, a model may be new."""
@@ -305,7 +310,7 @@ class ModuleRecorder(Window):
 
         names = list(dict.fromkeys(name(q) for q in ran))
         owner = name(stack[-1]) if stack else "the code outside modules"
-        self._event(Event("unread", g.name, self._next_index(), None,
+        self._event(Event("unread", g.name, self._notes.next, None,
                           unread_text(owner, names, self._q.learn_after)))
 
     def _charge(self, g: DefaultGen, raw: Any) -> None:
@@ -313,15 +318,15 @@ class ModuleRecorder(Window):
         delta = 0
         if g.cuda:
             if raw[0] != before[0] or raw[1] < before[1]:
-                self._event(Event("gap", g.name, self._next_index(), None, _BACKWARDS))
+                self._event(Event("gap", g.name, self._notes.next, None, _BACKWARDS))
                 return
             delta = raw[1] - before[1]
         depth = len(self._stack) - 1
         if depth < 0:  # between module calls: an outside record of its own
             use = _Use(g, g.show(before), g.show(raw), delta)
-            self._notes.append((self._next_index(), g, None, None, None, "other",
-                                self._steps, use, None, None))
-            return
+            self._notes.add(_new(ModuleNote, (self._notes.next, g, None, None, None,
+                                              "other", self._steps, use, None, None)))
+            return  # no write here: the next stretch of a call may extend its tail
         serial = self._calls[depth]
         if self._q.learn_after:  # it drew: its calls stay read (see .quiet)
             self._q.drew(self._stack[depth])
@@ -334,22 +339,25 @@ class ModuleRecorder(Window):
         self._note(depth, _Use(g, g.show(before), g.show(raw), delta))
 
     def _note(self, depth: int, use: _Use) -> None:
-        """A stretch of the call at ``depth`` starts: note it (see ``_Note``)."""
+        """A stretch of the call at ``depth`` starts: note it (see :class:`ModuleNote`)."""
         stack = self._stack
         module = stack[depth]
-        # issue 12 (not hasattr: a missing attribute costs nn.Module an error message)
+        # a compiled module, charged as a whole (docs/compile.md; not hasattr: a missing
+        # attribute costs nn.Module an error message)
         if "_orig_mod" in module._modules and id(module) not in self._said:
             self._say_whole(module, stack[0])
         site, code = frames.user_site_from(self._frames[depth].f_back)
         phase = "backward" if torch._C._current_autograd_node() is not None else "forward"
-        self._notes.append((self._next_index(), use.gen, module, stack[0],
-                            type(module).__name__, phase, self._steps, use, site, code))
+        # tuple.__new__: a ModuleNote made at C speed (ModuleNote(...) runs Python code)
+        due = self._notes.add(_new(ModuleNote, (self._notes.next, use.gen, module, stack[0],
+                                                type(module).__name__, phase, self._steps,
+                                                use, site, code)))
         self._tail[id(use.gen)] = (self._calls[depth], use)
-        if len(self._notes) >= _BATCH:
+        if due:
             self._write()
 
     def _on_graph(self, call: compiled.GraphCall) -> None:
-        """An Inductor graph with a seed map runs (issue 12): keep the map for naming."""
+        """An Inductor graph with a seed map runs: keep the map for naming."""
         if call.seed_map is not None:
             self._seed_maps[call.seed_map.label] = call.seed_map
 
@@ -358,16 +366,16 @@ class ModuleRecorder(Window):
         self._said.add(id(module))
         path = self._paths.resolve(module, root)[1]
         where = f"{path or '(root)'} ({type(module).__name__})"
-        self._event(Event("compiled", "", self._next_index(), None,
+        self._event(Event("compiled", "", self._notes.next, None,
                           compiled_draws.whole_text(where, list(self._seed_maps.values()))))
 
     def _write(self) -> None:
         """Hand the noted records to the sink, as Draws, in order. A stretch written is
         not extended any more: the call's next consumption is a record of its own."""
         self._tail.clear()
-        notes = self._notes
-        if not notes:
-            return
+        self._notes.write(self._describe)
+
+    def _describe(self, notes: list[ModuleNote]) -> list[Draw]:
         resolve = self._paths.resolve
         draws = []
         for index, g, module, root, kind, phase, step, u, site, code in notes:
@@ -376,19 +384,11 @@ class ModuleRecorder(Window):
             draws.append(Draw(index, "module", path, kind, None, phase, step, (), "",
                               g.device, u.delta, {}, g.name, u.before, u.after, True,
                               site, code, None, model))
-        try:  # written once: an interrupt leaves the notes for the next write
-            self._notes = []
-            self._sink_draws(draws, notes[0][0])  # the notes' indices follow each other
-        except BaseException:
-            self._notes = notes
-            raise
+        return draws
 
     def _event(self, event: Event) -> None:
         self._write()  # the records before it first: the sink keeps them in order
         self._sink.event(event)
-
-    def _set_written(self, count: int) -> None:
-        self._written = count
 
     # -- pystreams: names of Python and NumPy draws (recording.pystreams) -------------
 
@@ -398,18 +398,6 @@ class ModuleRecorder(Window):
         return model, path, type(module).__name__
 
     # -- other callbacks -----------------------------------------------------------------
-    def _set_paused(self, paused: bool) -> None:
-        """For benchmarks: pause recording (module calls and optimizer steps pass
-        through, with the wrapper still in place) or resume it, in the window's thread
-        and between module calls; what runs while paused is charged to nothing.
-        ``make bench`` pairs steps with the window paused and resumed, which cancels the
-        drift of a shared machine."""
-        if self._state in ("recording", "paused"):
-            self._state = "paused" if paused else "recording"
-            self._thread = 0 if paused else threading.get_ident()
-            self._still = False
-            self._q.reset()
-
     def _on_module(self, parent: nn.Module, name: str, child: nn.Module | None) -> None:
         self._paths.changed()
 
@@ -420,7 +408,7 @@ class ModuleRecorder(Window):
             raw = g.read()
             if raw != g.last:
                 g.last = raw
-                self._event(Event("reseed", g.name, self._next_index(), site, detail))
+                self._event(Event("reseed", g.name, self._notes.next, site, detail))
                 changed = True
         return changed
 

@@ -416,3 +416,13 @@ def _same_values(params: dict[str, torch.Tensor], module: nn.Module) -> bool:
     with torch.no_grad():
         return all(p.shape == other[k].shape and p is not other[k]
                    and torch.equal(p, other[k]) for k, p in params.items())
+
+
+def provisional(p: Pending) -> Resolved:
+    """Best names before the model is complete, used if the run dies before the end."""
+    m = p.target.owner if p.target is not None else p.module
+    if m is None:
+        return OUTSIDE
+    kind = type(m).__name__
+    target = f"<{kind}>.{p.target.name}" if p.target is not None else None
+    return Resolved(None, f"<{kind}>", kind, target, False)

@@ -1,10 +1,18 @@
-"""The op level: every random kernel call seen through a dispatch mode, named and logged."""
+"""The op level: every random kernel call seen through a dispatch mode, named and logged.
+
+At a draw the recorder keeps what only that moment can tell (the generator's states,
+the stack, the tensor and its registration) as an :class:`OpNote` in the window's note
+buffer (:mod:`..window.notes`); the notes become :class:`~rngtrace.Draw` records in
+batches. Names that are only known once the model is built are patched when the window
+closes (:mod:`.naming`). Draws made while compiled code runs are written at once
+(:mod:`..compiled.runs`).
+"""
 
 from __future__ import annotations
 
 import dataclasses
 import threading
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 
@@ -14,15 +22,40 @@ from ..basics.generators import Generators, Slot
 from ..compiled.runs import CompiledRuns
 from ..compiled.seedmaps import GraphCall
 from ..window.distributed import shard_fields
-from ..window.window import MemorySink, Sink, Window, default_generators
+from ..window.header import default_generators
+from ..window.sinks import MemorySink, Sink
+from ..window.window import Window
 from . import mode, ops
 from .mode import RecordingMode
-from .naming import OUTSIDE, Names, Pending, Resolved
+from .naming import Names, Pending, provisional
+from .ops import call_device, result_tensor
 
-_BATCH = 256  # notes written together at most (see _write)
 _PLAIN = (None, None, None)  # shard_fields of a tensor that is not a DTensor
+_new = tuple.__new__
 _GAP = "state changed with no traced draw (another thread, an untraced extension, or a " \
        "restored state)"
+
+
+class OpNote(NamedTuple):
+    """A draw as noted at its moment (see the module doc); :meth:`Recorder._describe`
+    makes its Draw."""
+
+    at: int  # the index of the draw it becomes (NamedTuple keeps ``index`` for tuple's)
+    info: ops.OpInfo
+    slot: Slot
+    before: str | None  # the states' display forms, digested as read (while in cache)
+    after: str | None
+    consumed: bool
+    shape: tuple[int, ...]
+    dtype: torch.dtype | None
+    device: Any  # torch.device, or the slot's device text for a draw without a tensor
+    numel: int
+    shard: tuple[Any, Any, Any]  # local shape, local offset, placements (DTensor)
+    args: dict[str, Any]
+    stack: frames.StackInfo
+    phase: str
+    pending: Pending
+    step: int
 
 
 class Recorder(Window):
@@ -30,19 +63,17 @@ class Recorder(Window):
 
     def __init__(self, steps: int | None = None, sink: Sink | None = None,
                  python_rng: bool = True) -> None:
-        super().__init__(steps, sink, Log(), python_rng)
+        # Kept in memory, draws are described in batches; streamed to a file, one line
+        # per draw as it happens (a killed run loses nothing).
+        batch = None if sink is None or isinstance(sink, MemorySink) else 1
+        super().__init__(steps, sink, Log(), python_rng, batch)
         self._gens = Generators()
         self._names = Names(on_claim=self._on_claim)
         self._mode = RecordingMode(self)
         self._pending: dict[int, Pending] = {}  # draws whose names are known at the end
-        self._count = 0
         self._compiled.on_replay = self._on_graph_replay
         self._runs = CompiledRuns(self._compiled, self._name_root, self._event)
         self._replay = False  # the draw being recorded is a replay (on_higher_order)
-        self._notes: list[tuple] = []  # draws noted, not yet written (_after, _write)
-        # Kept in memory, draws are described in batches; streamed to a file, one line
-        # per draw as it happens (a killed run loses nothing).
-        self._batch = _BATCH if isinstance(self._sink, MemorySink) else 1
 
     # -- window --------------------------------------------------------------------
     def _open(self) -> None:
@@ -72,36 +103,15 @@ class Recorder(Window):
         return self._gens.infos()
 
     def _release(self) -> None:
-        self._notes = []
+        self._notes.clear()
         self._pending.clear()
         self._names.clear()
         self._gens.release()
-
-    def _next_index(self) -> int:
-        return self._count
 
     def _step_boundary(self) -> None:
         super()._step_boundary()
         if threading.get_ident() == self._thread:  # draws are noted in this thread only
             self._write()
-
-    def _wrap(self, call: Any) -> Any:
-        """The ``nn.Module.__call__`` of the window: notes the module, then calls it (a
-        global forward hook would cost 5 us per call, see :mod:`rngtrace.recording.calls`).
-        Calls from every thread of the process are noted (see :mod:`.window`)."""
-        rec, called, compiling = self, self._called, torch.compiler.is_compiling
-        py = self._py
-        watched, scanned = py.call_filter() if py is not None else ([], set())
-
-        def __call__(module: Any, *args: Any, **kwargs: Any) -> Any:
-            if not compiling() and rec._state == "recording":
-                called[id(module)] = module
-                # pystreams: module calls are boundaries (once a generator is watched)
-                if py is not None and (watched or id(module) not in scanned):
-                    return py.module_call(module, call, args, kwargs)
-            return call(module, *args, **kwargs)
-
-        return __call__
 
     def _usage(self) -> None:
         """Name the modules called in forward and the parameters that got a gradient."""
@@ -120,7 +130,7 @@ class Recorder(Window):
             return func(*args, **kwargs)
         out = func(*args, **kwargs)
         try:
-            self._after(func, info, args, kwargs, out, slot, before)
+            self._after(info, args, kwargs, out, slot, before)
         except Exception as e:
             self._internal_error(e)
         return out
@@ -157,13 +167,13 @@ class Recorder(Window):
         before = slot.raw()
         last = slot.last_raw
         if last is not None and before != last:
-            self._event(Event("gap", slot.name, self._count, None, _GAP))
+            self._event(Event("gap", slot.name, self._notes.next, None, _GAP))
         elif last is not None:
             before = last  # the same bytes: digested once (Slot.text)
         return slot, before
 
-    def _after(self, func: Any, info: ops.OpInfo, args: tuple, kwargs: dict, out: Any,
-               slot: Slot, before: bytes | None) -> None:
+    def _after(self, info: ops.OpInfo, args: tuple, kwargs: dict, out: Any, slot: Slot,
+               before: bytes | None) -> None:
         """What only the moment of the draw can tell (the states, the stack, the tensor
         and its registration) goes into a note; the note becomes a Draw in _write."""
         after = slot.raw()
@@ -176,7 +186,7 @@ class Recorder(Window):
             phase = "backward"
         else:
             phase = stack.phase or "other"
-        index = self._count
+        index = self._notes.next
         pending = Pending(stack.module, index=index)
         if stack.outermost is not None:
             self._names.note_root(stack.outermost)
@@ -188,58 +198,56 @@ class Recorder(Window):
             self._names.claim(result, pending, may_wait=phase != "forward")
         if pending.target is not None and phase == "other":
             phase = "init"
-        if result is not None:
-            tensor = (tuple(result.shape), result.dtype, result.device, result.numel(),
-                      _PLAIN if type(result) is torch.Tensor else shard_fields(result))
-        else:
-            tensor = ((), None, slot.device, 0, _PLAIN)
         # the states digested now, while they are in the cache (at the step each 5 KB
-        # state would be read again from memory); the before is the last draw's after
-        note = (index, info, slot, slot.text(before), slot.text(after), consumed, tensor,
-                ops.scalar_args(info, args, kwargs), stack, phase, pending, self._steps)
-        # compiled code runs this draw: Inductor's (the graph call noted) or an fx graph's
-        compiled = self._runs.running()
-        if compiled or self._runs.replayed(phase, self._replay):
+        # state would be read again from memory); the before is the last draw's after.
+        # tuple.__new__: an OpNote made at C speed (OpNote(...) runs a Python __new__)
+        if result is not None:
+            note = _new(OpNote, (
+                index, info, slot, slot.text(before), slot.text(after), consumed,
+                tuple(result.shape), result.dtype, result.device, result.numel(),
+                _PLAIN if type(result) is torch.Tensor else shard_fields(result),
+                ops.scalar_args(info, args, kwargs), stack, phase, pending, self._steps))
+        else:
+            note = _new(OpNote, (
+                index, info, slot, slot.text(before), slot.text(after), consumed, (), None,
+                slot.device, 0, _PLAIN, ops.scalar_args(info, args, kwargs), stack, phase,
+                pending, self._steps))
+        at_once = self._runs.at_once(phase, self._replay)
+        if at_once is not None:  # made by compiled code, or a replay
             self._write()  # the draws noted before it first
-            self._write_compiled(note, compiled)  # issue 12: needs this moment
-            return
-        try:  # the count and the notes agree, wherever an interrupt lands
-            self._count = index + 1
-            self._notes.append(note)
-        except BaseException:
-            self._count = index
-            raise
-        if len(self._notes) >= self._batch:
+            self._write_compiled(note, at_once)
+        elif self._notes.add(note):
             self._write()
 
     def _write(self) -> None:
         """Turn the notes into Draws and hand them to the sink, in order (at each optimizer
-        step, every _BATCH draws, before any other record, and at the window's end: the
+        step, every batch of notes, before any other record, and at the window's end: the
         names and Draws are made in one warm loop, not between the model's kernels)."""
-        notes = self._notes
-        if not notes:
-            return
-        draws = [self._describe(note) for note in notes]
-        try:  # written once: an interrupt leaves the notes for the next write
-            self._notes = []
-            self._sink.draws([d for d, _, _ in draws])
-        except BaseException:
-            self._notes = notes
-            raise
-        for draw, pending, final in draws:
-            pending.draw = draw  # only a draw written can be patched at the end
-            if not final:
-                self._pending[draw.index] = pending
+        unsettled: list[Pending] = []  # names to resolve again at the end
 
-    def _describe(self, note: tuple) -> tuple[Draw, Pending, bool]:
-        """A note's Draw, its Pending, and whether its names are final."""
-        (index, info, slot, before, after, consumed, tensor, args, stack, phase,
-         pending, step) = note
+        def describe(noted: list[OpNote]) -> list[Draw]:
+            draws = []
+            for note in noted:
+                draw, final = self._describe(note)
+                draws.append(draw)
+                if not final:
+                    unsettled.append(note.pending)
+            return draws
+
+        written, draws = self._notes.write(describe)
+        for note, draw in zip(written, draws, strict=True):
+            note.pending.draw = draw  # only a draw written can be patched at the end
+        for pending in unsettled:
+            self._pending[pending.index] = pending
+
+    def _describe(self, note: OpNote) -> tuple[Draw, bool]:
+        """A note's Draw, and whether its names are final."""
+        (index, info, slot, before, after, consumed, shape, dtype, device, numel,
+         (local_shape, local_offset, placement), args, stack, phase, pending, step) = note
         resolved = None if stack.building else self._names.now(pending.module, pending)
         final = resolved is not None
         if resolved is None:
-            resolved = _provisional(pending)
-        shape, dtype, device, numel, (local_shape, local_offset, placement) = tensor
+            resolved = provisional(pending)
         # positional up to ``discarded`` (fields in Draw's order): a third cheaper
         draw = Draw(
             index, info.name, resolved.module, resolved.module_type, resolved.target,
@@ -248,22 +256,21 @@ class Recorder(Window):
             stack.api or ops.api_name(info.name), resolved.model, resolved.discarded,
             local_shape=local_shape, local_offset=local_offset, placement=placement,
         )
-        return draw, pending, final
+        return draw, final
 
-    def _write_compiled(self, note: tuple, compiled_now: bool) -> None:
-        """A draw made by compiled code or replayed by a checkpoint, written at once: what
-        it is depends on the compiled frames and calls of this moment (issue 12)."""
-        draw, pending, final = self._describe(note)
-        seen = self._runs.seen(draw, note[1].name, self._replay) if compiled_now else (
+    def _write_compiled(self, note: OpNote, compiled: bool) -> None:
+        """A draw made by compiled code or replayed by a checkpoint, written at once (see
+        :mod:`..compiled.runs`)."""
+        draw, final = self._describe(note)
+        seen = self._runs.seen(draw, note.info.name, self._replay) if compiled else (
             self._runs.marked(draw, self._replay))
         if isinstance(seen, list):  # the graph's draws, for its seed draw
-            self._sink_draws(seen, draw.index)
+            self._notes.hand(seen)
             return
-        draw = seen
-        self._sink_draws([draw], draw.index)
-        pending.draw = draw  # only a draw written can be patched at the end
+        self._notes.hand([seen])
+        note.pending.draw = seen  # only a draw written can be patched at the end
         if not final:
-            self._pending[draw.index] = pending
+            self._pending[seen.index] = note.pending
 
     def _on_graph_replay(self, call: GraphCall) -> None:
         """A compiled backward graph recomputing checkpointed draws from saved seeds."""
@@ -271,8 +278,8 @@ class Recorder(Window):
             return
         try:
             self._write()  # the draws noted before these first
-            draws = self._runs.replays(call, self._count, self._steps, self._read_default)
-            self._sink_draws(draws, self._count)
+            self._notes.hand(self._runs.replays(call, self._notes.next, self._steps,
+                                                self._read_default))
         except Exception as e:
             self._internal_error(e)
 
@@ -298,9 +305,6 @@ class Recorder(Window):
         return dataclasses.replace(d, module=r.module, module_type=r.module_type,
                                    target=r.target, model=r.model, discarded=r.discarded,
                                    phase=phase, copied=r.copied)
-
-    def _set_written(self, count: int) -> None:
-        self._count = count
 
     def on_worker_random(self, func: Any, info: ops.OpInfo, args: tuple, kwargs: dict) -> Any:
         """A random kernel in a forked DataLoader worker: into the worker's part, with the
@@ -333,7 +337,7 @@ class Recorder(Window):
         if root is not None:
             self._names.note_root(root)
         pending = Pending(module)
-        r = self._names.now(module, pending) or _provisional(pending)
+        r = self._names.now(module, pending) or provisional(pending)
         return r.model, r.module, r.module_type
 
     # -- events ------------------------------------------------------------------
@@ -344,7 +348,7 @@ class Recorder(Window):
         for slot in list(self._gens.slots.values()):
             raw = slot.raw()
             if slot.last_raw is not None and raw != slot.last_raw:
-                self._event(Event(kind, slot.name, self._count, site, detail))
+                self._event(Event(kind, slot.name, self._notes.next, site, detail))
                 moved = True
             slot.last_raw = raw
         return moved
@@ -369,42 +373,3 @@ def _device_text(device: Any) -> str:
     if text is None:
         text = _TEXTS[device] = str(device)
     return text
-
-
-def _provisional(p: Pending) -> Resolved:
-    """Best names before the model is complete, used if the run dies before the end."""
-    m = p.target.owner if p.target is not None else p.module
-    if m is None:
-        return OUTSIDE
-    kind = type(m).__name__
-    target = f"<{kind}>.{p.target.name}" if p.target is not None else None
-    return Resolved(None, f"<{kind}>", kind, target, False)
-
-
-def call_device(info: ops.OpInfo, args: tuple, kwargs: dict) -> torch.device:
-    """The device whose default generator a call without a generator uses."""
-    for a in args:
-        if isinstance(a, torch.Tensor):
-            return a.device
-        if isinstance(a, list | tuple) and a and isinstance(a[0], torch.Tensor):
-            return a[0].device
-    dev = kwargs.get("device")
-    if dev is not None:
-        return torch.device(dev)
-    return torch.get_default_device()
-
-
-def result_tensor(info: ops.OpInfo, args: tuple, kwargs: dict, out: Any) -> Any:
-    if info.inplace and args and isinstance(args[0], torch.Tensor):
-        return args[0]
-    for name in info.out_kw:
-        t = kwargs.get(name)
-        if isinstance(t, torch.Tensor):
-            return t
-    if isinstance(out, torch.Tensor):
-        return out
-    if isinstance(out, list | tuple):
-        for t in out:
-            if isinstance(t, torch.Tensor):
-                return t
-    return None
