@@ -314,3 +314,49 @@ def test_eager_draws_after_a_compile_elsewhere_are_not_taken_for_compiled(monkey
     assert [d.module for d in log.draws] == ["1", "2", "1", "2"]
     assert all(d.graph is None for d in log.draws)
     assert batches == [2, 2]  # one write per step, not one per draw
+
+
+# A fresh process: opening windows and stable_init import none of torch's compiler
+# stack; a program that first compiles inside a window gets it all the same (dynamo's
+# guard around the dispatch mode back, Inductor's seed maps installed as it loads).
+_FRESH = '''
+import sys
+import torch
+from torch import nn
+import rngtrace
+from rngtrace.recording.oplevel.mode import RecordingMode
+
+def wrapped():  # torch's dynamo-disabling wrapper around the mode's __torch_dispatch__
+    return hasattr(RecordingMode.__dict__["__torch_dispatch__"], "__wrapped__")
+
+torch.manual_seed(0)
+net = nn.Sequential(nn.Linear(4, 4), nn.Dropout(0.5))
+with rngtrace.record():
+    net(torch.ones(2, 4))
+    print("own dispatch in the window:", not wrapped())
+with rngtrace.record(level="module"):
+    net(torch.ones(2, 4))
+rngtrace.stable_init(lambda: nn.Linear(4, 4), seed=0)
+print("loaded:", [m for m in ("torch._dynamo", "torch._inductor") if m in sys.modules])
+print("wrapped after:", wrapped())
+with rngtrace.record() as log:
+    fn = torch.compile(net)
+    print("wrapped once dynamo is imported:", wrapped())
+    fn(torch.ones(2, 4))
+print([(d.op, d.module, d.graph) for d in log.draws if d.graph is not None])
+'''
+
+
+@needs_cxx
+@pytest.mark.slow
+def test_no_compiler_stack_is_imported_until_the_program_compiles(tmp_path):
+    import subprocess
+    import sys
+
+    script = tmp_path / "fresh.py"
+    script.write_text(_FRESH)
+    out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
+                         timeout=300, check=True).stdout.splitlines()
+    assert out == ["own dispatch in the window: True", "loaded: []", "wrapped after: True",
+                   "wrapped once dynamo is imported: True",
+                   "[('aten::native_dropout', '1', '0/0:forward')]"]

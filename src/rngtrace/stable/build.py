@@ -32,6 +32,8 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from ..errors import StableInitError
 from ..recording.basics import frames
 from ..recording.basics.generators import default_generator
+from ..recording.basics.patches import Patches
+from ..recording.compiled.loaded import dispatch_without_dynamo
 from ..recording.oplevel import ops
 from ..recording.oplevel.ops import call_device, result_tensor
 from . import keys, streams
@@ -84,11 +86,15 @@ class _Build:
 
     def run(self, factory: Callable[[], Any]) -> Any:
         self.book.stop = sys._getframe(0)
-        self.book.install()
+        patches = Patches()
         try:
+            # no import of torch's compiler stack for a factory that compiles nothing
+            dispatch_without_dynamo(patches, _Mode)
+            self.book.install()
             with _Mode(self):
                 model = factory()
         finally:
+            patches.restore()
             self.book.uninstall()
             for gen, state in self.explicit.values():  # first builds leave them as found
                 gen.set_state(state)

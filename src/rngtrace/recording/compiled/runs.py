@@ -31,7 +31,8 @@ from .draws import (
     inside_compiled_graph,
     replaying,
 )
-from .seedmaps import CompileWatch, GraphCall, maybe_compiled
+from .loaded import maybe_compiled
+from .seedmaps import CompileWatch, GraphCall
 
 # the default generator of a device: its name and its state's text now
 ReadDefault = Callable[[torch.device], "tuple[str, str | None]"]

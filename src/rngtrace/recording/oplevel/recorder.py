@@ -19,6 +19,7 @@ import torch
 from ...log import Draw, Event, GeneratorInfo, Log
 from ..basics import frames
 from ..basics.generators import Generators, Slot
+from ..compiled.loaded import dispatch_without_dynamo
 from ..compiled.runs import CompiledRuns
 from ..compiled.seedmaps import GraphCall
 from ..window.distributed import shard_fields
@@ -81,6 +82,8 @@ class Recorder(Window):
         self._gens.snapshot_defaults()
         self._names.install()
         super()._open()
+        # no import of torch's compiler stack for a program that compiles nothing
+        dispatch_without_dynamo(self._patches, RecordingMode)
 
     def _opened(self) -> None:
         self._mode.__enter__()

@@ -44,7 +44,8 @@ from ..basics import frames
 from ..basics.hooks import note_gradients
 from ..basics.patches import Patches
 from ..compiled.draws import called_inside
-from ..compiled.seedmaps import CompileWatch, compiling
+from ..compiled.loaded import compiling
+from ..compiled.seedmaps import CompileWatch
 from ..streams import pypatches, workers
 from ..streams.pystreams import PyStreams
 from . import notes
