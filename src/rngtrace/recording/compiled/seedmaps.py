@@ -16,7 +16,7 @@ So, while a window is open, this module
 - ties that seed map to the compiled graph object Inductor builds from the same graph;
 - wraps the compiled graph's call, so that the seed draw seen by the mode is known to
   belong to that graph, and the user's module holding the compiled ``forward`` is
-  known; the recorder then writes (:mod:`.compiled_draws` names them) one
+  known; the recorder then writes (:mod:`.draws` names them, :mod:`.runs` writes them) one
   :class:`~rngtrace.Draw` per random node, each
   carrying the state of the generator before and after the graph's seed draw and
   ``graph="0/0:forward"``.

@@ -2,8 +2,8 @@
 
 The op-level recorder sees every random kernel, at the price of a dispatch mode on
 every op (about 2x a small model's step). The light mode sees only module calls: for
-the window, ``nn.Module.__call__`` is wrapped (:mod:`rngtrace.recording.calls`; global forward
-hooks would send every module call down PyTorch's slow path), the default generators'
+the window, ``nn.Module.__call__`` is wrapped (:mod:`..window.calls`; global forward hooks
+would send every module call down PyTorch's slow path), the default generators'
 states are read at each module call's entry and exit, and a change is charged to the
 module whose *own* code ran in between, i.e. the innermost module open (a parent's
 entry-to-exit difference includes its children's, so it is never used). Nothing else is
@@ -17,7 +17,7 @@ every generator's records chain; consumption between module calls is an *outside
 (``module=None``, ``phase="other"``); only the default generators are read (CPU, and
 each CUDA device the program initialised); a ``torch.compile``-d module is charged as a
 whole. Which module calls are not read, and how called modules are named, is in
-:mod:`rngtrace.recording.module_paths`.
+:mod:`.paths`.
 
 Example::
 
@@ -390,7 +390,7 @@ class ModuleRecorder(Window):
         self._write()  # the records before it first: the sink keeps them in order
         self._sink.event(event)
 
-    # -- pystreams: names of Python and NumPy draws (recording.pystreams) -------------
+    # -- pystreams: names of Python and NumPy draws (recording.streams.pystreams) -------------
 
     def _py_name(self, module: Any, root: Any) -> tuple[str | None, str | None, str | None]:
         stack = self._stack

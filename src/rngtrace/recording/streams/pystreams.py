@@ -41,7 +41,7 @@ import random
 import sys
 import threading
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from torch import nn
 
@@ -60,9 +60,6 @@ from .records import (
     scalar_args,
 )
 
-if TYPE_CHECKING:
-    from .workers import WorkerPart
-
 Emit = Callable[[dict[str, Any]], None]  # Draw fields without index (step optional)
 EmitEvent = Callable[[str, str, "str | None", str], None]  # kind, generator, site, detail
 # (module, outermost module on the stack) -> (model, path, type)
@@ -72,6 +69,14 @@ NameModule = Callable[[nn.Module, "nn.Module | None"],
 Installer = Callable[["PyStreams", Patches], None]
 
 _OPEN: list[PyStreams] = []  # the open window's streams (at most one), for the patches
+
+
+class Part(Protocol):
+    """Where a forked DataLoader worker's records go (:class:`.workers.WorkerPart`)."""
+
+    def active(self) -> bool: ...  # this process is a worker that has started
+    def draw(self, fields: dict[str, Any]) -> None: ...
+    def flush(self) -> None: ...  # at the end of each fetch
 
 
 class PyStreams:
@@ -129,7 +134,7 @@ class PyStreams:
         self._on = False
         self._thread = 0
         self._depth = 0
-        self._worker: WorkerPart | None = None  # in a DataLoader worker: its part
+        self._worker: Part | None = None  # in a DataLoader worker: its part
         self._counts: dict[str, int] = {}
         self._patches: Patches | None = None
         self._np: Any = None
@@ -408,7 +413,7 @@ class PyStreams:
         directory, self._parts = self._parts, None
         return directory if self._worker is None else None
 
-    def forked(self, make_part: Callable[[str, int], WorkerPart]) -> None:
+    def forked(self, make_part: Callable[[str, int], Part]) -> None:
         """In a forked child of the window's process: if the window was recording, the
         child's records go to the part ``make_part(folder, steps so far)``."""
         if self._on and self._parts is not None:

@@ -16,11 +16,11 @@ Rules every wrapper follows, so that the patch never changes what the program co
   so compiled graphs are the same as without it;
 - after the window it stays a pass-through: if some other code replaced
   ``nn.Module.__call__`` on top of ours, the wrapper is left in that chain rather than
-  cutting the other code out, and :meth:`~rngtrace.recording.patches.Patches.restore`
+  cutting the other code out, and :meth:`~rngtrace.recording.basics.patches.Patches.restore`
   says so with a warning.
 
 A forked child (a DataLoader worker) inherits the patch; the window it belongs to turns
-inert there (see :mod:`rngtrace.recording.window`), so the wrapper passes through.
+inert there (see :mod:`rngtrace.recording.window.window`), so the wrapper passes through.
 """
 
 from __future__ import annotations

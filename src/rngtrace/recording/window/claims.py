@@ -8,12 +8,16 @@ inert there (:meth:`~.window.Window._forked`).
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from ...errors import RecordError
 
-if TYPE_CHECKING:
-    from .window import Window
+
+class Window(Protocol):
+    """What a claim needs of a window (:class:`~.window.Window`)."""
+
+    def _forked(self) -> None: ...  # in a forked child: the parent's window turns inert
+
 
 _claims: dict[int, Window] = {}  # pid -> the process's open window
 

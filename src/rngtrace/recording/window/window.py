@@ -217,7 +217,7 @@ class Window:
     def _forked(self) -> None:
         """In a forked child: this window is the parent's. Its hooks and reseed wrappers
         pass through there (they check the process); a DataLoader worker's draws still
-        go to the worker's part (:mod:`rngtrace.recording.workers`)."""
+        go to the worker's part (:mod:`rngtrace.recording.streams.workers`)."""
         self._thread = -1
 
     # -- what a level provides -------------------------------------------------------------
@@ -254,7 +254,7 @@ class Window:
         if self._py is not None:
             self._py.step_boundary()
 
-    # pystreams' callbacks (see rngtrace.recording.pystreams)
+    # pystreams' callbacks (see rngtrace.recording.streams.pystreams)
     def _py_draw(self, fields: dict[str, Any]) -> None:
         """A Python or NumPy draw, written at once after what was noted before it."""
         self._write()  # the records noted before it first: the sink keeps them in order
