@@ -326,13 +326,18 @@ def stable_init(factory: Callable[[], M], seed: int) -> M:
         raise StableInitError(f"seed must be an int, not {seed!r}")
     saved = _defaults()
     try:
-        plan, first = _first_build(factory)
-        build = _Build("keyed", seed, plan)
-        model = build.run(factory)
-        if model is first():
-            raise StableInitError("the factory returned the same model twice: it must "
-                                  "build a new one at each call")
-        _compare(plan, build.book, model)
-        return model
+        return _keyed_build(factory, seed)
     finally:
         _restore(saved)
+
+
+def _keyed_build(factory: Callable[[], M], seed: int) -> M:
+    """The first build (keys), then the keyed one, checked to have built the same."""
+    plan, first = _first_build(factory)
+    build = _Build("keyed", seed, plan)
+    model = build.run(factory)
+    if model is first():
+        raise StableInitError("the factory returned the same model twice: it must "
+                              "build a new one at each call")
+    _compare(plan, build.book, model)
+    return model
