@@ -53,6 +53,7 @@ from .paths import DROPOUT, PURE, Paths
 from .quiet import QuietCalls, unread_text
 
 _new = tuple.__new__
+_get_ident = threading.get_ident
 _BACKWARDS = "CUDA generator state moved backwards or was reseeded (not by a call the " \
              "window saw: a restored state, Generator.manual_seed)"
 
@@ -176,25 +177,25 @@ class ModuleRecorder(Window):
 
     # -- module calls (the hot path) -------------------------------------------------------
     def _call_hook(self) -> CallHook:
-        """The light mode's part of the module-call wrapper (see :meth:`Window._wrap`):
-        its hot path, every module call of the window's thread. A call whose own code
-        cannot draw, or learned quiet, is not read; a call that is read costs two
-        generator reads and a few attribute lookups; what it consumed is only noted
-        (:class:`ModuleNote`) and described at the step."""
-        rec, stack, enter, leave = self, self._stack, self._enter, self._leave
-        pure, dropout, getframe = PURE, DROPOUT, sys._getframe
-        py, q = self._py, self._q
+        """The light mode's part of the module-call wrapper (see :meth:`Window._wrap`), its
+        hot path: every module call of the window's thread. A call whose own code cannot
+        draw, or learned quiet, is not read; a call that is read costs two generator reads
+        and a few lookups; what it consumed is only noted (:class:`ModuleNote`)."""
+        rec, stack, frees, calls, wframes, q = (self, self._stack, self._frees, self._calls,
+                                                self._frames, self._q)
+        boundary, leave, getframe, serial = (self._boundary, self._leave, sys._getframe,
+                                             self._serial.__next__)
+        py, pure, dropout, quiets, qopen, learn = (self._py, PURE, DROPOUT, q.modules, q.open,
+                                                   q.learn_after)
         watched, scanned = py.call_filter() if py is not None else ([], set())
-        quiets, qopen = q.modules, q.open
         # hooks every module call runs (register_module_forward_hook): code that may draw
-        globals_ = (nn.modules.module._global_forward_pre_hooks,
-                    nn.modules.module._global_forward_hooks)
+        gpre, gpost = (nn.modules.module._global_forward_pre_hooks,
+                       nn.modules.module._global_forward_hooks)
 
         def hook(module: nn.Module, call: Any, args: tuple, kwargs: dict[str, Any]) -> Any:
             kind = type(module)
             free = (kind in pure or (kind in dropout and not module.training)) and not (
-                module._forward_pre_hooks or module._forward_hooks or globals_[0]
-                or globals_[1])
+                module._forward_pre_hooks or module._forward_hooks or gpre or gpost)
             if free and stack:
                 return call(module, *args, **kwargs)  # its own code cannot draw
             if stack and quiets.get(id(module)) is module.training:  # learned quiet
@@ -208,9 +209,23 @@ class ModuleRecorder(Window):
                 finally:
                     if qopen:
                         qopen.pop()
-            depth = enter(module, free, getframe())
-            if depth < 0:  # the recorder failed: the call runs unread
+            # entered: charge what ran since the last boundary (unless nothing could draw)
+            try:
+                if not stack:
+                    rec._root(module)
+                if not rec._still and boundary() and learn and stack:
+                    q.drew_next_to(module)
+                q.after = None
+            except Exception as e:  # never let a recorder bug break the user's program
+                rec._internal_error(e)
                 return call(module, *args, **kwargs)
+            calls.append(serial())
+            wframes.append(getframe(1))  # the wrapper's: its caller's line is the site
+            frees.append(free)
+            stack.append(module)
+            rec._still = free
+            q.ran = []
+            depth = len(stack) - 1
             try:
                 if py is not None and (watched or id(module) not in scanned):
                     return py.module_call(module, call, args, kwargs)  # pystreams
@@ -220,28 +235,6 @@ class ModuleRecorder(Window):
 
         return hook
 
-    def _enter(self, module: nn.Module, free: bool, frame: FrameType) -> int:
-        """A call that is read starts: charge what ran since the last boundary (unless
-        nothing could draw) and open it. Its depth, or -1 if the recorder failed (the
-        call then runs unread)."""
-        stack, q = self._stack, self._q
-        try:
-            if not stack:
-                self._root(module)
-            if not self._still and self._boundary() and q.learn_after and stack:
-                q.drew_next_to(module)
-            q.after = None
-        except Exception as e:  # never let a recorder bug break the user's program
-            self._internal_error(e)
-            return -1
-        self._calls.append(next(self._serial))
-        self._frames.append(frame)
-        self._frees.append(free)
-        stack.append(module)
-        self._still = free
-        q.ran = []
-        return len(stack) - 1
-
     def _root(self, module: nn.Module) -> None:
         """A call with nothing open: CUDA may have been initialised, a model may be new."""
         self._check_cuda()
@@ -249,7 +242,7 @@ class ModuleRecorder(Window):
 
     def _leave(self, depth: int) -> None:
         """The call entered at ``depth`` returns (or raises): charge and close it."""
-        if self._thread != threading.get_ident():
+        if self._thread != _get_ident():
             return  # the window closed meanwhile
         stack, frees = self._stack, self._frees
         try:

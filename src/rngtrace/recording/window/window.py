@@ -96,7 +96,7 @@ class Window:
         # what the level noted and has not written yet, and the next draw's index
         self._notes: NoteBuffer[Any] = NoteBuffer(
             self._sink, notes.BATCH if batch is None else batch)
-        self._patches = Patches()  # every change to torch's globals (see .patches)
+        self._patches = Patches()  # every change to torch's globals (see ..basics.patches)
         self._in_step_hook = False  # stopping from the optimizer step hook (see _on_step)
         self._called: dict[int, Any] = {}  # modules called, by id
         self._graded: dict[int, torch.Tensor] = {}  # parameters seen with a gradient
@@ -284,14 +284,15 @@ class Window:
         watched, scanned = py.call_filter() if py is not None else ([], set())
 
         def __call__(module: nn.Module, *args: Any, **kwargs: Any) -> Any:
-            if compiling_() or win._state != "recording":  # first: dynamo traces this
+            if compiling_():  # first: dynamo traces this function (see .calls)
+                return call(module, *args, **kwargs)
+            if hook is not None and win._thread == get_ident():  # see _call_hook
+                called[id(module)] = module
+                return hook(module, call, args, kwargs)
+            if win._state != "recording":
                 return call(module, *args, **kwargs)
             called[id(module)] = module
-            if hook is not None:
-                if win._thread == get_ident():
-                    return hook(module, call, args, kwargs)
-                return call(module, *args, **kwargs)
-            if py is not None and (watched or id(module) not in scanned):
+            if hook is None and py is not None and (watched or id(module) not in scanned):
                 return py.module_call(module, call, args, kwargs)
             return call(module, *args, **kwargs)
 
@@ -299,7 +300,10 @@ class Window:
 
     def _call_hook(self) -> CallHook | None:
         """The level's part of the module-call wrapper (see :data:`CallHook`); None: the
-        level does nothing at a module call."""
+        level does nothing at a module call. The wrapper hands the hook the calls of the
+        thread in ``_thread`` without looking at the state (one lookup less on every
+        call): a level with a hook keeps ``_thread`` on its thread only while it records
+        (the light mode sets it to 0 as it goes quiet, a forked child's window to -1)."""
         return None
 
     # -- callbacks -------------------------------------------------------------------
