@@ -52,8 +52,11 @@ from ..window.window import CallHook, Window
 from .paths import DROPOUT, PURE, Paths
 from .quiet import QuietCalls, unread_text
 
+# bound once: the hot path looks them up at every call or record
 _new = tuple.__new__
 _get_ident = threading.get_ident
+_autograd_node = torch._C._current_autograd_node
+_user_site_from = frames.user_site_from
 _BACKWARDS = "CUDA generator state moved backwards or was reseeded (not by a call the " \
              "window saw: a restored state, Generator.manual_seed)"
 
@@ -339,8 +342,8 @@ class ModuleRecorder(Window):
         # attribute costs nn.Module an error message)
         if "_orig_mod" in module._modules and id(module) not in self._said:
             self._say_whole(module, stack[0])
-        site, code = frames.user_site_from(self._frames[depth].f_back)
-        phase = "backward" if torch._C._current_autograd_node() is not None else "forward"
+        site, code = _user_site_from(self._frames[depth].f_back)
+        phase = "backward" if _autograd_node() is not None else "forward"
         # tuple.__new__: a ModuleNote made at C speed (ModuleNote(...) runs Python code)
         due = self._notes.add(_new(ModuleNote, (self._notes.next, use.gen, module, stack[0],
                                                 type(module).__name__, phase, self._steps,

@@ -33,6 +33,7 @@ from .ops import call_device, result_tensor
 
 _PLAIN = (None, None, None)  # shard_fields of a tensor that is not a DTensor
 _new = tuple.__new__
+_autograd_node = torch._C._current_autograd_node  # bound once: asked at every draw
 _GAP = "state changed with no traced draw (another thread, an untraced extension, or a " \
        "restored state)"
 
@@ -185,10 +186,7 @@ class Recorder(Window):
             slot.device != "meta")
         result = result_tensor(info, args, kwargs, out)
         stack = frames.describe_stack(2, self._names.known)
-        if torch._C._current_autograd_node() is not None:
-            phase = "backward"
-        else:
-            phase = stack.phase or "other"
+        phase = "backward" if _autograd_node() is not None else stack.phase or "other"
         index = self._notes.next
         pending = Pending(stack.module, index=index)
         if stack.outermost is not None:
