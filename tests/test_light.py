@@ -362,7 +362,7 @@ def test_reseed_is_an_event_not_a_draw():
 
 
 def test_records_written_in_batches_keep_their_order_with_events(tmp_path, monkeypatch):
-    """Records are handed to the sink at optimizer steps, every _BATCH records and before
+    """Records are handed to the sink at optimizer steps, every BATCH records and before
     each event: with no optimizer and a batch of 3, a file and memory get the same log,
     the reseed event between the draws it separates."""
     from rngtrace.recording.basics.generators import state_text

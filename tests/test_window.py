@@ -33,12 +33,13 @@ SEEDING = len(untouched._seeding())  # the public seeding functions wrapped (18)
 # Patches.replace: torch.distributed.destroy_process_group first (the rank's backend),
 # nn.Module.__call__, the seeding functions, then random's and NumPy's functions. Patches.hook:
 # op: 3 registration hooks (naming) + the optimizer step; module: 1 + the step.
+# Patches.after_import: what compiled code needs, when Inductor is (or gets) imported.
 _COMMON = [
     (win, "claim_window", 1), (win, "header", 1), (MemorySink, "start", 1),
     (win, "patch_calls", 1), (win, "watch_reseeds", 1),
     (Patches, "replace", 1), (Patches, "replace", 2), (Patches, "replace", 3),
     (Patches, "replace", 2 + SEEDING), (Patches, "replace", 3 + SEEDING),
-    (Patches, "replace", 10 + SEEDING),
+    (Patches, "replace", 10 + SEEDING), (Patches, "after_import", 1),
 ]
 STEPS = {
     "op": [*_COMMON, (oplevel, "default_generators", 1),
