@@ -21,7 +21,7 @@ from .errors import RngtraceError
 from .text import module_label
 
 __all__ = ["CPU_STATE_DIGEST", "EVENT_KINDS", "LEVELS", "OLD_CPU_STATE_DIGEST", "PHASES",
-           "UNCHANGED", "Conveniences", "Draw", "Event", "EventKind", "FileInfo",
+           "SET_BACK", "UNCHANGED", "Conveniences", "Draw", "Event", "EventKind", "FileInfo",
            "GeneratorInfo", "Level", "Log", "ModuleStats", "Phase", "cpu_state_digest",
            "provide"]
 
@@ -186,6 +186,9 @@ def cpu_state_digest(log: Log) -> str | None:
 
 
 UNCHANGED = " (state unchanged)"  # ends the detail of a reseed that changed nothing
+# follows the call in the detail of a set_rng_state given a state the program read in the
+# same window (fork_rng, isolate_rng, a checkpoint's recompute): set back, not restored
+SET_BACK = " (set back to a state read in this window)"
 
 
 @dataclass(frozen=True, slots=True)

@@ -119,6 +119,23 @@ def state_text(raw: bytes, device: str) -> str:
     return xxhash.xxh3_64_hexdigest(raw)
 
 
+def reseeded_to(slot: Slot, raw: bytes | None) -> int | None:
+    """The seed an explicit generator was reseeded with since its last draw, when its
+    state ``raw`` is exactly the state that seed gives (``Generator.manual_seed(s)``, as
+    accelerate's ``SeedableRandomSampler`` calls at each epoch: the type is immutable,
+    its methods cannot be wrapped); None for another change (``set_state``, draws out of
+    sight). Asked only when the state moved with no draw seen: not on the hot path."""
+    gen = slot.generator
+    if gen is None or raw is None:
+        return None
+    seed = gen.initial_seed()
+    if slot.device.startswith("cuda"):
+        return seed if raw == struct.pack("<Qq", seed, 0) else None
+    fresh = torch.Generator()
+    fresh.manual_seed(seed)
+    return seed if raw_state(fresh) == raw else None
+
+
 def default_generator(device: torch.device) -> Any:
     if device.type == "cpu":
         return torch.default_generator

@@ -18,7 +18,7 @@ import torch
 
 from ...log import Draw, Event, EventKind, GeneratorInfo, Log, Phase
 from ..basics import frames
-from ..basics.generators import Generators, Slot
+from ..basics.generators import Generators, Slot, reseeded_to
 from ..compiled.loaded import dispatch_without_dynamo
 from ..compiled.runs import CompiledRuns
 from ..compiled.seedmaps import GraphCall
@@ -36,6 +36,7 @@ _new = tuple.__new__
 _autograd_node = torch._C._current_autograd_node  # bound once: asked at every draw
 _GAP = "state changed with no traced draw (another thread, an untraced extension, or a " \
        "restored state)"
+_UNSEEN = " (seen at the generator's next draw: Generator methods cannot be wrapped)"
 
 
 class OpNote(NamedTuple):
@@ -171,7 +172,7 @@ class Recorder(Window):
         before = slot.raw()
         last = slot.last_raw
         if last is not None and before != last:
-            self._event(Event("gap", slot.name, self._notes.next, None, _GAP))
+            self._event(self._moved(slot, before, "gap", None, _GAP))
         elif last is not None:
             before = last  # the same bytes: digested once (Slot.text)
         return slot, before
@@ -349,10 +350,23 @@ class Recorder(Window):
         for slot in list(self._gens.slots.values()):
             raw = slot.raw()
             if slot.last_raw is not None and raw != slot.last_raw:
-                self._event(Event(kind, slot.name, self._notes.next, site, detail))
+                self._event(self._moved(slot, raw, kind, site, detail))
                 moved = True
             slot.last_raw = raw
         return moved
+
+    def _moved(self, slot: Slot, raw: bytes | None, kind: EventKind, site: str | None,
+               detail: str) -> Event:
+        """The event for a generator whose state moved with no draw seen: for an
+        explicit generator (which no seeding function reaches) a reseed when it is now
+        the state its seed gives (``Generator.manual_seed``), else a gap."""
+        if not slot.name.startswith("generator:"):
+            return Event(kind, slot.name, self._notes.next, site, detail)
+        seed = reseeded_to(slot, raw)
+        if seed is None:
+            return Event("gap", slot.name, self._notes.next, None, _GAP)
+        return Event("reseed", slot.name, self._notes.next, None,
+                     f"Generator.manual_seed({seed}){_UNSEEN}")
 
     def _reseeded(self, site: str | None, detail: str) -> bool:
         self._gens.snapshot_defaults()

@@ -106,26 +106,46 @@ def _named(wrapper: Callable[..., Any], name: str, orig: Callable[..., Any]
 
 
 def _wrap_py_seed(me: PyStreams, name: str, orig: Callable[..., Any]) -> Callable[..., Any]:
+    system = random.SystemRandom
 
     def wrapper(rng: Any, *args: Any, **kwargs: Any) -> Any:
+        # Every seeding of the program's is an event, before a generator's first draw
+        # too; not a Random made (its __init__ seeds it: its first state), nor torch's
+        # compiler saving and restoring random's state around tracing, nor the standard
+        # library's own generators
+        heard = me.hears() and not isinstance(rng, system) and (
+            me.knows(rng) or _seeded_by_program(rng))
+        before = py_digest(rng) if heard else None
         out = orig(rng, *args, **kwargs)
-        # random's own generator is named before its first draw, so that seeding it first
-        # is seen; but not torch's compiler saving and restoring it around tracing
-        if me.hears() and (me.knows(rng) or (rng is random._inst and not _from_torch(1))):
-            me.reseed(rng, f"random.{name}", args)
+        if heard:
+            me.reseed(rng, f"random.{name}", args, unchanged=py_digest(rng) == before)
         return out
 
     wrapper.__name__ = wrapper.__qualname__ = name
     return wrapper
 
 
+def _seeded_by_program(rng: Any) -> bool:
+    """Whether a seeding call of a generator not seen yet is the program's own (two
+    frames up: past the wrapper)."""
+    if sys._getframe(2).f_code is _RANDOM_INIT:
+        return False
+    return not (_from_torch(2) or (rng is not random._inst and _not_the_program(2)))
+
+
+_RANDOM_INIT = random.Random.__init__.__code__
+
+
 def _wrap_np_seed(me: PyStreams, name: str, orig: Callable[..., Any]) -> Callable[..., Any]:
     rand = me.numpy.random.mtrand._rand
 
     def wrapper(*args: Any, **kwargs: Any) -> Any:
+        heard = me.active()
+        before = np_global_digest(rand) if heard else None
         out = orig(*args, **kwargs)
-        if me.active():
-            me.reseed(rand, f"numpy.random.{name}", args)
+        if heard:
+            me.reseed(rand, f"numpy.random.{name}", args,
+                      unchanged=np_global_digest(rand) == before)
         return out
 
     wrapper.__name__ = wrapper.__qualname__ = name

@@ -45,7 +45,7 @@ from typing import Any, Protocol
 
 from torch import nn
 
-from ...log import EventKind, GeneratorInfo
+from ...log import UNCHANGED, EventKind, GeneratorInfo
 from ..basics import frames
 from ..basics.patches import Patches
 from .digests import np_digest, pcg64_words
@@ -294,17 +294,20 @@ class PyStreams:
         """Whether ``rng`` drew (or was watched) in this window."""
         return id(rng) in self._names
 
-    def reseed(self, rng: Any, label: str, args: tuple) -> None:
-        """``label(*args)`` seeded ``rng``: a ``"reseed"`` event (none in a worker)."""
-        self._guard(self._reseed, rng, label, args)
+    def reseed(self, rng: Any, label: str, args: tuple, unchanged: bool = False) -> None:
+        """``label(*args)`` seeded ``rng``: a ``"reseed"`` event (none in a worker);
+        ``unchanged``: the state is the one it had (the detail ends with
+        :data:`~rngtrace.log.UNCHANGED`)."""
+        self._guard(self._reseed, rng, label, args, unchanged)
 
-    def _reseed(self, rng: Any, label: str, args: tuple) -> None:
+    def _reseed(self, rng: Any, label: str, args: tuple, unchanged: bool) -> None:
         if self._worker is not None:
             return  # torch seeds random and NumPy in each worker: expected, not logged
         name = self._name_of(rng, "python:Random", "")
         shown = ", ".join("<state>" if isinstance(a, tuple | dict) else repr(a) for a in args)
         site, _ = frames.user_site(1)
-        self._emit_event("reseed", name, site, f"{label}({shown})")
+        self._emit_event("reseed", name, site,
+                         f"{label}({shown})" + (UNCHANGED if unchanged else ""))
 
     def _owner(self) -> Owner | None:
         """The innermost module call or Dataset method on the stack."""

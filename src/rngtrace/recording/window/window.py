@@ -337,8 +337,9 @@ class Window:
             site, _ = frames.user_site(1)
             detail = describe_call(label, args, kwargs) + note
             if not self._reseeded(site, detail):
-                cuda = any(name.startswith("default:cuda") for name in self._generators())
-                self._event(unchanged_event(scope, cuda, self._next_index(), site, detail))
+                event = unchanged_event(scope, self._next_index(), site, detail, note)
+                if event is not None:
+                    self._event(event)
         except Exception as e:
             self._internal_error(e)
 
