@@ -96,10 +96,10 @@ def watch_reseeds(patches: Patches,
             patches.replace(mod, fname, _wrap(orig, f"{modname}.{fname}", scope, notify,
                                               local, read if fname in _SETTERS else None))
     for modname, fname in _READERS:
-        mod = sys.modules.get(modname)
-        orig = getattr(mod, fname, None) if mod is not None else None
+        owner = sys.modules.get(modname)
+        orig = getattr(owner, fname, None) if owner is not None else None
         if orig is not None:
-            patches.replace(mod, fname, _reader(orig, read))
+            patches.replace(owner, fname, _reader(orig, read))
 
 
 def _wrap(orig: Callable, label: str, scope: str, notify: Callable,
