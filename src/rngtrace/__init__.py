@@ -10,7 +10,9 @@ The pipeline, one subpackage a stage: :mod:`rngtrace.recording` makes a :class:`
 (:mod:`rngtrace.log`; :mod:`rngtrace.summary` writes its text), :mod:`rngtrace.logfile`
 saves and loads it, :mod:`rngtrace.diffing` compares two, :mod:`rngtrace.ranks` the ranks
 of one job, :mod:`rngtrace.checking` finds hazards in one run, :mod:`rngtrace.graph` draws
-them, :mod:`rngtrace.stable` is the remedy, and
+them, :mod:`rngtrace.stable` is the remedy, :mod:`rngtrace.fingerprints` certifies a
+resume without a second run, :mod:`rngtrace.integrations` does it in Hugging Face's
+Trainer, Lightning and accelerate, and
 :mod:`rngtrace.cli` and :mod:`rngtrace.pytest_plugin` use only this public API.
 """
 
@@ -39,13 +41,23 @@ from .summary import summary as _summary
 _log.provide(_log.Conveniences(summary=_summary, save=save, to_networkx=to_networkx))
 
 if TYPE_CHECKING:
+    from .fingerprints import (
+        Fingerprint,
+        GeneratorCheck,
+        RestoreCheck,
+        check_restored,
+        fingerprint,
+    )
     from .recording import record
     from .stable import stable_init
 
-# Reading, comparing and drawing logs needs no torch; recording does. ``record`` and
-# ``stable_init`` are imported on first use, so that ``rngtrace show`` and the pytest
+# Reading, comparing and drawing logs needs no torch; recording does, and so does
+# reading live generators (``fingerprint``). ``record``, ``stable_init`` and the
+# fingerprints are imported on first use, so that ``rngtrace show`` and the pytest
 # plugin (loaded by every pytest run where rngtrace is installed) do not import torch.
-_LAZY = {"record": ".recording", "stable_init": ".stable"}
+_LAZY = {"record": ".recording", "stable_init": ".stable", "fingerprint": ".fingerprints",
+         "check_restored": ".fingerprints", "Fingerprint": ".fingerprints",
+         "GeneratorCheck": ".fingerprints", "RestoreCheck": ".fingerprints"}
 
 
 def __getattr__(name: str) -> Any:
@@ -76,6 +88,8 @@ __all__ = [
     "Evidence",
     "FileInfo",
     "Finding",
+    "Fingerprint",
+    "GeneratorCheck",
     "GeneratorInfo",
     "Hunk",
     "HunkKind",
@@ -87,14 +101,17 @@ __all__ = [
     "Phase",
     "RankReport",
     "RecordError",
+    "RestoreCheck",
     "RngtraceError",
     "StableInitError",
     "Stream",
     "Unused",
     "__version__",
     "check",
+    "check_restored",
     "compare_ranks",
     "diff",
+    "fingerprint",
     "load",
     "record",
     "save",
