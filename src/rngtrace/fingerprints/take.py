@@ -5,7 +5,8 @@ started CUDA, ``random``, NumPy's global one when NumPy is imported), then those
 from the objects given: a DataLoader, its sampler and dataset, a module and its
 submodules. The walk reads instance attributes only (``vars(obj)``: no property runs),
 lists, tuples and dicts among them, a few levels deep and a bounded number of values;
-every module of a ``torch.nn.Module`` is looked at. Reading a state never changes it.
+every module of a ``torch.nn.Module`` is looked at (:data:`DEPTH`, :data:`WIDTH` and
+:data:`BUDGET` bound the walk). Reading a state never changes it.
 """
 
 from __future__ import annotations
@@ -22,8 +23,11 @@ from ..recording.streams.digests import np_digest, np_global_digest, py_digest
 from .model import Fingerprint, GeneratorPrint
 from .twister import block_digest, next_block_digest
 
-DEPTH = 3  # attribute levels below an object given (loader -> batch_sampler -> sampler)
+# attribute levels below an object given (accelerate's loader -> batch_sampler (shard)
+# -> batch_sampler -> sampler -> generator)
+DEPTH = 4
 WIDTH = 64  # values looked at in one list, tuple or dict
+BUDGET = 10_000  # objects looked into, at most, for one fingerprint
 _SKIP = (str, bytes, int, float, bool, type(None), torch.Tensor)
 
 
@@ -77,16 +81,20 @@ def is_generator(v: Any) -> bool:
 
 def _walk(obj: Any, path: str, depth: int, found: dict[int, tuple[str, Any]],
           seen: set[int]) -> None:
-    if isinstance(obj, _SKIP) or id(obj) in seen:
+    if isinstance(obj, _SKIP):
+        return
+    if is_generator(obj):  # found again: the shorter path names it
+        key = _identity(obj)
+        if key not in found or path.count(".") < found[key][0].count("."):
+            found[key] = (path, obj)
+        return
+    if id(obj) in seen or len(seen) >= BUDGET:
         return
     seen.add(id(obj))
-    if is_generator(obj):
-        found.setdefault(_identity(obj), (path, obj))
-        return
     if isinstance(obj, torch.nn.Module):
         for name, m in obj.named_modules():
-            for attr, v in _attrs(m):
-                if not isinstance(v, torch.nn.Module):
+            for attr, v in _attrs(m):  # its own attributes, not _modules, _parameters ...
+                if not attr.startswith("_") and not isinstance(v, torch.nn.Module):
                     _walk(v, _join(path, name, attr), 1, found, seen)
         return
     if depth <= 0:
@@ -139,9 +147,10 @@ def _torch(name: str, g: torch.Generator) -> GeneratorPrint:
     if device.startswith("cuda") and len(raw) == 16:
         seed, offset = struct.unpack("<Qq", raw)
         return GeneratorPrint(name, "torch", state_text(raw, device), seed, offset=offset)
-    # mt19937 (5056 bytes): seed (u64), left, seeded (i32), next (u64), 624 words (u64)
-    seed, _, _, pos = struct.unpack_from("<QiiQ", raw, 0)
+    # mt19937 (5056 bytes): seed (u64), left, seeded (i32), next (u64), 624 words (u64);
+    # words used in the block: 625 - left (624 right after seeding: the next draw twists)
+    seed, left, _, _ = struct.unpack_from("<QiiQ", raw, 0)
     words = list(struct.unpack_from("<624Q", raw, 24))
     return GeneratorPrint(name, "torch", state_text(raw, "cpu"), seed, block_digest(words),
-                          next_block_digest(words), pos)
+                          next_block_digest(words), 625 - left)
 

@@ -5,7 +5,10 @@ Per generator of the saved fingerprint, from the strongest evidence to the weake
 - ``restored``: its state is the saved one;
 - ``drew-after-restore``: it is the saved state moved on by draws (the same Mersenne
   Twister block further on, or the next block; the same CUDA seed at a later offset; a
-  PCG64 state a known number of steps on): it was restored, then drew;
+  PCG64 state a known number of steps on): it was restored, then drew. A state that
+  goes on from both the saved one and the one before loading (within one block of
+  the twister: a checkpoint among a process's first 624 words) is told by the nearer:
+  a check made soon after the restore sees few draws since;
 - with a fingerprint taken before the checkpoint was loaded (``before``):
   ``not-restored`` when it is (or goes on from) that state, ``restored-elsewhere``
   when it is neither;
@@ -61,19 +64,22 @@ def _one(s: GeneratorPrint, now: GeneratorPrint | None, b: GeneratorPrint | None
     name = s.name
     if now is None:
         return GeneratorCheck(name, "missing", f"{name} was not found now (not reachable "
-                              "from the objects given, or CUDA not started yet): not checked")
+                              "from the objects given, not made yet, or CUDA not started): "
+                              "not checked")
     if now.digest == s.digest:
         return GeneratorCheck(name, "restored", f"{name} is in the checkpoint's state")
-    # before loading, a generator that nothing restores goes on from where it was (in
-    # the same process, that is the saved state moved on: ask it first)
-    kept = b is not None and b.digest != s.digest and words_since(b, now) is not None
-    n = None if kept else words_since(s, now)
-    if n is not None:
+    # the saved state moved on, or the state before loading moved on: the nearer one
+    # explains it (a check soon after the restore: few draws since)
+    n = words_since(s, now)
+    since = words_since(b, now) if b is not None and b.digest != s.digest else None
+    kept = since is not None and (n is None or since < n)
+    if n is not None and not kept:
         unit = "offset steps" if s.offset is not None else "words"
         first = _first_draw(log, name, s.digest)
         return GeneratorCheck(name, "drew-after-restore",
-                              f"{name} was restored, then moved {n} {unit} by draws"
-                              + (f" (the first: {first})" if first else ""))
+                              f"{name} goes on from the checkpoint's state: moved {n} "
+                              f"{unit} by draws since" + (f" (the first: {first})"
+                                                          if first else ""))
     seeded = _last_seeding(log, name)
     if kept:
         kind: CheckKind = "not-restored"
