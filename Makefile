@@ -20,8 +20,8 @@ $(STAMP): pyproject.toml constraints.txt
 	$(PY) -m pip install --quiet -c constraints.txt $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX)) torch
 	@echo "make: installing networkx, graphviz, numpy and the test and lint tools"
 	$(PY) -m pip install --quiet -c constraints.txt torch networkx graphviz xxhash numpy pytest hypothesis ruff mypy import-linter
-	@echo "make: installing transformers and peft (the tests on real models use them)"
-	$(PY) -m pip install --quiet -c constraints.txt transformers peft  # tests on real models
+	@echo "make: installing transformers, peft, accelerate and pytorch-lightning (tests on real models and the integrations)"
+	$(PY) -m pip install --quiet -c constraints.txt transformers peft accelerate pytorch-lightning
 	@echo "make: installing rngtrace itself (editable)"
 	$(PY) -m pip install --quiet -c constraints.txt --no-deps -e .
 	touch $(STAMP)

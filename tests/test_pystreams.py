@@ -255,3 +255,28 @@ def test_draws_of_the_standard_library_and_of_imports_are_not_the_programs(tmp_p
         sys.path.remove(str(pkg))
         sys.modules.pop("drawing_at_import", None)
     assert [(d.op, d.generator) for d in log.draws] == [("random.random", "python:random")]
+
+
+def test_every_seeding_of_the_program_is_an_event_before_the_first_draw_too():
+    """``random.setstate``/``seed`` before random's first draw, a ``Random`` reseeded
+    before its first draw (not its construction: that seeds its first state), and a
+    reseed that changes nothing, which says so."""
+    state = random.getstate()
+    rng = random.Random(0)
+    with rngtrace.record() as log:
+        random.setstate(state)
+        random.seed(0)
+        fresh = random.Random(1)  # constructed: seeded, no event
+        rng.seed(5)
+        rng.setstate(rng.getstate())
+        np.random.seed(0)
+        np.random.seed(0)
+        fresh.random()
+    assert [(e.generator, e.detail) for e in log.events] == [
+        ("python:random", "random.setstate(<state>) (state unchanged)"),
+        ("python:random", "random.seed(0)"),
+        ("python:Random#1", "random.seed(5)"),
+        ("python:Random#1", "random.setstate(<state>) (state unchanged)"),
+        ("numpy:global", "numpy.random.seed(0)"),
+        ("numpy:global", "numpy.random.seed(0) (state unchanged)")]
+    assert [d.generator for d in log.draws] == ["python:Random#2"]

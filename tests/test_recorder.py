@@ -521,3 +521,53 @@ def test_manual_seed_imported_before_the_window_is_explained():
         "torch.cuda.manual_seed_all(5) (the inner call of torch.manual_seed, imported "
         "before the window")
     assert [e.kind for e in log.events] == ["reseed", "gap"]  # the CPU reseed: a gap
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="CUDA calls do something here")
+def test_cuda_seeding_calls_without_cuda_are_no_event_of_the_cpu():
+    """On a CPU-only machine ``torch.cuda.manual_seed_all`` is queued for a CUDA that
+    never starts and ``set_rng_state_all([])`` sets nothing (Lightning calls both)."""
+    with rngtrace.record() as log:
+        torch.cuda.manual_seed_all(3)
+        torch.cuda.manual_seed(1)
+        torch.cuda.set_rng_state_all([])
+        torch.rand(1)
+    assert log.events == [] and not torch.cuda.is_initialized()
+
+
+def test_a_state_set_back_is_marked_and_a_state_from_elsewhere_is_not():
+    with rngtrace.record() as log:
+        saved = torch.get_rng_state()  # isolate_rng, fork_rng: read, then set back
+        torch.rand(2)
+        torch.set_rng_state(saved)
+        torch.set_rng_state(saved)  # again: changes nothing
+        torch.rand(2)
+        torch.set_rng_state(saved.clone())  # another object: a restore (from a file...)
+    call = "torch.set_rng_state(<state of 5056 bytes>)"
+    assert [(e.before, e.detail) for e in log.events] == [
+        (1, call + rngtrace.log.SET_BACK), (1, call + rngtrace.log.SET_BACK + " (state "
+                                            "unchanged)"), (2, call)]
+
+
+def test_an_explicit_generator_reseeded_between_draws_is_a_reseed_event():
+    """accelerate's SeedableRandomSampler calls ``generator.manual_seed(seed + epoch)``
+    at each epoch: Generator methods cannot be wrapped; the next draw tells the new
+    state from a seeded one. Another change (``set_state``) stays a gap."""
+    g = torch.Generator().manual_seed(1)
+    with rngtrace.record() as log:
+        torch.randperm(4, generator=g)
+        g.manual_seed(43)
+        torch.randperm(4, generator=g)
+        g.set_state(torch.Generator().manual_seed(5).get_state())
+        torch.rand(1, generator=g)
+        torch.rand(1, generator=g)
+        g.set_state(g.get_state())  # the same state: nothing to see
+        torch.rand(3, generator=g)
+        other = torch.Generator().manual_seed(7)
+        torch.rand(9, generator=other)
+        g.set_state(other.get_state())  # a state seeded with 7, moved by 9 draws
+        torch.rand(1, generator=g)
+    assert [(e.kind, e.generator, e.before, e.detail.split(" (")[0]) for e in log.events] == [
+        ("reseed", "generator:1", 1, "Generator.manual_seed(43)"),
+        ("reseed", "generator:1", 2, "Generator.manual_seed(5)"),  # a freshly seeded state
+        ("gap", "generator:1", 6, "state changed with no traced draw")]

@@ -142,7 +142,8 @@ class Event:
             when noticed as the window closed).
         site: the user code that made the call, when known.
         detail: a readable description (the function called, the seed); a reseed
-            that left every generator as it was ends with :data:`UNCHANGED`.
+            that left every generator as it was ends with :data:`UNCHANGED`; a
+            ``set_rng_state`` of a state read in the same window carries :data:`SET_BACK`.
     """
 
     kind: EventKind
