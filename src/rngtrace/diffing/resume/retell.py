@@ -5,8 +5,7 @@ stream that the resumed run did not restore starts from another state, which it 
 "another seed" (the processes' seeds at the windows' start, which a ``manual_seed``
 replaced long before step K), "a state change inside one run" (the restore itself) or
 "moved with nothing recorded". :func:`retell` puts the restore analysis's sentence in
-place of such a cause, so that the report tells one story; and a ``RandomSampler``'s
-extra permutation at an epoch's end is not a data-dependent loop.
+place of such a cause, so that the report tells one story.
 """
 
 from __future__ import annotations
@@ -18,9 +17,6 @@ from .model import Finding
 
 # what the ordinary diff calls a stream that starts from another state
 _START: tuple[CauseKind, ...] = ("seed", "state", "unknown")
-_SAMPLER = ("RandomSampler draws its last permutation when the loop asks for the batch "
-            "after an epoch's last: an epoch that ends inside the compared steps in one run "
-            "only draws once more there; a consequence, not a cause.")
 
 
 def retell(d: Diff, starts: list[Finding]) -> Diff:
@@ -37,8 +33,6 @@ def retell(d: Diff, starts: list[Finding]) -> Diff:
         if f is not None and c.kind in _START and at_start:
             c = dataclasses.replace(c, summary=f.text, detail="",
                                     consequence=c.consequence or f.kind == "consequence")
-        elif c.kind == "count" and "RandomSampler" in c.summary:
-            c = dataclasses.replace(c, detail=_SAMPLER)
         causes.append(c)
     causes.sort(key=_consequence_last)
     return dataclasses.replace(d, causes=tuple(causes))
