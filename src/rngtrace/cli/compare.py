@@ -61,7 +61,8 @@ in it. An absolute PROGRAM path inside the tree is run from each side's copy. Bo
 runs use this Python; each side's top directory (and its src/, if any) comes first on
 PYTHONPATH, so that its packages are the ones imported. --steps N ends each run after
 step N (as 'rngtrace run --steps N' does). The logs are kept only with -o DIR, named
-after the sides (DIR/HEAD~1.rngtrace.jsonl). Exit code: 0 identical, 1 different, 2
+after the sides (DIR/HEAD~1.rngtrace.jsonl). Exit code: 0 identical (or differing only by
+streams one side adds, as rngtrace diff says), 1 different, 2
 error (including a run that failed: the report then starts with the failure)."""
 
 
@@ -190,7 +191,7 @@ def _compare(args: argparse.Namespace, program: Program, settings: Settings, rep
     emit(d, args.json)
     if failed:
         return ERROR
-    return OK if d.identical else DIFFERENT
+    return OK if d.agrees else DIFFERENT
 
 
 def check_output_dir(verb: str, out: str, files: list[str]) -> None:

@@ -30,7 +30,8 @@ never used, and the aligned hunks. With --resumed-at K, B is A resumed from a ch
 saved after optimizer step K: B's construction and loading are skipped, its training is
 compared with A's from step K, and every generator B did not restore is named. DataLoader
 workers that drew identical streams from a copied generator are flagged. Exit code: 0
-identical, 1 different, 2 error."""
+identical (or differing only by streams one run adds, drawn into what only it has, which
+move nothing both runs have), 1 different, 2 error."""
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -74,7 +75,7 @@ def run(args: argparse.Namespace) -> int:
             for label, log in zip(labels, (a, b), strict=True):
                 for c in copied_streams(log):
                     print(printable(f"{label}: {c.line()}"))
-    return OK if d.identical else DIFFERENT
+    return OK if d.agrees else DIFFERENT
 
 
 def report_width(asked: int | None) -> int:
