@@ -327,16 +327,14 @@ class Bench:
     def stable(self) -> None:
         bench = "6. stable_init, GPT-2-small-sized model"
         try:
-            from bench_stable import GPT2Config, bench_stable_init
-        except ImportError as e:
+            from bench_stable import stable_rows
+            rows = stable_rows(self.quick)
+        except (ImportError, RuntimeError) as e:
             self.add(bench, "stable_init", None, "s", note=f"not available ({e})")
             return
-        c = GPT2Config(vocab=100, positions=16, dim=16, layers=1, heads=2) if self.quick \
-            else GPT2Config()
-        plain, stable = bench_stable_init(repeats=1 if self.quick else 3, config=c)
-        self.add(bench, "plain construction", plain, "s", samples=1 if self.quick else 3)
-        self.add(bench, "stable_init", stable, "s", stable / plain, "plain",
-                 samples=1 if self.quick else 3)
+        for what, seconds, ratio, n in rows:  # each ratio: against the plain row above it
+            self.add(bench, what, seconds, "s", ratio, "plain" if ratio else "", samples=n,
+                     note="" if seconds is not None else "not run with --quick")
 
     # -- 7. compiled training step (docs/compile.md) -------------------------------------
     def compiled(self) -> None:

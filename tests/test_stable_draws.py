@@ -38,7 +38,7 @@ class Big(nn.Module):
 
 def test_a_big_draw_is_made_in_blocks_each_from_its_own_stream():
     m = stable_init(Big, seed=0)
-    # 1,048,640 values = one block of 1,048,576 and one of 64
+    # BLOCK + 64 values: one block of BLOCK (262,144) and one of 64
     assert torch.equal(m.table.detach().view(-1), _normal_blocks("table", 0, BLOCK + 64))
     # randn is normal_(0, 1) on a fresh tensor, so a big one is drawn the same way
     assert torch.equal(m.noise.detach(), _normal_blocks("noise", 0, BLOCK + 3))

@@ -22,7 +22,7 @@ MODELS = textwrap.dedent('''\
     class Block(nn.Module):
         def __init__(self):
             super().__init__()
-            self.emb = nn.Embedding(1100, 1024)  # 1,126,400 values: two blocks
+            self.emb = nn.Embedding(1100, 1024)  # 1,126,400 values: 5 blocks
             self.odd = nn.Linear(5, 3)           # 3 rows on 2 ranks: 2 and 1
             self.proj = nn.Linear(1024, 8)
             self.norm = nn.LayerNorm(8)
@@ -145,13 +145,18 @@ def test_each_rank_draws_the_blocks_its_shard_touches(job):
         assert all(d.generator.startswith("stable:") for d in log.draws)
         assert {d.site for d in log.draws} == {"models.py:21", "models.py:23",
                                                 "models.py:24", "models.py:25"}
-    # emb.weight (1100 x 1024) is cut after row 550, element 563,200, in block 0: rank 0
-    # draws block 0 (1,048,576 values); rank 1 block 0 too and block 1 (77,824 values)
+    # emb.weight (1100 x 1024, 1,126,400 values) is cut after row 550, element 563,200, in
+    # block 2 (blocks of 262,144: 0-1 before the cut, 3 and the last, 77,824 long, after)
     emb = [[(d.generator, d.numel) for d in log.draws if d.generator.startswith(
         "stable:blocks.0.emb.")] for log in logs]
-    assert emb == [[("stable:blocks.0.emb.weight@0", 1_048_576)],
-                   [("stable:blocks.0.emb.weight@0", 1_048_576),
-                    ("stable:blocks.0.emb.weight@0/1", 77_824)]]
+    name = "stable:blocks.0.emb.weight@0"
+    assert emb == [[(name, 262_144), (f"{name}/1", 262_144), (f"{name}/2", 262_144)],
+                   [(f"{name}/2", 262_144), (f"{name}/3", 262_144), (f"{name}/4", 77_824)]]
+    # the blocks a rank holds whole are drawn into its shard (the parameter), a block
+    # cut by the shard's edge into a buffer
+    assert [[d.target for d in log.draws if d.generator.startswith(name)] for log in logs] == [
+        ["blocks.0.emb.weight", "blocks.0.emb.weight", None],
+        [None, "blocks.0.emb.weight", "blocks.0.emb.weight"]]
     # the normal_ after the resamples is the key's third draw into the tensor on both
     # ranks, whatever the number of resamples each needed
     after = [[d for d in log.draws if d.generator == "stable:blocks.0.proj.weight@0#2"]

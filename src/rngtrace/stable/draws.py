@@ -35,7 +35,7 @@ from ..recording.basics.generators import default_generator, given_name
 from ..recording.oplevel import ops
 from . import streams
 
-BLOCK = 1 << 20  # elements per block of a big element-wise draw (4 MiB of float32)
+BLOCK = 1 << 18  # elements per block of a big element-wise draw (1 MiB of float32)
 
 _A = torch.ops.aten
 # in place, element-wise: (self, scalars..., generator)
