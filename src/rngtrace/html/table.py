@@ -117,10 +117,13 @@ def draw_table(log: Log, label: str, strings: Strings, node_of: Callable[[Draw],
     sig: list[int] = []
     steps: list[list[int]] = []
     step = None
+    texts: dict[int, str] = {}  # a loaded log shares one args dict between equal ones
     for r, d in enumerate(rows):
-        # the args dict is shared between draws with equal arguments (a loaded log)
+        args = texts.get(id(d.args))
+        if args is None:
+            args = texts[id(d.args)] = args_text(d.args)
         key = (d.op, d.model, d.module, d.module_type, d.target, d.shape, d.generator,
-               d.phase, d.site, d.code, id(d.args), d.api, d.numel, d.consumed,
+               d.phase, d.site, d.code, args, d.api, d.numel, d.consumed,
                d.discarded, d.copied, d.replay, d.worker, d.dtype)
         n = keys.get(key)
         if n is None:
