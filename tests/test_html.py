@@ -19,7 +19,7 @@ from rngtrace.cli import main
 from rngtrace.html import save, to_html
 from rngtrace.html.escape import esc, json_data
 from rngtrace.html.page import FIRST_LINE, static
-from rngtrace.html.table import chosen, draw_table, Strings
+from rngtrace.html.table import Strings, chosen, draw_table
 from rngtrace.html.tree import Tree, render
 
 
