@@ -51,7 +51,7 @@ def _relations(rows: Sequence[Relation]) -> str:
         "name", "relation", "ranks grouped by equal draws", "draws", "placement", "verdict",
         "why", "meaning"))
     body = "".join(
-        f'<tr class="{esc(r.verdict)}"><td class="mono">{esc(r.name)}</td>'
+        f'<tr class="v-{esc(r.verdict)}"><td class="mono">{esc(r.name)}</td>'
         f"<td>{esc(r.relation)}</td><td>"
         + esc(" | ".join(",".join(map(str, g)) for g in r.groups))
         + f'</td><td class="num">{r.draws:,}</td><td>{esc(r.placement)}</td>'
