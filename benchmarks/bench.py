@@ -207,19 +207,20 @@ class Bench:
         neighbouring steps see the same machine, which windows of 10 steps do not.
         ``level="module"``: the light mode, paused (its wrapper passes calls through);
         ``"op"``: ``record()``, its dispatch mode inactive (a bare pass-through mode)."""
-        # what record(level=...) opens
-        from rngtrace.recording.modulelevel import ModuleRecorder
-        from rngtrace.recording.oplevel import Recorder
+        # what record(level=...) opens, the light mode with a pause (see pausing.py)
+        from pausing import PausableModuleRecorder
+
+        from rngtrace.recording.oplevel.recorder import Recorder
 
         def pause(on: bool) -> None:
-            if isinstance(window, ModuleRecorder):
-                window._set_paused(not on)
+            if isinstance(window, PausableModuleRecorder):
+                window.set_paused(not on)
             else:
                 window._mode.active = on
 
         paused: list[float] = []
         resumed: list[float] = []
-        window = ModuleRecorder() if level == "module" else Recorder()
+        window = PausableModuleRecorder() if level == "module" else Recorder()
         with window:
             tr.step()
             for i in range(pairs):

@@ -24,7 +24,10 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from models import EncoderConfig, EncoderTrainer
 
 import rngtrace
-from rngtrace.recording import generators, naming, oplevel, window
+from rngtrace.recording.basics import generators
+from rngtrace.recording.oplevel import naming
+from rngtrace.recording.oplevel import recorder as oplevel
+from rngtrace.recording.window import sinks
 
 PARTS = ("stack walk", "state reads", "digest", "Draw", "sink", "names")
 
@@ -69,8 +72,8 @@ def main(argv: list[str]) -> int:
     wrap(generators.Slot, "raw", "state reads")
     wrap(generators, "state_text", "digest")
     wrap(oplevel, "Draw", "Draw")
-    wrap(window.MemorySink, "draw", "sink")
-    wrap(window.MemorySink, "draws", "sink")
+    wrap(sinks.MemorySink, "draw", "sink")
+    wrap(sinks.MemorySink, "draws", "sink")
     wrap(naming.Names, "claim", "names")
     wrap(naming.Names, "now", "names")
     if hasattr(oplevel.Recorder, "_write"):  # draws described at the optimizer step

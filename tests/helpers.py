@@ -87,7 +87,7 @@ def record_story(variant: str = "original", *, seed: int = 0, steps: int = 1,
 def count_reads(monkeypatch: Any) -> list[int]:
     """Count the light mode's generator reads from now on (the test's end undoes it):
     ``[n]``, which the caller may reset."""
-    from rngtrace.recording import generators
+    from rngtrace.recording.basics import generators
 
     reads = [0]
     read = generators.DefaultGen.read

@@ -1,5 +1,6 @@
-"""The recorders' ``nn.Module.__call__`` wrapper (``rngtrace.recording.calls``): in place only
-during the window, no global module hooks (no slow path), transparent, compile-safe."""
+"""The recorders' ``nn.Module.__call__`` wrapper (``rngtrace.recording.window.calls``): in
+place only during the window, no global module hooks (no slow path), transparent,
+compile-safe."""
 
 from __future__ import annotations
 

@@ -21,7 +21,7 @@ from torch import nn
 from torch.utils.checkpoint import checkpoint
 
 import rngtrace
-from rngtrace.recording.compiled import split_fqn
+from rngtrace.recording.compiled.seedmaps import split_fqn
 
 needs_cxx = pytest.mark.skipif(shutil.which("g++") is None and shutil.which("c++") is None,
                                reason="Inductor on CPU needs a C++ compiler")
@@ -305,13 +305,13 @@ def test_inductor_on_cuda_is_transparent_and_named():
 def test_eager_draws_after_a_compile_elsewhere_are_not_taken_for_compiled(monkeypatch):
     # once dynamo has compiled anything in the process, each draw asks whether compiled
     # code runs it; an eager draw is then still noted and written at the step, in a batch
-    from rngtrace.recording import window
+    from rngtrace.recording.window import sinks
 
     torch.compile(lambda x: torch.sin(x) + 1, backend="eager")(torch.ones(3))
     assert dynamo_utils.counters["stats"]["unique_graphs"] > 0
     batches: list[int] = []
-    draws = window.MemorySink.draws
-    monkeypatch.setattr(window.MemorySink, "draws",
+    draws = sinks.MemorySink.draws
+    monkeypatch.setattr(sinks.MemorySink, "draws",
                         lambda self, ds: (batches.append(len(ds)), draws(self, ds))[1])
     net = nn.Sequential(nn.Linear(4, 4), nn.Dropout(0.5), nn.Dropout(0.5))
     opt = torch.optim.SGD(net.parameters(), lr=0.1)
@@ -322,3 +322,49 @@ def test_eager_draws_after_a_compile_elsewhere_are_not_taken_for_compiled(monkey
     assert [d.module for d in log.draws] == ["1", "2", "1", "2"]
     assert all(d.graph is None for d in log.draws)
     assert batches == [2, 2]  # one write per step, not one per draw
+
+
+# A fresh process: opening windows and stable_init import none of torch's compiler
+# stack; a program that first compiles inside a window gets it all the same (dynamo's
+# guard around the dispatch mode back, Inductor's seed maps installed as it loads).
+_FRESH = '''
+import sys
+import torch
+from torch import nn
+import rngtrace
+from rngtrace.recording.oplevel.mode import RecordingMode
+
+def wrapped():  # torch's dynamo-disabling wrapper around the mode's __torch_dispatch__
+    return hasattr(RecordingMode.__dict__["__torch_dispatch__"], "__wrapped__")
+
+torch.manual_seed(0)
+net = nn.Sequential(nn.Linear(4, 4), nn.Dropout(0.5))
+with rngtrace.record():
+    net(torch.ones(2, 4))
+    print("own dispatch in the window:", not wrapped())
+with rngtrace.record(level="module"):
+    net(torch.ones(2, 4))
+rngtrace.stable_init(lambda: nn.Linear(4, 4), seed=0)
+print("loaded:", [m for m in ("torch._dynamo", "torch._inductor") if m in sys.modules])
+print("wrapped after:", wrapped())
+with rngtrace.record() as log:
+    fn = torch.compile(net)
+    print("wrapped once dynamo is imported:", wrapped())
+    fn(torch.ones(2, 4))
+print([(d.op, d.module, d.graph) for d in log.draws if d.graph is not None])
+'''
+
+
+@needs_cxx
+@pytest.mark.slow
+def test_no_compiler_stack_is_imported_until_the_program_compiles(tmp_path):
+    import subprocess
+    import sys
+
+    script = tmp_path / "fresh.py"
+    script.write_text(_FRESH)
+    out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
+                         timeout=300, check=True).stdout.splitlines()
+    assert out == ["own dispatch in the window: True", "loaded: []", "wrapped after: True",
+                   "wrapped once dynamo is imported: True",
+                   "[('aten::native_dropout', '1', '0/0:forward')]"]

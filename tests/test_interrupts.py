@@ -135,7 +135,8 @@ def _check_interrupt_at(level: str, k: int, plain: set[bytes], path: str) -> Non
 # runs there, at its first run; the slow one every line of recording/ (the per-draw code
 # too: naming, frames, ops, paths), at its first run and at its last.
 LIFECYCLE = {"window.py", "patches.py", "mode.py", "calls.py", "hooks.py", "reseed.py",
-             "__init__.py", "pystreams.py", "pypatches.py", "workers.py", "distributed.py"}
+             "__init__.py", "pystreams.py", "pypatches.py", "workers.py", "distributed.py",
+             "records.py", "digests.py", "sinks.py", "claims.py", "header.py", "notes.py"}
 
 
 # A KeyboardInterrupt in a weakref callback (naming forgets freed temporaries) is printed

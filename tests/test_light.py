@@ -196,7 +196,7 @@ def _steps(net: nn.Module, n: int, learn: int, monkeypatch: pytest.MonkeyPatch,
            between=None) -> tuple[rngtrace.Log, list[int]]:
     """n forward passes (steps counted by hand), and the generator reads of each."""
     from helpers import count_reads
-    from rngtrace.recording import modulelevel
+    from rngtrace.recording.modulelevel import recorder as modulelevel
 
     monkeypatch.setattr(modulelevel.ModuleRecorder, "learn_after", learn)
     reads = count_reads(monkeypatch)
@@ -362,13 +362,13 @@ def test_reseed_is_an_event_not_a_draw():
 
 
 def test_records_written_in_batches_keep_their_order_with_events(tmp_path, monkeypatch):
-    """Records are handed to the sink at optimizer steps, every _BATCH records and before
+    """Records are handed to the sink at optimizer steps, every BATCH records and before
     each event: with no optimizer and a batch of 3, a file and memory get the same log,
     the reseed event between the draws it separates."""
-    from rngtrace.recording import modulelevel as _light
-    from rngtrace.recording.generators import state_text
+    from rngtrace.recording.basics.generators import state_text
+    from rngtrace.recording.window import notes
 
-    monkeypatch.setattr(_light, "_BATCH", 3)
+    monkeypatch.setattr(notes, "BATCH", 3)
     net = Noisy()
 
     def run(path=None) -> rngtrace.Log:
@@ -398,7 +398,7 @@ def test_records_written_in_batches_keep_their_order_with_events(tmp_path, monke
 def test_a_recorder_failure_is_an_error_event_and_changes_nothing(monkeypatch):
     """Reading the generators fails from the first step on: module calls, optimizer
     steps and the window's end go on, with the same losses, and the log says so."""
-    from rngtrace.recording.generators import DefaultGen
+    from rngtrace.recording.basics.generators import DefaultGen
 
     def run(broken: bool) -> tuple[list[float], rngtrace.Log | None]:
         torch.manual_seed(3)

@@ -424,7 +424,7 @@ def test_forked_dataloader_workers_do_not_write_into_the_file(tmp_path):
     back = rngtrace.load(path)  # the workers inherit the mode and the file, yet write nothing
     # the parent drew once: random_ for the workers' base seed; the workers' 4 rand calls
     # happen in other processes, on their own copies of the generator, and reach the file
-    # through their parts, written by the parent when the window closes (recording.workers)
+    # through their parts, written by the parent when the window closes (recording.streams.workers)
     assert [(d.op, d.worker) for d in back.draws] == [
         ("aten::random_", None), ("aten::rand", 0), ("aten::rand", 0), ("aten::rand", 1),
         ("aten::rand", 1)]

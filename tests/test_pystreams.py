@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 import rngtrace
-from rngtrace.recording import pypatches, pystreams
+from rngtrace.recording.streams import digests, pypatches, pystreams
 
 
 class Augment(nn.Module):
@@ -162,7 +162,7 @@ def test_numpy_generator_is_read_at_module_boundaries_and_counts_words():
         ("numpy:Generator#1", "0", "Jitter", 1, {"held_by": "Jitter.rng"}),
         ("numpy:Generator#2", None, None, 5, {}),
     ]
-    assert gen[0].state_before == pystreams.np_digest(np.random.default_rng(3)
+    assert gen[0].state_before == digests.np_digest(np.random.default_rng(3)
                                                       .bit_generator.state)
 
 
@@ -171,10 +171,10 @@ def test_pcg64_words_is_the_number_of_outputs():
     s0 = g.bit_generator.state
     g.random(1000)
     g.integers(0, 2**40, size=17)  # 64-bit draws: one word each
-    assert pystreams.pcg64_words(s0, g.bit_generator.state) == 1017
-    assert pystreams.pcg64_words(s0, s0) == 0
+    assert digests.pcg64_words(s0, g.bit_generator.state) == 1017
+    assert digests.pcg64_words(s0, s0) == 0
     other = np.random.Generator(np.random.MT19937(0)).bit_generator.state
-    assert pystreams.pcg64_words(other, other) is None
+    assert digests.pcg64_words(other, other) is None
 
 
 def test_a_patch_replaced_by_other_code_is_left_in_place_with_a_warning():

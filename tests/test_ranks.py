@@ -16,7 +16,7 @@ import helpers
 import rngtrace
 from rngtrace.cli import DIFFERENT, ERROR, OK, main
 from rngtrace.log import Draw, Log
-from rngtrace.recording.distributed import rank_path
+from rngtrace.recording.window.distributed import rank_path
 
 
 class Net(nn.Module):

@@ -311,7 +311,7 @@ pytest_plugins = ["pytester"]
 ])
 def test_light_mode_learned_quiet_calls_change_no_record(build, train, monkeypatch):
     from helpers import count_reads
-    from rngtrace.recording import modulelevel
+    from rngtrace.recording.modulelevel import recorder as modulelevel
 
     reads = count_reads(monkeypatch)
     logs, counts = {}, {}

@@ -11,7 +11,7 @@ from torch import nn
 from torch.utils._python_dispatch import _get_current_dispatch_mode
 
 import rngtrace
-from rngtrace.recording import ops as _ops
+from rngtrace.recording.oplevel import ops as _ops
 
 # TinyViT(dim=16, depth=2) draws, per variant, while it is built:
 #   embed 2 (weight, bias) + pos 1 (trunc_normal_, std 0.02: nothing is rejected

@@ -14,14 +14,17 @@ from torch.utils._python_dispatch import TorchDispatchMode
 
 import rngtrace
 import untouched
-from rngtrace.recording import modulelevel, oplevel, reseed
-from rngtrace.recording import window as win
-from rngtrace.recording.generators import DefaultGen, Generators
-from rngtrace.recording.modulelevel import ModuleRecorder
-from rngtrace.recording.naming import Names
-from rngtrace.recording.oplevel import Recorder
-from rngtrace.recording.patches import Patches
-from rngtrace.recording.window import MemorySink, Window
+from rngtrace.recording.basics.generators import DefaultGen, Generators
+from rngtrace.recording.basics.patches import Patches
+from rngtrace.recording.modulelevel import recorder as modulelevel
+from rngtrace.recording.modulelevel.recorder import ModuleRecorder
+from rngtrace.recording.oplevel import recorder as oplevel
+from rngtrace.recording.oplevel.naming import Names
+from rngtrace.recording.oplevel.recorder import Recorder
+from rngtrace.recording.window import reseed
+from rngtrace.recording.window import window as win
+from rngtrace.recording.window.sinks import MemorySink
+from rngtrace.recording.window.window import Window
 
 LEVELS = ["op", "module"]
 SEEDING = len(untouched._seeding())  # the public seeding functions wrapped (18)
@@ -30,12 +33,13 @@ SEEDING = len(untouched._seeding())  # the public seeding functions wrapped (18)
 # Patches.replace: torch.distributed.destroy_process_group first (the rank's backend),
 # nn.Module.__call__, the seeding functions, then random's and NumPy's functions. Patches.hook:
 # op: 3 registration hooks (naming) + the optimizer step; module: 1 + the step.
+# Patches.after_import: what compiled code needs, when Inductor is (or gets) imported.
 _COMMON = [
     (win, "claim_window", 1), (win, "header", 1), (MemorySink, "start", 1),
     (win, "patch_calls", 1), (win, "watch_reseeds", 1),
     (Patches, "replace", 1), (Patches, "replace", 2), (Patches, "replace", 3),
     (Patches, "replace", 2 + SEEDING), (Patches, "replace", 3 + SEEDING),
-    (Patches, "replace", 10 + SEEDING),
+    (Patches, "replace", 10 + SEEDING), (Patches, "after_import", 1),
 ]
 STEPS = {
     "op": [*_COMMON, (oplevel, "default_generators", 1),

@@ -19,7 +19,8 @@ from torch.utils._python_dispatch import _get_current_dispatch_mode_stack
 from torch.utils.data._utils import fetch as _fetch
 
 import rngtrace
-from rngtrace.recording import pypatches, reseed, window
+from rngtrace.recording.streams import pypatches
+from rngtrace.recording.window import claims, reseed
 
 
 def _hook_counts() -> tuple[int, ...]:
@@ -66,11 +67,13 @@ class Snapshot:
     hooks: tuple[int, ...]
     modes: list[Any]
     rng: torch.Tensor
+    finders: list[Any]  # sys.meta_path (a window watches imports of the compiler stack)
 
     @classmethod
     def take(cls) -> Snapshot:
         return cls(nn.Module.__call__, _seeding() | _others(), _hook_counts(),
-                   _get_current_dispatch_mode_stack(), torch.get_rng_state())
+                   _get_current_dispatch_mode_stack(), torch.get_rng_state(),
+                   list(sys.meta_path))
 
     def problems(self, rng: bool = True) -> list[str]:
         """What differs from now (empty when torch is as it was); ``rng=False`` leaves
@@ -85,9 +88,12 @@ class Snapshot:
         if len(now.modes) != len(self.modes) or any(
                 a is not b for a, b in zip(now.modes, self.modes, strict=False)):
             out.append(f"dispatch modes {self.modes} -> {now.modes}")
+        if len(now.finders) != len(self.finders) or any(
+                a is not b for a, b in zip(now.finders, self.finders, strict=False)):
+            out.append(f"sys.meta_path {self.finders} -> {now.finders}")
         if rng and not torch.equal(now.rng, self.rng):
             out.append("default generator moved")
-        if window.active_window() is not None:
+        if claims.active_window() is not None:
             out.append("a window is still claimed")
         return out
 

@@ -70,7 +70,7 @@ class Draw:
             second instance) when several were seen; None outside modules.
         discarded: the tensor drawn into was replaced later (e.g. a weight before tying).
         worker: the DataLoader worker that drew (its id), None in the window's own
-            process (see :mod:`rngtrace.recording.workers`).
+            process (see :mod:`rngtrace.recording.streams.workers`).
         copied: the module drawn into was deep-copied into the model and is not in it
             itself (``nn.TransformerEncoder``'s layer, ``copy.deepcopy`` while building):
             ``module``, ``target`` and ``model`` name the first copy.
@@ -84,7 +84,7 @@ class Draw:
         replay: the draw repeats an earlier one from a saved state (an activation
             checkpoint's recompute in backward): same values, nothing consumed.
 
-    Python and NumPy draws (:mod:`rngtrace.recording.pystreams`) use the same fields:
+    Python and NumPy draws (:mod:`rngtrace.recording.streams.pystreams`) use the same fields:
     ``op`` is the function (``random.gauss``, ``numpy.random.normal``), ``generator``
     ``python:random``, ``python:Random#N``, ``numpy:global`` or ``numpy:Generator#N``,
     ``module`` is ``Class.method`` for a Dataset method that drew.
@@ -136,7 +136,7 @@ class Event:
             restored state), ``"error"`` (the recorder failed to describe a draw),
             ``"compiled"`` (what the recorder saw of a compiled graph) or, in the light
             mode, ``"unread"`` (the next record of a module may hold draws of calls that
-            were not read: see :mod:`rngtrace.recording.modulelevel`).
+            were not read: see :mod:`rngtrace.recording.modulelevel.recorder`).
         generator: the generator concerned.
         before: index of the first draw that saw the changed state (``len(log.draws)``
             when noticed as the window closed).

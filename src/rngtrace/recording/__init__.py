@@ -1,13 +1,40 @@
 """Recording: the window around a block of PyTorch code, at op level or module level.
 
-:func:`record` is the entry point. The op level (:mod:`.oplevel`) sees every random
-kernel through a dispatch mode (:mod:`.mode`, :mod:`.ops`); the module level
-(:mod:`.modulelevel`) reads generator states around module calls. Both are a
-:class:`~.window.Window` (claiming, opening and closing, steps, reseeds, usage, errors),
-and share the module-call wrapper (:mod:`.calls`), the global hooks (:mod:`.hooks`),
-reseed watching (:mod:`.reseed`), every change to torch's globals (:mod:`.patches`),
-generator reads (:mod:`.generators`), the stack walk (:mod:`.frames`) and the naming of
-modules and parameters (:mod:`.naming`).
+:func:`record` is the entry point; it opens a :class:`~.window.window.Window` of one of
+two levels. docs/architecture.md tells the life of a window, its interrupt model, the
+rooms below and the words the code uses. The package map, one room a concern:
+
+- ``oplevel/``, the op level (``record()``): :mod:`~.oplevel.recorder` (the
+  :class:`Recorder`, what it notes at each draw), :mod:`~.oplevel.mode` (the dispatch
+  mode), :mod:`~.oplevel.ops` (which ops draw, their arguments), :mod:`~.oplevel.naming`
+  (module paths and state_dict keys, also during construction).
+- ``modulelevel/``, the light mode (``record(level="module")``):
+  :mod:`~.modulelevel.recorder` (generator states read around module calls),
+  :mod:`~.modulelevel.quiet` (learned quiet calls), :mod:`~.modulelevel.paths` (calls
+  skipped, names of called modules).
+- ``window/``, the window core both levels share: :mod:`~.window.window` (opening,
+  stopping, teardown, the one ``nn.Module.__call__`` wrapper, steps, reseeds, errors),
+  :mod:`~.window.notes` (the note buffer), :mod:`~.window.sinks` (memory or file),
+  :mod:`~.window.claims` (one window per process), :mod:`~.window.header` (the log's
+  header), :mod:`~.window.calls` (patching ``nn.Module.__call__``),
+  :mod:`~.window.reseed` (seeding functions), :mod:`~.window.distributed` (ranks,
+  per-rank file names, :func:`job_path`).
+- ``streams/``, Python's and NumPy's generators: :mod:`~.streams.pystreams` (the streams
+  of one window), :mod:`~.streams.pypatches` (wrappers on ``random`` and NumPy),
+  :mod:`~.streams.workers` (DataLoader workers' parts), :mod:`~.streams.records` (what a
+  record says), :mod:`~.streams.digests` (state digests).
+- ``compiled/``, ``torch.compile``-d code: :mod:`~.compiled.seedmaps` (Inductor's seed
+  maps, the graph running), :mod:`~.compiled.draws` (naming compiled draws),
+  :mod:`~.compiled.runs` (what the op level writes while compiled code runs),
+  :mod:`~.compiled.loaded` (what of the compiler stack is loaded; keeping it unloaded).
+- ``basics/``, used by every room, importing none: :mod:`~.basics.patches` (every change
+  to torch's globals, undone together), :mod:`~.basics.imports` (acting when a module
+  is imported), :mod:`~.basics.hooks` (global hooks), :mod:`~.basics.frames` (the stack
+  walk), :mod:`~.basics.places` (whose code a file holds), :mod:`~.basics.generators`
+  (reading generator states), :mod:`~.basics.identity` (storages and model labels).
+
+The levels import the window core, which installs what the streams and compile rooms
+patch; the basics serve all. An import-linter contract (``make lint``) keeps it so.
 """
 
 from __future__ import annotations
@@ -15,11 +42,13 @@ from __future__ import annotations
 import os
 
 from ..errors import RecordError
-from .distributed import job_path as job_path  # public: rngtrace run names its file with it
-from .oplevel import Recorder
-from .window import Sink, Window
+from .modulelevel.recorder import ModuleRecorder
+from .oplevel.recorder import Recorder
+from .window.distributed import job_path
+from .window.sinks import Sink
+from .window.window import Window
 
-__all__ = ["Recorder", "Window", "record"]
+__all__ = ["Recorder", "Window", "job_path", "record"]
 
 
 def record(
@@ -62,12 +91,12 @@ def record(
         steps: stop recording after this many optimizer steps.
         path: stream the log to this file as it is recorded (see :mod:`rngtrace.logfile`).
             In a torch.distributed job each rank writes its own file,
-            ``<stem>.rank<R>.rngtrace.jsonl`` (see :mod:`rngtrace.recording.distributed`).
+            ``<stem>.rank<R>.rngtrace.jsonl`` (see :mod:`rngtrace.recording.window.distributed`).
         level: ``"op"`` records every random kernel call; ``"module"`` is the light
-            mode for whole trainings (see :mod:`rngtrace.recording.modulelevel`).
+            mode for whole trainings (see :mod:`rngtrace.recording.modulelevel.recorder`).
         python_rng: also record draws from Python's ``random`` and NumPy
-            (:mod:`rngtrace.recording.pystreams`), and every draw of forked DataLoader
-            workers (:mod:`rngtrace.recording.workers`); False leaves them alone. At
+            (:mod:`rngtrace.recording.streams.pystreams`), and every draw of forked DataLoader
+            workers (:mod:`rngtrace.recording.streams.workers`); False leaves them alone. At
             module level too (Python and NumPy records are per call there as well).
     """
     if level not in ("op", "module"):
@@ -75,11 +104,8 @@ def record(
     sink: Sink | None = None
     if path is not None:
         from ..logfile import FileSink
-        from .distributed import job_path
 
         sink = FileSink(job_path(path))
     if level == "module":
-        from .modulelevel import ModuleRecorder
-
         return ModuleRecorder(steps=steps, sink=sink, python_rng=python_rng)
     return Recorder(steps=steps, sink=sink, python_rng=python_rng)

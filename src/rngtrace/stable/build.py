@@ -30,9 +30,12 @@ from torch import nn
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from ..errors import StableInitError
-from ..recording import frames, ops
-from ..recording.generators import default_generator
-from ..recording.oplevel import call_device, result_tensor
+from ..recording.basics import frames
+from ..recording.basics.generators import default_generator
+from ..recording.basics.patches import Patches
+from ..recording.compiled.loaded import dispatch_without_dynamo
+from ..recording.oplevel import ops
+from ..recording.oplevel.ops import call_device, result_tensor
 from . import keys, streams
 
 M = TypeVar("M", bound=nn.Module)
@@ -83,11 +86,15 @@ class _Build:
 
     def run(self, factory: Callable[[], Any]) -> Any:
         self.book.stop = sys._getframe(0)
-        self.book.install()
+        patches = Patches()
         try:
+            # no import of torch's compiler stack for a factory that compiles nothing
+            dispatch_without_dynamo(patches, _Mode)
+            self.book.install()
             with _Mode(self):
                 model = factory()
         finally:
+            patches.restore()
             self.book.uninstall()
             for gen, state in self.explicit.values():  # first builds leave them as found
                 gen.set_state(state)
@@ -319,13 +326,18 @@ def stable_init(factory: Callable[[], M], seed: int) -> M:
         raise StableInitError(f"seed must be an int, not {seed!r}")
     saved = _defaults()
     try:
-        plan, first = _first_build(factory)
-        build = _Build("keyed", seed, plan)
-        model = build.run(factory)
-        if model is first():
-            raise StableInitError("the factory returned the same model twice: it must "
-                                  "build a new one at each call")
-        _compare(plan, build.book, model)
-        return model
+        return _keyed_build(factory, seed)
     finally:
         _restore(saved)
+
+
+def _keyed_build(factory: Callable[[], M], seed: int) -> M:
+    """The first build (keys), then the keyed one, checked to have built the same."""
+    plan, first = _first_build(factory)
+    build = _Build("keyed", seed, plan)
+    model = build.run(factory)
+    if model is first():
+        raise StableInitError("the factory returned the same model twice: it must "
+                              "build a new one at each call")
+    _compare(plan, build.book, model)
+    return model

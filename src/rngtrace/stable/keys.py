@@ -39,8 +39,9 @@ import torch
 from torch import nn
 
 from ..errors import StableInitError
-from ..recording import frames
-from ..recording.hooks import Hooks
+from ..recording.basics import frames
+from ..recording.basics.hooks import Hooks
+from ..recording.basics.identity import storage_of
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,13 +58,6 @@ class Fresh:
 
 
 Ident = Reg | Fresh
-
-
-def _storage_of(t: torch.Tensor) -> Any:
-    try:
-        return t.untyped_storage()
-    except Exception:  # tensors without storage (some subclasses, sparse)
-        return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -183,7 +177,7 @@ class Book:
                 f"the factory did not build the same model twice: the second build "
                 f"registered {name!r} on module {self.expect.where(o)}, the first did not")
         self.regs[reg] = weakref.ref(tensor)
-        storage = _storage_of(tensor)
+        storage = storage_of(tensor)
         if storage is None:
             return
         prev = self.lookup(tensor)
@@ -211,7 +205,7 @@ class Book:
 
     # -- destinations ---------------------------------------------------------------------
     def lookup(self, t: torch.Tensor) -> Ident | None:
-        storage = _storage_of(t)
+        storage = storage_of(t)
         if storage is None:
             return None
         hit = self._storage.get(id(storage))
@@ -242,7 +236,7 @@ class Book:
         return Fresh(module, n)
 
     def bind(self, t: Any, ident: Fresh) -> None:
-        storage = _storage_of(t) if isinstance(t, torch.Tensor) else None
+        storage = storage_of(t) if isinstance(t, torch.Tensor) else None
         if storage is None:
             return
         ref = weakref.ref(storage)
@@ -315,7 +309,7 @@ def plan(book: Book, model: nn.Module) -> Plan:
     storages = []  # keeps the ids valid
     for key, t in _tensors(model):
         by_tensor.setdefault(id(t), key)
-        s = _storage_of(t)
+        s = storage_of(t)
         if s is not None:
             storages.append(s)
             by_storage.setdefault(id(s), key)
@@ -325,7 +319,7 @@ def plan(book: Book, model: nn.Module) -> Plan:
         t = ref()
         k = by_tensor.get(id(t)) if t is not None else None
         if k is None and t is not None:
-            s = _storage_of(t)
+            s = storage_of(t)
             k = by_storage.get(id(s)) if s is not None else None
         if k is None:  # dropped by the model (e.g. replaced by a tied weight)
             owner = path_of(reg.owner)

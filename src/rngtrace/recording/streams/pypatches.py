@@ -1,26 +1,25 @@
 """The wrappers installed on ``random`` and NumPy while a window records their draws.
 
 Every wrapper calls the original once with the same arguments and returns its result;
-recording happens after, in :class:`~rngtrace.recording.pystreams.PyStreams`. Draws made
+recording happens after, in :class:`~.pystreams.PyStreams`. Draws made
 by the standard library itself (``tempfile`` and multiprocessing name files with private
 ``Random`` instances) and inner calls (``shuffle`` calling ``_randbelow``) are passed
 through. Each attribute is replaced only where it still holds what rngtrace expects, and
-put back only where it still holds rngtrace's wrapper (:class:`.patches.Patches`).
+put back only where it still holds rngtrace's wrapper (:class:`~..basics.patches.Patches`).
 """
 
 from __future__ import annotations
 
-import os
 import random
 import sys
-import sysconfig
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from .pystreams import np_global_digest, py_digest
+from ..basics.places import is_import_machinery, place
+from .digests import np_global_digest, py_digest
 
 if TYPE_CHECKING:
-    from .patches import Patches
+    from ..basics.patches import Patches
     from .pystreams import PyStreams
 
 # Drawing methods of random.Random, and seeding ones (reseed events).
@@ -32,17 +31,13 @@ _PY_SEED = ("seed", "setstate")
 _NP_SEED = ("seed", "set_state")
 _NP_SKIP = {"RandomState", "get_state", "get_bit_generator", "set_bit_generator",
             *_NP_SEED}
-_OWN = os.path.dirname(os.path.abspath(__file__))
-_PKG = (os.sep + "site-packages" + os.sep, os.sep + "dist-packages" + os.sep)
-_STDLIB = tuple({os.path.abspath(sysconfig.get_paths()[k]) + os.sep
-                 for k in ("stdlib", "platstdlib")})
 
 
 def install(me: PyStreams, p: Patches) -> None:
     """Wrap ``random``'s drawing and seeding functions, and NumPy's if it is imported."""
     _install_random(me, p)
-    if me._np is not None:
-        _install_numpy(me, p, me._np)
+    if me.numpy is not None:
+        _install_numpy(me, p, me.numpy)
 
 
 def _install_random(me: PyStreams, p: Patches) -> None:
@@ -84,9 +79,9 @@ def _wrap_py(me: PyStreams, name: str, orig: Callable[..., Any]) -> Callable[...
     system = random.SystemRandom
 
     def wrapper(rng: Any, *args: Any, **kwargs: Any) -> Any:
-        if me.depth or not me.active() or isinstance(rng, system) or _not_the_program(1):
+        if not me.hears() or isinstance(rng, system) or _not_the_program(1):
             return orig(rng, *args, **kwargs)
-        return _draw(me, rng, f"random.{name}", py_digest, orig, (rng, *args), args, kwargs)
+        return me.draw(rng, f"random.{name}", py_digest, orig, (rng, *args), args, kwargs)
 
     return _named(wrapper, name, orig)
 
@@ -95,26 +90,12 @@ def _wrap_np(me: PyStreams, name: str, orig: Callable[..., Any]) -> Callable[...
     rand = orig.__self__  # type: ignore[attr-defined]
 
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        if me.depth or not me.active() or _not_the_program(1):
+        if not me.hears() or _not_the_program(1):
             return orig(*args, **kwargs)
-        return _draw(me, rand, f"numpy.random.{name}", np_global_digest, orig, args, args,
-                     kwargs)
+        return me.draw(rand, f"numpy.random.{name}", np_global_digest, orig, args, args,
+                       kwargs)
 
     return _named(wrapper, name, orig)
-
-
-def _draw(me: PyStreams, rng: Any, label: str, digest: Callable[[Any], str],
-          orig: Callable[..., Any], call_args: tuple, args: tuple, kwargs: dict) -> Any:
-    """Make the draw ``orig(*call_args, **kwargs)`` of ``rng`` and record it. Only the
-    outermost call is the draw (``shuffle`` calls ``_randbelow`` ...)."""
-    me.depth += 1
-    try:
-        before = digest(rng)
-        out = orig(*call_args, **kwargs)
-    finally:
-        me.depth -= 1
-    me._guard(me.record, rng, label, args, kwargs, out, before, digest)
-    return out
 
 
 def _named(wrapper: Callable[..., Any], name: str, orig: Callable[..., Any]
@@ -130,9 +111,8 @@ def _wrap_py_seed(me: PyStreams, name: str, orig: Callable[..., Any]) -> Callabl
         out = orig(rng, *args, **kwargs)
         # random's own generator is named before its first draw, so that seeding it first
         # is seen; but not torch's compiler saving and restoring it around tracing
-        if not me.depth and me.active() and (id(rng) in me.names or (
-                rng is random._inst and not _from_torch(1))):
-            me._guard(me.reseed, rng, f"random.{name}", args)
+        if me.hears() and (me.knows(rng) or (rng is random._inst and not _from_torch(1))):
+            me.reseed(rng, f"random.{name}", args)
         return out
 
     wrapper.__name__ = wrapper.__qualname__ = name
@@ -140,12 +120,12 @@ def _wrap_py_seed(me: PyStreams, name: str, orig: Callable[..., Any]) -> Callabl
 
 
 def _wrap_np_seed(me: PyStreams, name: str, orig: Callable[..., Any]) -> Callable[..., Any]:
-    rand = me._np.random.mtrand._rand
+    rand = me.numpy.random.mtrand._rand
 
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         out = orig(*args, **kwargs)
         if me.active():
-            me._guard(me.reseed, rand, f"numpy.random.{name}", args)
+            me.reseed(rand, f"numpy.random.{name}", args)
         return out
 
     wrapper.__name__ = wrapper.__qualname__ = name
@@ -157,7 +137,7 @@ def _wrap_rng(me: PyStreams, maker: Callable[..., Any]) -> Callable[..., Any]:
     def default_rng(*args: Any, **kwargs: Any) -> Any:
         gen = maker(*args, **kwargs)
         if me.active() and hasattr(gen, "bit_generator"):
-            me._guard(me.watch, gen, None)
+            me.watch_new(gen)
         return gen
 
     default_rng.__doc__ = maker.__doc__
@@ -177,11 +157,9 @@ def _from_torch(depth: int) -> bool:
     """Whether the code calling a wrapper (``depth`` frames up, past rngtrace's own) is
     torch's (dynamo saves and restores ``random``'s state around each compile)."""
     f: Any = sys._getframe(depth)
-    while f is not None and f.f_code.co_filename.startswith(_OWN):
+    while f is not None and place(f.f_code.co_filename) == "rngtrace":
         f = f.f_back
-    torch = sys.modules.get("torch")
-    where = os.path.dirname(getattr(torch, "__file__", None) or os.sep) + os.sep
-    return f is not None and f.f_code.co_filename.startswith(where)
+    return f is not None and place(f.f_code.co_filename) == "torch"
 
 
 def _not_the_program(depth: int) -> bool:
@@ -191,18 +169,17 @@ def _not_the_program(depth: int) -> bool:
     ``Dummy`` class body draws from an unseeded ``Random()``): not the program's draws,
     and different in every run."""
     f: Any = sys._getframe(depth)
-    while f is not None and f.f_code.co_filename.startswith(_OWN):
+    while f is not None and place(f.f_code.co_filename) == "rngtrace":
         f = f.f_back
     if f is None:
         return False
-    name = f.f_code.co_filename
-    installed = any(m in name for m in _PKG)
-    if name.startswith(_STDLIB) and not installed:
+    where = place(f.f_code.co_filename)
+    if where == "stdlib":
         return True
-    if not installed:
+    if where not in ("torch", "package"):
         return False
     while f is not None:  # a module (or class) body of a package, run by an import
-        if f.f_code.co_filename.startswith("<frozen importlib"):
+        if is_import_machinery(f.f_code.co_filename):
             return True
         f = f.f_back
     return False

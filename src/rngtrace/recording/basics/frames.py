@@ -10,33 +10,16 @@ module as ``self``. Facts about each code object are cached.
 from __future__ import annotations
 
 import linecache
-import os
 import sys
-import sysconfig
 from collections.abc import Container
 from dataclasses import dataclass
 from types import CodeType, FrameType
 
-import torch
 from torch import nn
 
-_TORCH_DIR = os.path.dirname(os.path.abspath(torch.__file__)) + os.sep
-_OWN_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
-# The standard library counts as internal for sites only: torch's own context managers
-# (fork_rng) run through contextlib, and the user's line is further out.
-_STDLIB = {os.path.abspath(sysconfig.get_paths()[k]) + os.sep for k in ("stdlib", "platstdlib")}
-_INTERNAL = tuple({_TORCH_DIR, _OWN_DIR, os.path.realpath(_TORCH_DIR) + os.sep,
-                   os.path.realpath(_OWN_DIR) + os.sep})
-_STDLIB_DIRS = tuple(_STDLIB)
+from .places import is_site, place, short_path
+
 _MODULE_FILE = nn.modules.module.__file__
-_PKG_MARKERS = (os.sep + "site-packages" + os.sep, os.sep + "dist-packages" + os.sep)
-# Generic init helpers of libraries: a draw made in one of them is asked for by the line
-# that called it (a model's ``_init_weights``), never by the helper itself.
-_HELPERS = tuple(os.sep + os.path.join(*p) for p in (
-    ("transformers", "initialization.py"),
-    ("timm", "layers", "weight_init.py"),
-    ("timm", "models", "layers", "weight_init.py"),
-))
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,12 +56,13 @@ def _is_public(module: str, qualname: str) -> bool:
 
 def _facts(code: CodeType, frame: FrameType) -> _CodeFacts:
     filename = code.co_filename
-    internal = filename.startswith((*_INTERNAL, "<frozen ")) or filename.endswith(_HELPERS) or (
-        filename.startswith(_STDLIB_DIRS) and not any(m in filename for m in _PKG_MARKERS))
+    # never a site (see .places): torch's own context managers (fork_rng) run through
+    # contextlib, and the user's line is further out
+    internal = not is_site(filename)
     in_module_py = filename == _MODULE_FILE
     name = code.co_name
     api = None
-    if internal and filename.startswith(_TORCH_DIR):
+    if internal and place(filename) == "torch":
         mod = frame.f_globals.get("__name__", "")
         qual = getattr(code, "co_qualname", name)
         if _is_public(mod, qual) and not name.startswith("<"):
@@ -86,7 +70,7 @@ def _facts(code: CodeType, frame: FrameType) -> _CodeFacts:
     lowered = name.lower()
     facts = _CodeFacts(
         internal=internal,
-        own=filename.startswith(_OWN_DIR),
+        own=place(filename) == "rngtrace",
         # Only ``self``: a function taking the model as first argument (``train(model)``)
         # is not the model drawing. Init functions run by Module.apply are found through
         # the apply frame.
@@ -114,20 +98,6 @@ class StackInfo:
     outermost: nn.Module | None = None  # outermost module on the stack: a root candidate
     phase: str | None = None  # "forward" or "init": whichever frame kind is innermost
     building: tuple[nn.Module, ...] = ()  # modules whose __init__ is running
-
-
-def short_path(filename: str) -> str:
-    """A file name as a person reads it: relative to the working directory, or to
-    site-packages for installed libraries."""
-    for marker in _PKG_MARKERS:
-        i = filename.rfind(marker)
-        if i >= 0:
-            return filename[i + len(marker):]
-    try:
-        rel = os.path.relpath(filename)
-    except ValueError:  # another drive on Windows
-        return filename
-    return filename if rel.startswith(".." + os.sep) else rel
 
 
 _SITES: dict[tuple[str, int], tuple[str, str | None]] = {}

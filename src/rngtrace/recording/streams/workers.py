@@ -1,7 +1,7 @@
 """DataLoader workers: their Python and NumPy draws, recorded in each worker, merged.
 
 Workers are other processes: a forked worker inherits the window's patches and a copy of
-its :class:`~rngtrace.recording.pystreams.PyStreams`, but not its log. While a window
+its :class:`~.pystreams.PyStreams`, but not its log. While a window
 is open, a DataLoader fetch (``_MapDatasetFetcher.fetch`` and its iterable twin, which
 call the Dataset's ``__getitem__``) is a boundary for the NumPy Generators the Dataset
 holds, and in a worker every record is kept in that process and appended to a part file
@@ -27,17 +27,16 @@ import json
 import os
 import shutil
 import tempfile
-import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from torch.utils.data import get_worker_info
 from torch.utils.data._utils import fetch as _fetch
 
-from .pystreams import Owner, current
+from .pystreams import current
 
 if TYPE_CHECKING:
-    from .patches import Patches
+    from ..basics.patches import Patches
     from .pystreams import PyStreams
 
 
@@ -45,10 +44,10 @@ class WorkerPart:
     """The records of one worker process, appended to its part file at each fetch's end."""
 
     def __init__(self, directory: str, step: int) -> None:
-        self.directory = directory
-        self.step = step
-        self.lines: list[str] = []
-        self.seq = 0
+        self._directory = directory
+        self._step = step  # the window's optimizer steps when the worker started
+        self._lines: list[str] = []
+        self._seq = 0
 
     def active(self) -> bool:
         """Whether this process is a DataLoader worker that has started."""
@@ -58,29 +57,29 @@ class WorkerPart:
         info = get_worker_info()
         if info is None:  # a fork that is not a DataLoader worker (or not yet started)
             return
-        rec = dict(fields, worker=info.id, step=self.step, shape=list(fields["shape"]),
-                   seq=self.seq)
-        self.seq += 1
-        self.lines.append(json.dumps(rec))
+        rec = dict(fields, worker=info.id, step=self._step, shape=list(fields["shape"]),
+                   seq=self._seq)
+        self._seq += 1
+        self._lines.append(json.dumps(rec))
 
     def flush(self) -> None:
-        if not self.lines:
+        if not self._lines:
             return
-        lines, self.lines = self.lines, []
+        lines, self._lines = self._lines, []
         try:
-            with open(os.path.join(self.directory, f"{os.getpid()}.jsonl"), "a") as f:
+            with open(os.path.join(self._directory, f"{os.getpid()}.jsonl"), "a") as f:
                 f.write("\n".join(lines) + "\n")
         except OSError:
             pass  # the window closed and took the directory: nothing to add to
 
 
-def install(patches: Patches, streams: PyStreams) -> None:
+def install(streams: PyStreams, patches: Patches) -> None:
     """Make the fetches boundaries, and a directory for the workers' parts."""
     for cls in (_fetch._MapDatasetFetcher, _fetch._IterableDatasetFetcher):
         orig = cls.__dict__.get("fetch")
         if orig is not None:
             patches.replace_if(cls, "fetch", _wrap_fetch(orig), orig)
-    streams.parts = tempfile.mkdtemp(prefix="rngtrace-workers-")
+    streams.keep_parts_in(tempfile.mkdtemp(prefix="rngtrace-workers-"))
 
 
 def _wrap_fetch(orig: Callable[..., Any]) -> Callable[..., Any]:
@@ -88,16 +87,7 @@ def _wrap_fetch(orig: Callable[..., Any]) -> Callable[..., Any]:
         ps = current()
         if ps is None or not ps.active():
             return orig(self, possibly_batched_index)
-        ds = self.dataset
-        if id(ds) not in ps.scanned:
-            ps._guard(ps.scan, ds, type(ds).__name__)
-        try:
-            if not ps.watched:
-                return orig(self, possibly_batched_index)
-            return ps.around(Owner(dataset=ds), orig, self, possibly_batched_index)
-        finally:
-            if ps.worker is not None:
-                ps.worker.flush()
+        return ps.fetch(orig, self, possibly_batched_index)
 
     fetch.__doc__ = orig.__doc__
     return fetch
@@ -105,9 +95,8 @@ def _wrap_fetch(orig: Callable[..., Any]) -> Callable[..., Any]:
 
 def _in_child() -> None:
     ps = current()
-    if ps is not None and ps.on and ps.parts is not None:
-        ps.worker = WorkerPart(ps.parts, ps.steps())
-        ps.thread = threading.get_ident()
+    if ps is not None:
+        ps.forked(WorkerPart)
 
 
 if hasattr(os, "register_at_fork"):
@@ -117,8 +106,8 @@ if hasattr(os, "register_at_fork"):
 def collect(streams: PyStreams) -> list[dict[str, Any]]:
     """The workers' records (Draw fields, ``step`` and ``worker`` included), by worker;
     removes the parts. Empty in a worker, or when no worker drew."""
-    directory, streams.parts = streams.parts, None
-    if directory is None or streams.worker is not None:
+    directory = streams.take_parts()
+    if directory is None:
         return []
     records = []
     try:

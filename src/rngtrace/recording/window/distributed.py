@@ -23,7 +23,7 @@ from typing import Any
 
 import torch
 
-from .patches import Patches
+from ..basics.patches import Patches
 
 SUFFIX = ".rngtrace.jsonl"
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .naming import model_label
+from ..basics.identity import model_label
 
 # torch.nn modules whose own forward code never draws: leaves, and Sequential whose code
 # only calls its children (which are read). Their calls (exact type, no hooks of their

@@ -30,12 +30,13 @@ class RecordingMode(TorchDispatchMode):
     window closes in a thread that cannot pop it (the mode stack is per thread).
 
     ``torch.compile`` compiles under it (``ignore_compile_internals``): dynamo would
-    otherwise refuse to compile while the mode is on the stack, for good (issue 12). The
-    compiled code then runs under the mode, which sees the calls it makes into aten:
-    Inductor's one seed draw per graph call (:mod:`.compiled` names the graph's random
-    nodes from it) and the random ops of graphs other backends run. Higher-order ops
-    (the checkpoint's ``run_and_save_rng_state``/``run_with_rng_state`` in an
-    ``aot_eager`` graph) reach ``__torch_dispatch__`` too, instead of failing.
+    otherwise refuse to compile while the mode is on the stack, for good (see
+    docs/compile.md). The compiled code then runs under the mode, which sees the calls it
+    makes into aten: Inductor's one seed draw per graph call (:mod:`..compiled.seedmaps`
+    names the graph's random nodes from it) and the random ops of graphs other backends
+    run. Higher-order ops (the checkpoint's ``run_and_save_rng_state``/
+    ``run_with_rng_state`` in an ``aot_eager`` graph) reach ``__torch_dispatch__`` too,
+    instead of failing.
     """
 
     supports_higher_order_operators = True
@@ -45,11 +46,11 @@ class RecordingMode(TorchDispatchMode):
         self.recorder = recorder
         self.active = True
         # A forked child (a DataLoader worker) inherits the mode stack and a copy of the
-        # recorder, which writes the worker's draws to its part (recording.workers).
+        # recorder, which writes the worker's draws to its part (recording.streams.workers).
         self.pid = os.getpid()
         self.above: list[TorchDispatchMode] = []  # modes to put back over it (remove())
 
-    # Let dynamo compile under the mode (issue 12). A C callable, not a Python method:
+    # Let dynamo compile under the mode (docs/compile.md). A C callable, not a Python method:
     # TorchDispatchMode.__enter__ calls it between its updates of torch's process-wide
     # mode flags, where an interrupt raised in a Python line would leave them half set.
     ignore_compile_internals = staticmethod(True.__bool__)
@@ -67,7 +68,7 @@ class RecordingMode(TorchDispatchMode):
             info = ops.classify(func)
         if info is None or not self.active:
             return func(*args, **kwargs) if kwargs else func(*args)
-        if os.getpid() != self.pid:  # a forked DataLoader worker (recording.workers)
+        if os.getpid() != self.pid:  # a forked DataLoader worker (recording.streams.workers)
             return self.recorder.on_worker_random(func, info, args, kwargs or {})
         return self.recorder.on_random(func, info, args, kwargs or {})
 

@@ -1,6 +1,6 @@
 """PyTorch's global hooks as the recorders use them: installed for a window, then removed.
 
-Registration goes through :class:`~rngtrace.recording.patches.Patches`, so that a hook
+Registration goes through :class:`~rngtrace.recording.basics.patches.Patches`, so that a hook
 registered by a window that was interrupted while it opened is removed all the same.
 """
 

@@ -16,7 +16,7 @@ So, while a window is open, this module
 - ties that seed map to the compiled graph object Inductor builds from the same graph;
 - wraps the compiled graph's call, so that the seed draw seen by the mode is known to
   belong to that graph, and the user's module holding the compiled ``forward`` is
-  known; the recorder then writes (:mod:`.compiled_draws` names them) one
+  known; the recorder then writes (:mod:`.draws` names them, :mod:`.runs` writes them) one
   :class:`~rngtrace.Draw` per random node, each
   carrying the state of the generator before and after the graph's seed draw and
   ``graph="0/0:forward"``.
@@ -39,10 +39,8 @@ the point: a cached graph would come without its seed map.
 
 from __future__ import annotations
 
-import os
 import re
 import sys
-import sysconfig
 import threading
 import weakref
 from dataclasses import dataclass
@@ -52,14 +50,16 @@ from typing import Any
 import torch
 from torch import nn
 
+from ..basics.patches import Patches
+from ..basics.places import is_site, short_path
+
 _SEEDS = "inductor_seeds"
 _RANDOM = ("inductor_random", "inductor_randint")
 _FILE_LINE = re.compile(r'File "([^"]+)", line (\d+)')
 _ROOT = re.compile(r"^L\['([^']+)'\]")
-_TORCH_DIR = os.path.dirname(os.path.abspath(torch.__file__)) + os.sep
-_OWN_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
-_STDLIB = os.path.abspath(sysconfig.get_paths()["stdlib"]) + os.sep
 ORIG = "_orig_mod"  # the attribute torch.compile's OptimizedModule keeps the model in
+#: Inductor's module of compiled graphs (CompiledFxGraph); imported before it compiles
+OUTPUT_CODE = "torch._inductor.output_code"
 
 @dataclass(frozen=True, slots=True)
 class RandomNode:
@@ -139,13 +139,11 @@ def _site_of(node: torch.fx.Node) -> tuple[str | None, str | None]:
     best = None
     for i, line in enumerate(lines):
         m = _FILE_LINE.search(line)
-        if m and not m.group(1).startswith((_TORCH_DIR, _OWN_DIR, _STDLIB)):
+        if m and is_site(m.group(1)):
             text = lines[i + 1].strip() if i + 1 < len(lines) else None
             best = (m.group(1), int(m.group(2)), text)
     if best is None:
         return None, None
-    from .frames import short_path
-
     return f"{short_path(best[0])}:{best[1]}", best[2] or None
 
 
@@ -220,13 +218,23 @@ class CompileWatch:
         calls = getattr(self._local, "calls", None)
         return calls[-1] if calls else None
 
-    def install(self, patches: Any) -> None:
-        """Install the pass and the wrappers through the window's ``patches`` (a
-        :class:`~rngtrace.recording.patches.Patches`, undone when the window closes)."""
-        try:
-            from torch._inductor import config
-            from torch._inductor.output_code import CompiledFxGraph
-        except Exception:  # an Inductor that is not there or not importable: nothing to see
+    def install(self, patches: Patches) -> None:
+        """Install the pass and the wrappers through the window's ``patches`` (undone
+        when the window closes) as soon as the program has imported Inductor's
+        compiled-graph module (:data:`OUTPUT_CODE`): now, or right after that import,
+        before Inductor compiles anything (see :mod:`.loaded`)."""
+        patches.after_import(OUTPUT_CODE, lambda module: self._install(patches, module))
+
+    def _install(self, patches: Patches, output_code: Any) -> None:
+        try:  # runs inside the program's import of OUTPUT_CODE: never raise there
+            self._install_now(patches, output_code)
+        except Exception:  # an Inductor this does not know: nothing to see
+            return
+
+    def _install_now(self, patches: Patches, output_code: Any) -> None:
+        config: Any = sys.modules.get("torch._inductor.config")
+        graph_class = getattr(output_code, "CompiledFxGraph", None)
+        if config is None or graph_class is None:
             return
         user_pass: Any = config.post_grad_custom_post_pass
         watch = self
@@ -238,7 +246,7 @@ class CompileWatch:
             if found is not None:
                 _PENDING[id(graph)] = found
 
-        orig_init, orig_call = CompiledFxGraph.__init__, CompiledFxGraph.__call__
+        orig_init, orig_call = graph_class.__init__, graph_class.__call__
 
         def __init__(cfg: Any, current_callable: Any, graph: Any, gm: Any, *a: Any,
                      **k: Any) -> None:
@@ -256,8 +264,8 @@ class CompileWatch:
         # set and put back here (uninstall), not through patches.
         self._config = (config, user_pass, seed_map_pass)  # first: an interrupt after
         config.post_grad_custom_post_pass = seed_map_pass  # it is undone by uninstall
-        patches.replace(CompiledFxGraph, "__init__", __init__)
-        patches.replace(CompiledFxGraph, "__call__", __call__)
+        patches.replace(graph_class, "__init__", __init__)
+        patches.replace(graph_class, "__call__", __call__)
 
     def uninstall(self) -> None:
         """Put Inductor's post-grad pass back (idempotent; the wrappers go with the
@@ -315,16 +323,3 @@ def frame_locals(f: FrameType | None) -> dict[str, Any]:
             return found
         f = f.f_back
     return {}
-
-
-def compiling() -> bool:
-    """True while dynamo, AOTAutograd or Inductor compile (they save and restore the
-    generators' states around tracing: no reseed of the user's)."""
-    guards = sys.modules.get("torch._guards")
-    return guards is not None and guards.CompileContext.current_compile_id() is not None
-
-
-def maybe_compiled() -> bool:
-    """Cheap test before a stack walk: has dynamo compiled anything in this process?"""
-    utils = sys.modules.get("torch._dynamo.utils")
-    return utils is not None and bool(utils.counters["stats"].get("unique_graphs"))

@@ -32,7 +32,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from .hooks import Hooks
+from ..basics.hooks import Hooks
+from ..basics.identity import model_label, storage_of
 
 
 @dataclass(slots=True)
@@ -68,19 +69,6 @@ class Resolved:
 OUTSIDE = Resolved(None, None, None, None, False)  # a draw made outside any module
 
 
-def model_label(model: nn.Module, seen: list[nn.Module]) -> str:
-    """A model's name in logs (``Draw.model``): its class name, ``"Net#2"`` for the
-    second model of that class among ``seen`` (the models in the order first seen)."""
-    name = type(model).__name__
-    same = 0
-    for m in seen:
-        if m is model:
-            break
-        if type(m).__name__ == name:
-            same += 1
-    return name if same == 0 else f"{name}#{same + 1}"
-
-
 @dataclass(slots=True)
 class _TopMap:
     label: str
@@ -88,19 +76,6 @@ class _TopMap:
     modules: dict[int, nn.Module] = field(default_factory=dict)  # keeps ids valid
     keys: dict[int, tuple[str, nn.Module]] = field(default_factory=dict)  # id(tensor) -> key
     storages: dict[int, TargetRef] = field(default_factory=dict)  # id(storage) -> tensor
-
-
-def _storage_of(t: torch.Tensor) -> Any:
-    # A DTensor (an FSDP2 or tensor-parallel parameter) is a wrapper without storage of
-    # its own: its local shard's storage identifies it.
-    if type(t) is not torch.Tensor:  # a missing attribute costs an exception
-        local = getattr(t, "_local_tensor", None)
-        if isinstance(local, torch.Tensor):
-            t = local
-    try:
-        return t.untyped_storage()
-    except Exception:  # tensors without storage (some subclasses, sparse)
-        return None
 
 
 class Names:
@@ -142,7 +117,7 @@ class Names:
     def _on_tensor(self, owner: nn.Module, name: str, tensor: torch.Tensor | None) -> None:
         if tensor is None:
             return
-        storage = _storage_of(tensor)
+        storage = storage_of(tensor)
         if storage is None:
             return
         ref = TargetRef(tensor, owner, name)
@@ -163,7 +138,7 @@ class Names:
         """Attach the parameter/buffer that ``tensor`` belongs to, now or when registered."""
         if tensor is None:
             return
-        storage = _storage_of(tensor)
+        storage = storage_of(tensor)
         if storage is None:
             return
         sid = id(storage)
@@ -228,7 +203,7 @@ class Names:
                             if t is None or id(t) in m.keys:
                                 continue
                             m.keys[id(t)] = (f"{path}.{name}" if path else name, mod)
-                            s = _storage_of(t)
+                            s = storage_of(t)
                             if s is not None:
                                 m.storages.setdefault(id(s), TargetRef(t, mod, name))
         return m
@@ -441,3 +416,13 @@ def _same_values(params: dict[str, torch.Tensor], module: nn.Module) -> bool:
     with torch.no_grad():
         return all(p.shape == other[k].shape and p is not other[k]
                    and torch.equal(p, other[k]) for k, p in params.items())
+
+
+def provisional(p: Pending) -> Resolved:
+    """Best names before the model is complete, used if the run dies before the end."""
+    m = p.target.owner if p.target is not None else p.module
+    if m is None:
+        return OUTSIDE
+    kind = type(m).__name__
+    target = f"<{kind}>.{p.target.name}" if p.target is not None else None
+    return Resolved(None, f"<{kind}>", kind, target, False)

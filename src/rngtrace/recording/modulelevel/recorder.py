@@ -2,8 +2,8 @@
 
 The op-level recorder sees every random kernel, at the price of a dispatch mode on
 every op (about 2x a small model's step). The light mode sees only module calls: for
-the window, ``nn.Module.__call__`` is wrapped (:mod:`rngtrace.recording.calls`; global forward
-hooks would send every module call down PyTorch's slow path), the default generators'
+the window, ``nn.Module.__call__`` is wrapped (:mod:`..window.calls`; global forward hooks
+would send every module call down PyTorch's slow path), the default generators'
 states are read at each module call's entry and exit, and a change is charged to the
 module whose *own* code ran in between, i.e. the innermost module open (a parent's
 entry-to-exit difference includes its children's, so it is never used). Nothing else is
@@ -17,7 +17,7 @@ every generator's records chain; consumption between module calls is an *outside
 (``module=None``, ``phase="other"``); only the default generators are read (CPU, and
 each CUDA device the program initialised); a ``torch.compile``-d module is charged as a
 whole. Which module calls are not read, and how called modules are named, is in
-:mod:`rngtrace.recording.module_paths`.
+:mod:`.paths`.
 
 Example::
 
@@ -36,18 +36,27 @@ import sys
 import threading
 from dataclasses import dataclass
 from types import FrameType
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 from torch import nn
 
-from ..log import Draw, Event, GeneratorInfo, Log
-from . import compiled, compiled_draws, frames
-from .generators import DefaultGen
-from .module_paths import DROPOUT, PURE, Paths
+from ...log import Draw, Event, GeneratorInfo, Log, Phase
+from ..basics import frames
+from ..basics.generators import DefaultGen
+from ..compiled import draws as compiled_draws
+from ..compiled import seedmaps as compiled
+from ..window.header import default_generators
+from ..window.sinks import Sink
+from ..window.window import CallHook, Window
+from .paths import DROPOUT, PURE, Paths
 from .quiet import QuietCalls, unread_text
-from .window import Sink, Window, default_generators
 
+# bound once: the hot path looks them up at every call or record
+_new = tuple.__new__
+_get_ident = threading.get_ident
+_autograd_node = torch._C._current_autograd_node
+_user_site_from = frames.user_site_from
 _BACKWARDS = "CUDA generator state moved backwards or was reseeded (not by a call the " \
              "window saw: a restored state, Generator.manual_seed)"
 
@@ -63,13 +72,23 @@ class _Use:
     delta: int = 0
 
 
-# When a stretch of consumption starts, it is noted as one of these; they are turned
-# into Draws and handed to the sink together, at each optimizer step (or every _BATCH
-# records, before an event, at the window's end): the names and the Draws are made in
-# one warm loop instead of one at a time between the model's kernels (the states are
-# digested as they are read, see _Use).
-_Note = tuple  # (index, gen, module, root, module_type, phase, step, use, site, code)
-_BATCH = 256
+class ModuleNote(NamedTuple):
+    """A stretch of consumption, noted as it starts. Notes are turned into Draws and handed
+    to the sink together (see :mod:`..window.notes`), at each optimizer step (or every
+    batch, before an event, at the window's end): the names and the Draws are made in
+    one warm loop instead of one at a time between the model's kernels (the states are
+    digested as they are read, see :class:`_Use`)."""
+
+    at: int  # the index of the draw it becomes (NamedTuple keeps ``index`` for tuple's)
+    gen: DefaultGen
+    module: nn.Module | None  # None: between module calls (an outside record)
+    root: nn.Module | None  # the outermost call open
+    module_type: str | None
+    phase: Phase
+    step: int
+    use: _Use
+    site: str | None
+    code: str | None
 
 
 class ModuleRecorder(Window):
@@ -84,7 +103,7 @@ class ModuleRecorder(Window):
         self._cuda_seen = 0
         self._stack: list[nn.Module] = []
         # _frees[i]: the own code of _stack[i] cannot draw (a torch.nn container such as
-        # TransformerEncoder, see module_paths.PURE). _still: since the last read of the
+        # TransformerEncoder, see .paths.PURE). _still: since the last read of the
         # generators only such code ran, so the next boundary need not read them again
         # (a drawing call inside TransformerEncoder is read at its exit only).
         self._frees: list[bool] = []
@@ -98,9 +117,6 @@ class ModuleRecorder(Window):
         # id(gen) -> (serial, use): the last stretch noted of each generator, extended by
         # the next consumption charged to the same call; none once written (see _write)
         self._tail: dict[int, tuple[int, _Use]] = {}
-        self._notes: list[_Note] = []  # stretches noted, not yet written
-        self._written = 0  # records handed to the sink
-        self._compiled = compiled.CompileWatch()  # issue 12: names inside compiled graphs
         self._compiled.on_call = self._on_graph
         self._seed_maps: dict[str, compiled.SeedMap] = {}
         self._said: set[int] = set()  # compiled modules said to be charged as a whole
@@ -114,11 +130,9 @@ class ModuleRecorder(Window):
         self._patches.hook(nn.modules.module.register_module_module_registration_hook,
                            self._on_module)
         super()._open()
-        self._compiled.install(self._patches)  # issue 12
 
     def _quiet(self) -> None:
         self._thread = 0  # the module-call wrapper is a pass-through from now on
-        self._compiled.uninstall()
 
     def _flush(self) -> dict[int, Draw]:
         self._boundary()  # closed inside a module call: what it drew is charged to it
@@ -142,16 +156,13 @@ class ModuleRecorder(Window):
         for g in self._gens:
             g.generator = None
 
-    def _next_index(self) -> int:
-        return self._written + len(self._notes)
-
     def _step_here(self) -> bool:
         return threading.get_ident() == self._thread
 
     def _step_boundary(self) -> None:
         self._boundary()  # what the step and the code before it consumed is this step's
         if self._py is not None:  # pystreams: a step is a boundary
-            self._py.boundary(None)
+            self._py.boundary()
         self._write()
 
     # -- generators ------------------------------------------------------------------
@@ -168,37 +179,26 @@ class ModuleRecorder(Window):
                           cuda=True)
 
     # -- module calls (the hot path) -------------------------------------------------------
-    def _wrap(self, call: Any) -> Any:
-        """The ``nn.Module.__call__`` of the window (see :mod:`rngtrace.recording.calls`).
-
-        The hot path of the light mode: every module call of the process goes through it.
-        A call that is read costs two generator reads and a few attribute lookups; what
-        it consumed is only noted here (see ``_Note``) and described at the step."""
-        rec, called, stack = self, self._called, self._stack
-        get_ident, compiling = threading.get_ident, torch.compiler.is_compiling
-        pure, dropout = PURE, DROPOUT
-        py = self._py
-        scanned: set[int] = py.scanned if py is not None else set()
-        boundary, frees, calls, wframes = self._boundary, self._frees, self._calls, self._frames
-        getframe, serial = sys._getframe, self._serial.__next__
-        q = self._q
-        quiets, qopen, learn = q.modules, q.open, q.learn_after
+    def _call_hook(self) -> CallHook:
+        """The light mode's part of the module-call wrapper (see :meth:`Window._wrap`), its
+        hot path: every module call of the window's thread. A call whose own code cannot
+        draw, or learned quiet, is not read; a call that is read costs two generator reads
+        and a few lookups; what it consumed is only noted (:class:`ModuleNote`)."""
+        rec, stack, frees, calls, wframes, q = (self, self._stack, self._frees, self._calls,
+                                                self._frames, self._q)
+        boundary, leave, getframe, serial = (self._boundary, self._leave, sys._getframe,
+                                             self._serial.__next__)
+        py, pure, dropout, quiets, qopen, learn = (self._py, PURE, DROPOUT, q.modules, q.open,
+                                                   q.learn_after)
+        watched, scanned = py.call_filter() if py is not None else ([], set())
         # hooks every module call runs (register_module_forward_hook): code that may draw
-        globals_ = (nn.modules.module._global_forward_pre_hooks,
-                    nn.modules.module._global_forward_hooks)
+        gpre, gpost = (nn.modules.module._global_forward_pre_hooks,
+                       nn.modules.module._global_forward_hooks)
 
-        def __call__(module: nn.Module, *args: Any, **kwargs: Any) -> Any:
-            if compiling():  # first: dynamo traces this function (see .calls)
-                return call(module, *args, **kwargs)
-            if rec._thread != get_ident():  # another thread, or paused, or closed
-                if rec._state == "recording":
-                    called[id(module)] = module  # used all the same (see .window)
-                return call(module, *args, **kwargs)
-            called[id(module)] = module
+        def hook(module: nn.Module, call: Any, args: tuple, kwargs: dict[str, Any]) -> Any:
             kind = type(module)
             free = (kind in pure or (kind in dropout and not module.training)) and not (
-                module._forward_pre_hooks or module._forward_hooks or globals_[0]
-                or globals_[1])
+                module._forward_pre_hooks or module._forward_hooks or gpre or gpost)
             if free and stack:
                 return call(module, *args, **kwargs)  # its own code cannot draw
             if stack and quiets.get(id(module)) is module.training:  # learned quiet
@@ -206,7 +206,7 @@ class ModuleRecorder(Window):
                 q.ran.append(module)
                 qopen.append((module, len(stack)))
                 try:
-                    if py is not None and (py.watched or id(module) not in scanned):
+                    if py is not None and (watched or id(module) not in scanned):
                         return py.module_call(module, call, args, kwargs)
                     return call(module, *args, **kwargs)
                 finally:
@@ -223,20 +223,20 @@ class ModuleRecorder(Window):
                 rec._internal_error(e)
                 return call(module, *args, **kwargs)
             calls.append(serial())
-            wframes.append(getframe())
+            wframes.append(getframe(1))  # the wrapper's: its caller's line is the site
             frees.append(free)
             stack.append(module)
             rec._still = free
             q.ran = []
             depth = len(stack) - 1
             try:
-                if py is not None and (py.watched or id(module) not in scanned):
+                if py is not None and (watched or id(module) not in scanned):
                     return py.module_call(module, call, args, kwargs)  # pystreams
                 return call(module, *args, **kwargs)
             finally:
-                rec._leave(depth)
+                leave(depth)
 
-        return __call__
+        return hook
 
     def _root(self, module: nn.Module) -> None:
         """A call with nothing open: CUDA may have been initialised, a model may be new."""
@@ -245,7 +245,7 @@ class ModuleRecorder(Window):
 
     def _leave(self, depth: int) -> None:
         """The call entered at ``depth`` returns (or raises): charge and close it."""
-        if self._thread != threading.get_ident():
+        if self._thread != _get_ident():
             return  # the window closed meanwhile
         stack, frees = self._stack, self._frees
         try:
@@ -306,7 +306,7 @@ class ModuleRecorder(Window):
 
         names = list(dict.fromkeys(name(q) for q in ran))
         owner = name(stack[-1]) if stack else "the code outside modules"
-        self._event(Event("unread", g.name, self._next_index(), None,
+        self._event(Event("unread", g.name, self._notes.next, None,
                           unread_text(owner, names, self._q.learn_after)))
 
     def _charge(self, g: DefaultGen, raw: Any) -> None:
@@ -314,15 +314,15 @@ class ModuleRecorder(Window):
         delta = 0
         if g.cuda:
             if raw[0] != before[0] or raw[1] < before[1]:
-                self._event(Event("gap", g.name, self._next_index(), None, _BACKWARDS))
+                self._event(Event("gap", g.name, self._notes.next, None, _BACKWARDS))
                 return
             delta = raw[1] - before[1]
         depth = len(self._stack) - 1
         if depth < 0:  # between module calls: an outside record of its own
             use = _Use(g, g.show(before), g.show(raw), delta)
-            self._notes.append((self._next_index(), g, None, None, None, "other",
-                                self._steps, use, None, None))
-            return
+            self._notes.add(_new(ModuleNote, (self._notes.next, g, None, None, None,
+                                              "other", self._steps, use, None, None)))
+            return  # no write here: the next stretch of a call may extend its tail
         serial = self._calls[depth]
         if self._q.learn_after:  # it drew: its calls stay read (see .quiet)
             self._q.drew(self._stack[depth])
@@ -335,22 +335,25 @@ class ModuleRecorder(Window):
         self._note(depth, _Use(g, g.show(before), g.show(raw), delta))
 
     def _note(self, depth: int, use: _Use) -> None:
-        """A stretch of the call at ``depth`` starts: note it (see ``_Note``)."""
+        """A stretch of the call at ``depth`` starts: note it (see :class:`ModuleNote`)."""
         stack = self._stack
         module = stack[depth]
-        # issue 12 (not hasattr: a missing attribute costs nn.Module an error message)
+        # a compiled module, charged as a whole (docs/compile.md; not hasattr: a missing
+        # attribute costs nn.Module an error message)
         if "_orig_mod" in module._modules and id(module) not in self._said:
             self._say_whole(module, stack[0])
-        site, code = frames.user_site_from(self._frames[depth].f_back)
-        phase = "backward" if torch._C._current_autograd_node() is not None else "forward"
-        self._notes.append((self._next_index(), use.gen, module, stack[0],
-                            type(module).__name__, phase, self._steps, use, site, code))
+        site, code = _user_site_from(self._frames[depth].f_back)
+        phase = "backward" if _autograd_node() is not None else "forward"
+        # tuple.__new__: a ModuleNote made at C speed (ModuleNote(...) runs Python code)
+        due = self._notes.add(_new(ModuleNote, (self._notes.next, use.gen, module, stack[0],
+                                                type(module).__name__, phase, self._steps,
+                                                use, site, code)))
         self._tail[id(use.gen)] = (self._calls[depth], use)
-        if len(self._notes) >= _BATCH:
+        if due:
             self._write()
 
     def _on_graph(self, call: compiled.GraphCall) -> None:
-        """An Inductor graph with a seed map runs (issue 12): keep the map for naming."""
+        """An Inductor graph with a seed map runs: keep the map for naming."""
         if call.seed_map is not None:
             self._seed_maps[call.seed_map.label] = call.seed_map
 
@@ -359,16 +362,16 @@ class ModuleRecorder(Window):
         self._said.add(id(module))
         path = self._paths.resolve(module, root)[1]
         where = f"{path or '(root)'} ({type(module).__name__})"
-        self._event(Event("compiled", "", self._next_index(), None,
+        self._event(Event("compiled", "", self._notes.next, None,
                           compiled_draws.whole_text(where, list(self._seed_maps.values()))))
 
     def _write(self) -> None:
         """Hand the noted records to the sink, as Draws, in order. A stretch written is
         not extended any more: the call's next consumption is a record of its own."""
         self._tail.clear()
-        notes = self._notes
-        if not notes:
-            return
+        self._notes.write(self._describe)
+
+    def _describe(self, notes: list[ModuleNote]) -> list[Draw]:
         resolve = self._paths.resolve
         draws = []
         for index, g, module, root, kind, phase, step, u, site, code in notes:
@@ -377,21 +380,13 @@ class ModuleRecorder(Window):
             draws.append(Draw(index, "module", path, kind, None, phase, step, (), "",
                               g.device, u.delta, {}, g.name, u.before, u.after, True,
                               site, code, None, model))
-        try:  # written once: an interrupt leaves the notes for the next write
-            self._notes = []
-            self._sink_draws(draws, notes[0][0])  # the notes' indices follow each other
-        except BaseException:
-            self._notes = notes
-            raise
+        return draws
 
     def _event(self, event: Event) -> None:
         self._write()  # the records before it first: the sink keeps them in order
         self._sink.event(event)
 
-    def _set_written(self, count: int) -> None:
-        self._written = count
-
-    # -- pystreams: names of Python and NumPy draws (recording.pystreams) -------------
+    # -- pystreams: names of Python and NumPy draws (recording.streams.pystreams) -------------
 
     def _py_name(self, module: Any, root: Any) -> tuple[str | None, str | None, str | None]:
         stack = self._stack
@@ -399,18 +394,6 @@ class ModuleRecorder(Window):
         return model, path, type(module).__name__
 
     # -- other callbacks -----------------------------------------------------------------
-    def _set_paused(self, paused: bool) -> None:
-        """For benchmarks: pause recording (module calls and optimizer steps pass
-        through, with the wrapper still in place) or resume it, in the window's thread
-        and between module calls; what runs while paused is charged to nothing.
-        ``make bench`` pairs steps with the window paused and resumed, which cancels the
-        drift of a shared machine."""
-        if self._state in ("recording", "paused"):
-            self._state = "paused" if paused else "recording"
-            self._thread = 0 if paused else threading.get_ident()
-            self._still = False
-            self._q.reset()
-
     def _on_module(self, parent: nn.Module, name: str, child: nn.Module | None) -> None:
         self._paths.changed()
 
@@ -421,13 +404,12 @@ class ModuleRecorder(Window):
             raw = g.read()
             if raw != g.last:
                 g.last = raw
-                self._event(Event("reseed", g.name, self._next_index(), site, detail))
+                self._event(Event("reseed", g.name, self._notes.next, site, detail))
                 changed = True
         return changed
 
     def _usage(self) -> None:
         """Name the modules called and the parameters that got a gradient (the op
         recorder's ``called``/``with_grad``), from the models seen."""
-        compiled_draws.called_inside(self._called)  # issue 12: traced calls
         self.log.called, self.log.with_grad = self._paths.usage(
             list(self._called.values()), self._graded)

@@ -1,9 +1,10 @@
-"""The window both recorders share: claiming it, opening and closing it, steps, reseeds,
-usage, internal errors, the log's header, where draws go.
+"""The window both recorders share: opening and closing it, the module-call wrapper,
+steps, reseeds, usage, internal errors, where draws go.
 
-:class:`Window` is the base of both levels (:class:`~rngtrace.recording.oplevel.Recorder`
-and :class:`~rngtrace.recording.modulelevel.ModuleRecorder`); a level fills in what it
-installs, how it reads generators and how it finishes its log.
+:class:`Window` is the base of both levels (:class:`~..oplevel.recorder.Recorder` and
+:class:`~..modulelevel.recorder.ModuleRecorder`); a level fills in what it installs, how
+it reads generators, what it notes at a draw and how it finishes its log. The life of a
+window, its interrupt model and the words used here are in docs/architecture.md.
 
 **Interrupt safety.** Opening, closing and recording are safe against an exception or a
 ``KeyboardInterrupt`` at any line of rngtrace's code: the window's life is one generator
@@ -20,125 +21,50 @@ resumes ours (a signal arriving there leaves the window open).
 used, and "unused" must never be claimed of a module that ran), but only the window's
 thread is recorded: draws (op level) and generator reads (module level). Forked children
 (DataLoader workers) inherit the window, which records only their draws there (into the
-worker's part, :mod:`rngtrace.recording.workers`); a window is claimed per process, so a
+worker's part, :mod:`..streams.workers`); a window is claimed per process, so a
 child may open its own.
 """
 
 from __future__ import annotations
 
 import contextlib
-import datetime
 import os
-import platform
-import sys
 import threading
 import warnings
 from collections.abc import Callable, Iterator
-from typing import Any, Protocol
+from typing import Any, Literal
 
 import torch
+from torch import nn
 from torch.optim.optimizer import register_optimizer_step_post_hook
 
-from .._version import __version__
-from ..errors import RecordError
-from ..log import CPU_STATE_DIGEST, Draw, Event, GeneratorInfo, Log
-from . import frames
+from ...errors import RecordError
+from ...log import Draw, Event, EventKind, GeneratorInfo, Log
+from ..basics import frames
+from ..basics.hooks import note_gradients
+from ..basics.patches import Patches
+from ..compiled.draws import called_inside
+from ..compiled.loaded import compiling
+from ..compiled.seedmaps import CompileWatch
+from ..streams import pypatches, workers
+from ..streams.pystreams import PyStreams
+from . import notes
 from .calls import patch_calls
-from .compiled import compiling
-from .distributed import GroupWatch, rank_meta
-from .hooks import note_gradients
-from .patches import Patches
-from .pystreams import PyStreams
+from .claims import claim_window, release_window
+from .distributed import GroupWatch
+from .header import header
+from .notes import NoteBuffer
 from .reseed import describe_call, unchanged_event, watch_reseeds
+from .sinks import MemorySink, Sink
 
-_claims: dict[int, Window] = {}  # pid -> the process's open window
+#: A window's state: ``"new"`` -> ``"opening"`` (claimed, installing) -> ``"recording"``
+#: -> ``"stopped"`` (at the block's end, after ``steps`` optimizer steps, or on an error).
+WindowState = Literal["new", "opening", "recording", "stopped"]
 
-class Sink(Protocol):
-    """Where a window's draws go as they happen (memory, or a file streamed line by line)."""
-
-    def start(self, log: Log, gens: dict[str, GeneratorInfo]) -> None: ...
-    def draw(self, draw: Draw) -> None: ...
-    def draws(self, draws: list[Draw]) -> None: ...  # several in order, written together
-    def event(self, event: Event) -> None: ...
-    def finish(self, log: Log, patches: dict[int, Draw]) -> None: ...
-    def close(self) -> None: ...  # a window that failed to open: let go, write no end
-
-
-class MemorySink:
-    """Keeps draws in memory and hands them to the log when the window closes."""
-
-    def __init__(self) -> None:
-        self._draws: list[Draw] = []
-        self._events: list[Event] = []
-
-    def start(self, log: Log, gens: dict[str, GeneratorInfo]) -> None:
-        pass
-
-    def draw(self, draw: Draw) -> None:
-        self._draws.append(draw)
-
-    def draws(self, draws: list[Draw]) -> None:
-        self._draws.extend(draws)
-
-    def event(self, event: Event) -> None:
-        self._events.append(event)
-
-    def finish(self, log: Log, patches: dict[int, Draw]) -> None:
-        for i, d in patches.items():
-            self._draws[i] = d
-        log.draws, log.events = self._draws, self._events
-
-    def close(self) -> None:
-        pass
-
-
-def header() -> dict[str, Any]:
-    """What a log says about where it was made (``"dist"``: the rank in a distributed
-    job, see :mod:`.distributed`)."""
-    meta: dict[str, Any] = {
-        "tool": "rngtrace",
-        "rngtrace": __version__,
-        "torch": torch.__version__,
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-        "argv": list(sys.argv),
-        "time": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "cpu_state_digest": CPU_STATE_DIGEST,
-    }
-    dist = rank_meta()
-    if dist is not None:
-        meta["dist"] = dist
-    return meta
-
-
-def claim_window(window: Window) -> None:
-    """Make ``window`` this process's open window; refuse a second one (windows cannot
-    be nested or run concurrently). A window claimed by the parent of a forked child
-    (a DataLoader worker) does not count in the child: claims are per process."""
-    # dict.setdefault is atomic: no lock, which an interrupt could leave held
-    if _claims.setdefault(os.getpid(), window) is not window:
-        raise RecordError("record() windows cannot be nested or run concurrently")
-
-
-def release_window(window: Window) -> None:
-    if _claims.get(os.getpid()) is window:  # only the owner removes its claim
-        del _claims[os.getpid()]
-
-
-def active_window() -> Window | None:
-    """This process's open window, if any."""
-    return _claims.get(os.getpid())
-
-
-def _in_child() -> None:
-    """After a fork: the parent's window is not this process's; it turns inert here."""
-    for pid in list(_claims):
-        if pid != os.getpid():
-            _claims.pop(pid)._forked()
-
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_in_child)
+#: A level's part of the module-call wrapper: ``hook(module, call, args, kwargs)`` runs
+#: the call (``call(module, *args, **kwargs)``) and returns its result; it is called in
+#: the window's thread, while recording, after the module is noted as called.
+CallHook = Callable[[nn.Module, Callable[..., Any], tuple, "dict[str, Any]"], Any]
 
 
 def check_steps(steps: int | None) -> int | None:
@@ -149,42 +75,35 @@ def check_steps(steps: int | None) -> int | None:
     return steps
 
 
-def default_generators() -> dict[str, GeneratorInfo]:
-    """The default generators' seeds as a window opens (a file's header records them)."""
-    gens = {"default:cpu": GeneratorInfo("default:cpu", "cpu", torch.initial_seed())}
-    if torch.cuda.is_available() and torch.cuda.is_initialized():
-        for i in range(torch.cuda.device_count()):
-            name = f"default:cuda:{i}"
-            gens[name] = GeneratorInfo(name, f"cuda:{i}",
-                                       torch.cuda.default_generators[i].initial_seed())
-    return gens
-
-
 class Window:
     """The window opened by :func:`~rngtrace.record`; ``with`` gives its :class:`Log`.
 
-    The base of both levels. States: ``new`` -> ``opening`` -> ``recording`` ->
-    ``stopped``. A level provides :meth:`_open`
-    (what it installs, after the claim), :meth:`_quiet` (make its hot paths
-    pass-throughs), :meth:`_flush` (its last records, and the draws to patch),
-    :meth:`_generators`, :meth:`_reseeded`, :meth:`_usage` and :meth:`_release`.
+    The base of both levels; its state is a :data:`WindowState`. A level provides
+    :meth:`_open` (what it installs, after the claim), :meth:`_call_hook` (its part of
+    the module-call wrapper), :meth:`_write` (its notes, described, to the sink),
+    :meth:`_quiet` (make its hot paths pass-throughs), :meth:`_flush` (its last records,
+    and the draws to patch), :meth:`_generators`, :meth:`_reseeded`, :meth:`_usage`
+    and :meth:`_release`.
     """
 
     _failure = "describe a draw"  # for the warning of an internal error
 
     def __init__(self, steps: int | None, sink: Sink | None, log: Log,
-                 python_rng: bool = True) -> None:
+                 python_rng: bool = True, batch: int | None = None) -> None:
         self.steps_limit = check_steps(steps)
         self.log = log
         self._sink: Sink = sink if sink is not None else MemorySink()
-        self._patches = Patches()  # every change to torch's globals (see .patches)
+        # what the level noted and has not written yet, and the next draw's index
+        self._notes: NoteBuffer[Any] = NoteBuffer(
+            self._sink, notes.BATCH if batch is None else batch)
+        self._patches = Patches()  # every change to torch's globals (see ..basics.patches)
         self._in_step_hook = False  # stopping from the optimizer step hook (see _on_step)
         self._called: dict[int, Any] = {}  # modules called, by id
         self._graded: dict[int, torch.Tensor] = {}  # parameters seen with a gradient
         self._steps = 0
         self._thread = 0  # the recording thread
         self._pid = 0
-        self._state = "new"
+        self._state: WindowState = "new"
         self._warned = False
         self._life = contextlib.contextmanager(self._lifetime)()
         # pystreams: Python's random and NumPy, when asked (record(python_rng=...))
@@ -192,6 +111,8 @@ class Window:
                              lambda: self._steps) if python_rng else None
         self._py_gens: dict[str, GeneratorInfo] = {}
         self._group = GroupWatch()  # the rank's backend, for the header
+        # draws of compiled code: Inductor's seed maps, the graph running (docs/compile.md)
+        self._compiled = CompileWatch()
 
     # -- opening and closing -------------------------------------------------------------
     def __enter__(self) -> Log:
@@ -239,7 +160,8 @@ class Window:
         watch_reseeds(self._patches, self._on_reseed)
         self._patches.hook(register_optimizer_step_post_hook, self._on_step)
         if self._py is not None:  # pystreams (rolls its own patches back if it fails)
-            self._py.install()
+            self._py.install(pypatches.install, workers.install)
+        self._compiled.install(self._patches)
 
     def _opened(self) -> None:
         """The window is recording (the op level pushes its dispatch mode here)."""
@@ -256,6 +178,7 @@ class Window:
             except Exception as e:  # never let a recorder bug break the user's program
                 self._internal_error(e)
                 patches = {}
+            called_inside(self._called)  # compiled models' submodules: traced, not called
             self._usage()
             self.log.generators = {**self._generators(), **self._py_gens}
             self.log.steps = self._steps
@@ -280,20 +203,21 @@ class Window:
 
     def _unhook(self) -> None:
         self._quiet()
+        self._compiled.uninstall()
         self._patches.restore(keep=(self._on_step,) if self._in_step_hook else ())
 
     def _py_finish(self) -> None:
         """pystreams: the last reads, and the workers' parts (their draws, after ours)."""
         if self._py is not None:
             try:
-                self._py_gens = self._py.finish()
+                self._py_gens = self._py.finish(workers.collect)
             finally:
                 self._py.uninstall()
 
     def _forked(self) -> None:
         """In a forked child: this window is the parent's. Its hooks and reseed wrappers
         pass through there (they check the process); a DataLoader worker's draws still
-        go to the worker's part (:mod:`rngtrace.recording.workers`)."""
+        go to the worker's part (:mod:`rngtrace.recording.streams.workers`)."""
         self._thread = -1
 
     # -- what a level provides -------------------------------------------------------------
@@ -319,7 +243,7 @@ class Window:
 
     def _next_index(self) -> int:
         """The index the next draw will have (events are placed before it)."""
-        raise NotImplementedError
+        return self._notes.next
 
     def _step_here(self) -> bool:
         """Whether an optimizer step in this thread counts (the op level: any thread)."""
@@ -327,54 +251,60 @@ class Window:
 
     def _step_boundary(self) -> None:
         """An optimizer step is about to be counted (a boundary for pystreams)."""
-        if self._py is not None and self._py.active():
-            self._py._guard(self._py.boundary, None)
+        if self._py is not None:
+            self._py.step_boundary()
 
-    # pystreams' callbacks (see rngtrace.recording.pystreams)
+    # pystreams' callbacks (see rngtrace.recording.streams.pystreams)
     def _py_draw(self, fields: dict[str, Any]) -> None:
         """A Python or NumPy draw, written at once after what was noted before it."""
         self._write()  # the records noted before it first: the sink keeps them in order
         step = fields.pop("step", self._steps)
-        index = self._next_index()
-        self._sink_draws([Draw(index=index, step=step, **fields)], index)
-
-    def _sink_draws(self, draws: list[Draw], first: int) -> None:
-        """Hand draws numbered from ``first`` to the sink now: the count of written draws
-        and the file agree, wherever an interrupt lands."""
-        try:
-            self._set_written(first + len(draws))
-            self._sink.draws(draws)
-        except BaseException:
-            self._set_written(first)
-            raise
+        self._notes.hand([Draw(index=self._notes.next, step=step, **fields)])
 
     def _write(self) -> None:
         """Describe and hand to the sink what the level noted but has not written."""
         raise NotImplementedError
 
-    def _set_written(self, count: int) -> None:
-        """The number of draws handed to the sink (nothing is noted but unwritten)."""
-        raise NotImplementedError
-
-    def _py_event(self, kind: str, generator: str, site: str | None, detail: str) -> None:
+    def _py_event(self, kind: EventKind, generator: str, site: str | None, detail: str) -> None:
         self._event(Event(kind, generator, self._next_index(), site, detail))
 
     def _py_name(self, module: Any, root: Any) -> tuple[str | None, str | None, str | None]:
         raise NotImplementedError
 
     # -- module calls ----------------------------------------------------------------
-    def _wrap(self, call: Any) -> Any:
-        """The ``nn.Module.__call__`` of the window: notes the module, then calls it (a
-        global forward hook would cost 5 us per call, see :mod:`rngtrace.recording.calls`).
-        Calls from every thread of the process are noted (see the module's doc)."""
-        win, called, compiling = self, self._called, torch.compiler.is_compiling
+    def _wrap(self, call: Callable[..., Any]) -> Callable[..., Any]:
+        """The one ``nn.Module.__call__`` of a window (the rules it keeps are in
+        :mod:`.calls`; a global forward hook would cost 5 us per call). It notes the
+        module as called, from every thread of the process (see the module's doc); in the
+        window's thread the level's :meth:`_call_hook` runs the call, if it has one;
+        otherwise, once Python's streams watch a generator, the call is one of their
+        boundaries. Every module call of the process goes through it while recording."""
+        win, called, compiling_ = self, self._called, torch.compiler.is_compiling
+        get_ident, py, hook = threading.get_ident, self._py, self._call_hook()
+        watched, scanned = py.call_filter() if py is not None else ([], set())
 
-        def __call__(module: Any, *args: Any, **kwargs: Any) -> Any:
-            if not compiling() and win._state == "recording":
+        def __call__(module: nn.Module, *args: Any, **kwargs: Any) -> Any:
+            if compiling_():  # first: dynamo traces this function (see .calls)
+                return call(module, *args, **kwargs)
+            if hook is not None and win._thread == get_ident():  # see _call_hook
                 called[id(module)] = module
+                return hook(module, call, args, kwargs)
+            if win._state != "recording":
+                return call(module, *args, **kwargs)
+            called[id(module)] = module
+            if hook is None and py is not None and (watched or id(module) not in scanned):
+                return py.module_call(module, call, args, kwargs)
             return call(module, *args, **kwargs)
 
         return __call__
+
+    def _call_hook(self) -> CallHook | None:
+        """The level's part of the module-call wrapper (see :data:`CallHook`); None: the
+        level does nothing at a module call. The wrapper hands the hook the calls of the
+        thread in ``_thread`` without looking at the state (one lookup less on every
+        call): a level with a hook keeps ``_thread`` on its thread only while it records
+        (the light mode sets it to 0 as it goes quiet, a forked child's window to -1)."""
+        return None
 
     # -- callbacks -------------------------------------------------------------------
     def _live(self) -> bool:
@@ -401,7 +331,7 @@ class Window:
 
     def _on_reseed(self, label: str, scope: str, args: tuple, kwargs: dict,
                    note: str = "") -> None:
-        if not self._live() or compiling():  # issue 12: dynamo's own saves and restores
+        if not self._live() or compiling():  # dynamo's own saves and restores (compile.md)
             return
         try:
             site, _ = frames.user_site(1)

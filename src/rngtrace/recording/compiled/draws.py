@@ -1,6 +1,6 @@
 """Naming the draws of compiled code: a graph call's random nodes, fx graphs' ops, replays.
 
-:mod:`.compiled` finds what runs (Inductor seed maps, the graph being called); this
+:mod:`.seedmaps` finds what runs (Inductor seed maps, the graph being called); this
 module turns it into :class:`~rngtrace.Draw` records named like eager draws (the module
 path under the user's model, ``_orig_mod.`` left out), says what cannot be seen, and
 tells a checkpoint's recompute (a replay) from a first draw.
@@ -12,6 +12,7 @@ import dataclasses
 import math
 import sys
 import weakref
+from collections.abc import Callable
 from dataclasses import dataclass
 from types import CodeType, FrameType
 from typing import Any
@@ -19,9 +20,12 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..log import Draw
-from .compiled import ORIG, GraphCall, RandomNode, SeedMap, frame_locals, random_node
-from .naming import Names, Pending
+from ...log import Draw, Phase
+from .seedmaps import ORIG, GraphCall, RandomNode, SeedMap, frame_locals, random_node
+
+#: How the level names a compiled frame's module: (model, path) in the user's model, or
+#: None while the model is not known yet (the op level's names).
+NameRoot = Callable[[nn.Module], "tuple[str | None, str | None] | None"]
 
 #: ``Draw.graph`` of a draw made by an Inductor graph that has no seed map.
 UNKNOWN_GRAPH = "inductor:?"
@@ -110,13 +114,13 @@ def _fx_node(f: FrameType) -> RandomNode | None:
     return random_node(hit[1][idx], 0, False)
 
 
-def fx_draw(draw: Draw, inside: Inside, names: Names, replay: bool) -> Draw:
+def fx_draw(draw: Draw, inside: Inside, name_root: NameRoot, replay: bool) -> Draw:
     """A draw made by an fx graph's node, named from the node's metadata (the
     checkpoint's higher-order ops carry none: their draws stay charged to the compiled
     module)."""
     if inside.node is None:
         return dataclasses.replace(draw, graph="fx", replay=replay)
-    module, model, kind = _name(inside.node, inside.roots, names, draw.index)
+    module, model, kind = _name(inside.node, inside.roots, name_root)
     if module is None:
         module, model, kind = draw.module, draw.model, draw.module_type
     return dataclasses.replace(draw, module=module, module_type=kind, model=model,
@@ -140,7 +144,7 @@ def replaying() -> bool:
     return False
 
 
-def graph_draws(seed: Draw, call: GraphCall, names: Names, first: int,
+def graph_draws(seed: Draw, call: GraphCall, name_root: NameRoot, first: int,
                 replay: bool) -> list[Draw]:
     """The draws of one compiled graph call, named like eager draws.
 
@@ -150,12 +154,12 @@ def graph_draws(seed: Draw, call: GraphCall, names: Names, first: int,
     """
     assert call.seed_map is not None
     label = call.seed_map.label
-    phase = "backward" if label.endswith(":backward") else "forward"
+    phase: Phase = "backward" if label.endswith(":backward") else "forward"
     out: list[Draw] = []
     for node in call.seed_map.nodes:
         if node.replay != replay:
             continue
-        module, model, kind = _name(node, call.roots, names, first + len(out))
+        module, model, kind = _name(node, call.roots, name_root)
         shape = tuple(s for s in node.shape)
         out.append(dataclasses.replace(
             seed, index=first + len(out), op=node.op, module=module,
@@ -168,7 +172,7 @@ def graph_draws(seed: Draw, call: GraphCall, names: Names, first: int,
     return out
 
 
-def _name(node: RandomNode, roots: dict[str, Any], names: Names, index: int
+def _name(node: RandomNode, roots: dict[str, Any], name_root: NameRoot
           ) -> tuple[str | None, str | None, str | None]:
     """(module path, model, module type) of a node: its path under the compiled frame's
     module, that module's own path in the user's model (``_orig_mod.`` left out)."""
@@ -182,11 +186,10 @@ def _name(node: RandomNode, roots: dict[str, Any], names: Names, index: int
     root = roots.get(node.root) if node.root is not None else None
     if root is None:
         return node.path, None, kind
-    names.note_root(root)
-    r = names.now(root, Pending(root, index=index))
-    base = r.module if r is not None and r.module is not None else ""
+    named = name_root(root)
+    base = named[1] if named is not None and named[1] is not None else ""
     parts = [p for p in (*base.split("."), *(node.path or "").split(".")) if p and p != ORIG]
-    return ".".join(parts), r.model if r is not None else None, kind
+    return ".".join(parts), named[0] if named is not None else None, kind
 
 
 def called_inside(called: dict[int, Any]) -> None:

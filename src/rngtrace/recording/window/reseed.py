@@ -3,7 +3,7 @@
 While a window is open the public seeding functions are wrapped; each wrapper calls
 the original unchanged and then tells the recorder, which compares the generators'
 states and records ``"reseed"`` events with the caller's site. The originals are put
-back when the window closes (through :mod:`rngtrace.recording.patches`). Code that kept
+back when the window closes (through :mod:`rngtrace.recording.basics.patches`). Code that kept
 its own reference to a function before the window (``from torch import manual_seed``),
 and ``Generator.manual_seed`` on an explicit generator, are not wrapped: their effect
 still shows, as a ``"gap"`` event.
@@ -21,8 +21,8 @@ from typing import Any
 
 import torch
 
-from ..log import UNCHANGED, Event
-from .patches import Patches
+from ...log import UNCHANGED, Event
+from ..basics.patches import Patches
 
 # (module, function, generators the call is about: "cpu", "cuda" or "all")
 _TARGETS = (

@@ -154,3 +154,34 @@ def generator_arg(info: OpInfo, args: tuple, kwargs: dict) -> torch.Generator | 
     pos = info.generator_pos
     g = args[pos] if pos < len(args) else kwargs.get("generator")
     return g if isinstance(g, torch.Generator) else None
+
+
+def call_device(info: OpInfo, args: tuple, kwargs: dict) -> torch.device:
+    """The device whose default generator a call without a generator uses."""
+    for a in args:
+        if isinstance(a, torch.Tensor):
+            return a.device
+        if isinstance(a, list | tuple) and a and isinstance(a[0], torch.Tensor):
+            return a[0].device
+    dev = kwargs.get("device")
+    if dev is not None:
+        return torch.device(dev)
+    return torch.get_default_device()
+
+
+def result_tensor(info: OpInfo, args: tuple, kwargs: dict, out: Any) -> Any:
+    """The tensor a call draws into: its in-place argument, its ``out=``, or what it
+    returns (the first tensor of a tuple); None for a call without one."""
+    if info.inplace and args and isinstance(args[0], torch.Tensor):
+        return args[0]
+    for name in info.out_kw:
+        t = kwargs.get(name)
+        if isinstance(t, torch.Tensor):
+            return t
+    if isinstance(out, torch.Tensor):
+        return out
+    if isinstance(out, list | tuple):
+        for t in out:
+            if isinstance(t, torch.Tensor):
+                return t
+    return None

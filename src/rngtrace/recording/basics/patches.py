@@ -3,8 +3,10 @@
 A window replaces attributes (``nn.Module.__call__``, ``torch.manual_seed`` and the other
 public seeding functions, ``torch.distributed.destroy_process_group``, the DataLoader's
 fetchers, and ``random``'s and NumPy's drawing functions when Python streams are recorded)
-and registers global hooks (optimizer steps, module registrations). :class:`Patches` holds
-them all and undoes them together, with these rules:
+and registers global hooks (optimizer steps, module registrations); what it installs for
+compiled code waits for the program to import torch's compiler stack (a finder on
+``sys.meta_path``, :meth:`Patches.after_import`). :class:`Patches` holds them all and
+undoes them together, with these rules:
 
 - **ownership**: an attribute is put back only if it still holds rngtrace's replacement.
   If other code replaced it on top of ours meanwhile, ours stays in that chain (every
@@ -23,7 +25,7 @@ them all and undoes them together, with these rules:
 Example::
 
     >>> import torch
-    >>> from rngtrace.recording.patches import Patches
+    >>> from rngtrace.recording.basics.patches import Patches
     >>> seed = torch.manual_seed
     >>> p = Patches()
     >>> p.replace(torch, "manual_seed", lambda s: seed(s))
@@ -36,12 +38,16 @@ Example::
 
 from __future__ import annotations
 
+import sys
 import warnings
 from collections.abc import Callable
+from types import ModuleType
 from typing import Any
 
 from torch import nn
 from torch.optim import optimizer as _optim
+
+from .imports import AfterImport
 
 _MISSING = object()
 
@@ -61,6 +67,7 @@ class Patches:
         # (owner, name, original or _MISSING, replacement), in the order made
         self._attrs: list[tuple[Any, str, Any, Any]] = []
         self._hooks: list[tuple[Callable[..., Any], Any]] = []  # (hook, handle or None)
+        self._finders: list[AfterImport] = []  # on sys.meta_path
 
     def replace(self, owner: Any, name: str, replacement: Any) -> None:
         """Set ``owner.name`` to ``replacement``; :meth:`restore` puts the original back."""
@@ -82,6 +89,19 @@ class Patches:
         self._hooks.append((hook, None))
         self._hooks[-1] = (hook, register(hook))
 
+    def after_import(self, name: str, then: Callable[[ModuleType], None]) -> None:
+        """Call ``then(module)`` once the program has imported module ``name``: now if it
+        is in ``sys.modules``, else right after its import (see :mod:`.imports`), unless
+        :meth:`restore` ran first. ``then`` runs inside the program's import: it must not
+        raise."""
+        module = sys.modules.get(name)
+        if module is not None:
+            then(module)
+            return
+        finder = AfterImport(name, then)
+        self._finders.append(finder)
+        sys.meta_path.insert(0, finder)
+
     def restore(self, keep: tuple[Callable[..., Any], ...] = ()) -> None:
         """Remove the hooks and put back every attribute still holding our replacement.
 
@@ -96,9 +116,13 @@ class Patches:
                 handle.remove()
             else:  # registered, but interrupted before the handle was kept
                 _remove_hook(hook)
+        for finder in list(self._finders):
+            finder.cancel()
+            if finder in sys.meta_path:
+                sys.meta_path.remove(finder)
         for owner, name, original, replacement in reversed(self._attrs):
             _put_back(owner, name, original, replacement)
-        self._hooks, self._attrs = kept, []
+        self._hooks, self._attrs, self._finders = kept, [], []
 
 
 def _remove_hook(hook: Callable[..., Any]) -> None:
