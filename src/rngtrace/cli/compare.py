@@ -36,6 +36,7 @@ from .program import (
     misplaced,
     read_options,
 )
+from .progress import progress
 from .signals import Ended, signals_end_the_work
 
 HELP = "run a program at two git revisions (or in two directories) and diff the draws"
@@ -178,7 +179,8 @@ def _compare(args: argparse.Namespace, program: Program, settings: Settings, rep
     if not all(os.path.exists(p) for p in paths):
         raise RngtraceError("compare: a run left no log (see its output above)")
     logs = [load_log(p) for p in paths]
-    d = rngtrace.diff(logs[0], logs[1], labels=labels)
+    with progress("comparing the logs"):
+        d = rngtrace.diff(logs[0], logs[1], labels=labels)
     if args.output:
         print(f"rngtrace compare: logs kept in {paths[0]} and {paths[1]}", file=sys.stderr)
     if failed:

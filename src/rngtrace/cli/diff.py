@@ -11,7 +11,17 @@ from typing import TYPE_CHECKING
 
 from ..diffing import copied_streams
 from ..errors import UsageError
-from . import DIFFERENT, OK, load_log, printable, run_labels, stdout_may_close
+from . import (
+    DIFFERENT,
+    OK,
+    add_html,
+    load_log,
+    printable,
+    run_labels,
+    stdout_may_close,
+    write_html,
+)
+from .progress import progress
 
 if TYPE_CHECKING:
     from ..diffing import Diff, ResumeDiff
@@ -20,6 +30,7 @@ HELP = "compare two logs: where the random streams part, why, and what it shifts
 EXAMPLE = """examples:
   rngtrace diff old.rngtrace.jsonl new.rngtrace.jsonl
   rngtrace diff --json a.jsonl b.jsonl > diff.json
+  rngtrace diff a.jsonl b.jsonl --html diff.html     a page: both streams side by side
   rngtrace diff full.jsonl resumed.jsonl --resumed-at 100
 
 The report names the cause first (a module or parameter inserted or removed, definitions
@@ -46,6 +57,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="wrap the report to N columns (0: never; default: the "
                              "terminal's width, 100 when not a terminal)")
     add_labels(parser)
+    add_html(parser)
 
 
 def add_labels(parser: argparse.ArgumentParser) -> None:
@@ -65,10 +77,18 @@ def run(args: argparse.Namespace) -> int:
         if args.resumed_at < 0:
             raise UsageError(f"rngtrace diff: --resumed-at must be 0 or more, not "
                              f"{args.resumed_at}")
-        r = rngtrace.diff(a, b, labels=labels, resumed_at=args.resumed_at)
-        emit(r, args.json)
+        with progress("comparing the logs"):
+            r = rngtrace.diff(a, b, labels=labels, resumed_at=args.resumed_at)
+        if args.html:
+            write_html(r, args.html)
+        else:
+            emit(r, args.json)
         return OK if r.identical else DIFFERENT
-    d = rngtrace.diff(a, b, labels=labels)
+    with progress("comparing the logs"):
+        d = rngtrace.diff(a, b, labels=labels)
+    if args.html:
+        write_html(d, args.html)
+        return OK if d.agrees else DIFFERENT
     emit(d, args.json, width=report_width(args.width))
     if not args.json:
         with stdout_may_close():

@@ -319,6 +319,11 @@ class Diff:
     def __str__(self) -> str:
         return self.report()
 
+    def _repr_html_(self) -> str:  # what a Jupyter notebook shows
+        from ..log import notebook_html
+
+        return notebook_html(self)
+
     def __repr__(self) -> str:
         what = "identical" if self.identical else (
             f"cause={self.cause.kind!r} in {self.cause.module!r}" if self.cause else "different")
