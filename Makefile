@@ -22,6 +22,8 @@ $(STAMP): pyproject.toml constraints.txt
 	$(PY) -m pip install --quiet -c constraints.txt torch networkx graphviz xxhash numpy pytest hypothesis ruff mypy import-linter
 	@echo "make: installing transformers, peft, accelerate and pytorch-lightning (tests on real models and the integrations)"
 	$(PY) -m pip install --quiet -c constraints.txt transformers peft accelerate pytorch-lightning
+	@echo "make: installing playwright (drives Debian's chromium in the browser tests)"
+	$(PY) -m pip install --quiet -c constraints.txt playwright
 	@echo "make: installing rngtrace itself (editable)"
 	$(PY) -m pip install --quiet -c constraints.txt --no-deps -e .
 	touch $(STAMP)
@@ -33,7 +35,7 @@ demo: $(STAMP) ## run the seed story end to end (examples/seed_story.py)
 	@echo "make: running the seed story (examples/seed_story.py, about a minute)"
 	$(PY) examples/seed_story.py
 
-figures: $(STAMP) ## redraw docs/story_diff.svg from the story example (needs Graphviz)
+figures: $(STAMP) ## redraw docs/story_diff.svg and the HTML report's screenshots (needs Graphviz, Chromium)
 	$(PY) examples/make_figures.py docs
 
 test: $(STAMP) ## run the test suite (6-7 minutes on a busy 2-core machine; see README)

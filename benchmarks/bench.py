@@ -4,10 +4,9 @@
                                [--only construct,step,...] [--json PATH] [--no-update]
 
 Each comparison alternates its cases round by round and reports medians and ratios; the
-table is printed, written with the machine to ``benchmarks/results.json`` and, for a
-full run, into the README and docs/benchmarks.md between the ``bench`` markers.
-``--quick`` shrinks every model and count to smoke-test the harness (its figures mean
-nothing, and it writes no README). See docs/benchmarks.md for what each line measures.
+table is printed, written to ``benchmarks/results.json`` and (full runs) into the README
+and docs/benchmarks.md. ``--quick`` smoke-tests the harness at tiny sizes (its figures
+mean nothing, and it writes no README). docs/benchmarks.md says what each line measures.
 """
 
 from __future__ import annotations
@@ -30,6 +29,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 sys.path.insert(0, HERE)
 
+import bench_html  # noqa: E402
 import harness  # noqa: E402
 import load_memory  # noqa: E402
 from harness import Row, alternate, median  # noqa: E402
@@ -39,7 +39,7 @@ from synthetic import synthetic  # noqa: E402
 
 import rngtrace  # noqa: E402
 
-BENCHES = ("construct", "step", "after", "diff", "logfile", "stable", "compiled")
+BENCHES = ("construct", "step", "after", "diff", "logfile", "stable", "compiled", "html")
 SMALL_STEP = StepConfig(vocab=256, seq=32, dim=64, layers=2, heads=4, batch=4)
 
 
@@ -327,16 +327,14 @@ class Bench:
     def stable(self) -> None:
         bench = "6. stable_init, GPT-2-small-sized model"
         try:
-            from bench_stable import GPT2Config, bench_stable_init
-        except ImportError as e:
+            from bench_stable import stable_rows
+            rows = stable_rows(self.quick)
+        except (ImportError, RuntimeError) as e:
             self.add(bench, "stable_init", None, "s", note=f"not available ({e})")
             return
-        c = GPT2Config(vocab=100, positions=16, dim=16, layers=1, heads=2) if self.quick \
-            else GPT2Config()
-        plain, stable = bench_stable_init(repeats=1 if self.quick else 3, config=c)
-        self.add(bench, "plain construction", plain, "s", samples=1 if self.quick else 3)
-        self.add(bench, "stable_init", stable, "s", stable / plain, "plain",
-                 samples=1 if self.quick else 3)
+        for what, seconds, ratio, n in rows:  # each ratio: against the plain row above it
+            self.add(bench, what, seconds, "s", ratio, "plain" if ratio else "", samples=n,
+                     note="" if seconds is not None else "not run with --quick")
 
     # -- 7. compiled training step (docs/compile.md) -------------------------------------
     def compiled(self) -> None:
@@ -389,17 +387,18 @@ class Bench:
                  note=f"{r / b:.2f}x bare; {per_step:g} compiled-graph draws per step",
                  raw=s["record()"])
 
+    def html(self) -> None:  # 8. (benchmarks/bench_html.py)
+        bench_html.rows(self)
+
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--quick", action="store_true", help="tiny sizes, one round: a smoke test")
     p.add_argument("--device", default="cpu", help="cpu (default) or cuda")
-    p.add_argument("--threads", type=int, default=1,
-                   help="torch intra-op threads (default 1: stable ratios on a shared "
-                        "machine; 0 keeps torch's default)")
-    p.add_argument("--clock", choices=("auto", "wall", "cpu"), default="auto",
-                   help="cpu: process CPU time; auto (default): cpu for a one-thread CPU "
-                        "run, wall otherwise")
+    p.add_argument("--threads", type=int, default=1, help="torch intra-op threads "
+                   "(default 1: stable ratios on a shared machine; 0: torch's default)")
+    p.add_argument("--clock", choices=("auto", "wall", "cpu"), default="auto", help="cpu: "
+                   "process CPU time; auto (default): cpu for one CPU thread, else wall")
     p.add_argument("--only", default=",".join(BENCHES),
                    help=f"comma-separated subset of {','.join(BENCHES)}")
     p.add_argument("--json", default=None,

@@ -6,14 +6,20 @@ weight again through ``apply(_init_weights)`` (with the scaled residual projecti
 and the LM head's own weight is drawn, then replaced by the tied embedding. 124,439,808
 parameters (12 layers, d=768, vocabulary 50257, 1024 positions).
 
-Run ``python benchmarks/bench_stable.py``; :func:`bench_stable_init` returns the two
-medians for the benchmark table.
+Run ``python benchmarks/bench_stable.py``; :func:`stable_rows` gives the benchmark
+table's rows: the factory's build (:func:`bench_stable_init`), a model built on the meta
+device and initialised in place (:func:`bench_inplace`), and the same on two ranks
+sharded with FSDP2 (:func:`bench_sharded`, a torchrun job on CPU).
 """
 
 from __future__ import annotations
 
+import json
 import math
+import os
 import statistics
+import subprocess
+import sys
 import time
 from dataclasses import dataclass
 
@@ -133,10 +139,66 @@ def bench_stable_init(repeats: int = 3, config: GPT2Config | None = None) -> tup
     return statistics.median(plain), statistics.median(stable)
 
 
+def _init_weights(m: GPT2LMHead) -> None:
+    m.apply(m._init_weights)
+
+
+def bench_inplace(repeats: int = 3, config: GPT2Config | None = None) -> tuple[float, float]:
+    """Median seconds of initialising a meta-built :class:`GPT2LMHead` given memory
+    (``to_empty``) with its ``_init_weights``: plain, and with ``stable_init(model)``."""
+    from rngtrace import stable_init
+
+    with torch.device("meta"):
+        model = GPT2LMHead(config or GPT2Config())
+    model.to_empty(device="cpu")
+    plain, stable = [], []
+    for i in range(repeats + 1):
+        p = timed(lambda: _init_weights(model), time.perf_counter)
+        s = timed(lambda: stable_init(model, seed=0, init=_init_weights), time.perf_counter)
+        if i:
+            plain.append(p)
+            stable.append(s)
+    return statistics.median(plain), statistics.median(stable)
+
+
+def bench_sharded(repeats: int = 3, quick: bool = False, ranks: int = 2) -> dict[str, float]:
+    """Median seconds (of the slowest rank) of the same initialisation on ``ranks``
+    gloo processes, the model sharded with FSDP2: ``{"plain": ..., "stable_init": ...}``."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    env = {**os.environ, "OMP_NUM_THREADS": str(torch.get_num_threads()),
+           "PYTHONPATH": os.pathsep.join([here, os.environ.get("PYTHONPATH", "")])}
+    r = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone",
+                        "--nproc-per-node", str(ranks), os.path.join(here, "stable_ranks.py"),
+                        str(repeats), "1" if quick else "0"],
+                       capture_output=True, text=True, env=env, timeout=1800)
+    if r.returncode != 0:
+        raise RuntimeError(f"the sharded job failed: {r.stderr[-2000:]}")
+    return json.loads(r.stdout.strip().splitlines()[-1])
+
+
+def stable_rows(quick: bool) -> list[tuple[str, float | None, float | None, int]]:
+    """The benchmark table's rows: (what, median seconds, ratio to the plain row above
+    it or None, samples). ``quick``: tiny sizes, and no sharded job (its row is None)."""
+    c = GPT2Config(vocab=100, positions=16, dim=16, layers=1, heads=2) if quick else None
+    n = 1 if quick else 3
+    plain, stable = bench_stable_init(repeats=n, config=c)
+    meta, meta_stable = bench_inplace(repeats=n, config=c)
+    sharded = {"plain": None, "stable_init": None} if quick else bench_sharded(repeats=n)
+    ranks = sharded["stable_init"], sharded["plain"]
+    return [("plain construction", plain, None, n),
+            ("stable_init", stable, stable / plain, n),
+            ("meta build, to_empty, then _init_weights", meta, None, n),
+            ("the same, stable_init(model, init=...)", meta_stable, meta_stable / meta, n),
+            ("the same on 2 ranks, FSDP2: _init_weights", ranks[1], None, n),
+            ("the same on 2 ranks, FSDP2: stable_init", ranks[0],
+             ranks[0] / ranks[1] if ranks[0] and ranks[1] else None, n)]
+
+
 if __name__ == "__main__":
     torch.manual_seed(0)
-    n = sum(p.numel() for p in GPT2LMHead().parameters())
-    p, s = bench_stable_init()
-    print(f"GPT-2-small-sized model ({n:,} parameters), CPU, torch {torch.__version__}")
-    print(f"plain construction: {p:.3f} s (median)")
-    print(f"stable_init:        {s:.3f} s (median), {s / p:.2f}x plain")
+    count = sum(p.numel() for p in GPT2LMHead().parameters())
+    print(f"GPT-2-small-sized model ({count:,} parameters), CPU, torch {torch.__version__}")
+    for what, seconds, ratio, _ in stable_rows(quick="--quick" in sys.argv):
+        print(f"{what:<46} " + ("not run with --quick" if seconds is None else
+                                f"{seconds:8.3f} s (median)")
+              + (f", {ratio:.2f}x the line above" if ratio is not None else ""))

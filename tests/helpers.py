@@ -98,3 +98,34 @@ def count_reads(monkeypatch: Any) -> list[int]:
 
     monkeypatch.setattr(generators.DefaultGen, "read", counted)
     return reads
+
+
+# What a hostile log may carry in every string field a page shows: markup, an attribute
+# break-out, a javascript: URL, the end of a script element, a comment opener and a
+# right-to-left override. Each payload sets window.__pwned if it ever runs.
+PAYLOADS = (
+    "<script>window.__pwned='script'</script>",
+    '"><img src=x onerror="window.__pwned=\'img\'">',
+    "' onload='window.__pwned=1' x='",
+    "javascript:window.__pwned='url'",
+    "</script><script>window.__pwned='end'</script><!--",
+    "<svg onload=\"window.__pwned='svg'\"></svg>\u202etxt.exe",
+)
+
+
+def hostile_log() -> Log:
+    """A log whose module names, types, targets, ops, sites, code, arguments, header and
+    event carry :data:`PAYLOADS` (it saves and loads: the loader checks structure, not
+    text)."""
+    draws = []
+    for i, p in enumerate(PAYLOADS):
+        module = f"enc.{p}"
+        draws.append(make_draw(i, module=module, module_type=p, target=f"{module}.weight",
+                               op=f"aten::{p}", site=f"{p}:1", code=p, api=p,
+                               args={"p": p}, model=p))
+    log = Log(draws=draws, meta={"tool": "rngtrace", "cpu_state_digest": "xxh3-64",
+                                 "argv": list(PAYLOADS),
+                                 "time": PAYLOADS[0], "torch": PAYLOADS[1]})
+    log.events = [rngtrace.Event("reseed", "default:cpu", 2, site=PAYLOADS[2],
+                                 detail=PAYLOADS[4])]
+    return log

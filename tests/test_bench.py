@@ -27,7 +27,7 @@ def test_quick_run_reports_every_benchmark(tmp_path):
     assert result["quick"] is True
     assert {"cpu", "cores", "torch", "torch_threads", "device"} <= set(result["machine"])
     benches = {r["bench"].split(".")[0] for r in result["rows"]}
-    assert benches == {"1", "2a", "2c", "3", "4", "5", "6"}  # 2b only in a full run
+    assert benches == {"1", "2a", "2c", "3", "4", "5", "6", "8"}  # 2b, 7: full runs only
     cases = {r["case"] for r in result["rows"]}
     assert {"plain", "bare TorchDispatchMode", "record()", "record(level='module')",
             "record(level='module'), steps paired with paused ones", "DebugMode",

@@ -29,7 +29,13 @@ def test_seed_story_demo(tmp_path):
     assert "Cause: module only in tidy: blocks.0.attn.linear, blocks.1.attn.linear" in text
     assert "self.linear = nn.Linear(dim, dim)" in text
     assert "tidy: blocks.0.attn.linear (Linear), never called" in text
-    # 4. the remedy keeps every shared parameter
+    # 4. the remedy keeps every shared parameter, and rngtrace says so: the copies agree
+    # on all they share, the tidy copy's 4 added draws are named at the user's line
     assert "29 of 29 shared parameters are bit-identical" in text
+    assert "rngtrace diff: original and tidy agree on everything they share (30 draws); " \
+           "tidy adds 4 draws of" in text
+    assert "tidy: blocks.1.attn.linear.bias, 16 values on stable:blocks.1.attn.linear.bias@0" \
+           in text
+    assert "rngtrace/stable" not in text
     # 5. logs were written where the demo says
     assert (tmp_path / "out" / "tidy.rngtrace.jsonl").exists()

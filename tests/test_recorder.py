@@ -353,6 +353,26 @@ def test_explicit_generators_numbered_by_first_use_with_initial_seed():
     assert log.events == []
 
 
+def test_a_generator_given_a_name_is_logged_under_it():
+    """Code above the recorder (stable_init) names the generators it makes; the name is
+    read when a window first sees the generator draw, and only then."""
+    from rngtrace.recording.basics.generators import given_name
+
+    g, h, k = (torch.Generator().manual_seed(s) for s in (1, 2, 3))
+    with rngtrace.record() as log:
+        torch.rand(2, generator=k)  # first seen unnamed: stays generator:1
+        with given_name(g, "stable:w@0"), given_name(h, "stable:w@0"), \
+                given_name(k, "late"):
+            torch.rand(2, generator=g)
+            torch.rand(2, generator=h)  # the same name again in this window
+            torch.rand(2, generator=k)
+        torch.rand(2, generator=g)  # the name given stays with the generator
+    assert [d.generator for d in log.draws] == [
+        "generator:1", "stable:w@0", "stable:w@0(2)", "generator:1", "stable:w@0"]
+    assert sorted(log.generators) == ["default:cpu", "generator:1", "stable:w@0",
+                                      "stable:w@0(2)"]
+
+
 def test_several_models_in_one_window_stay_distinguishable():
     with rngtrace.record() as log:
         sm.TinyViT()

@@ -69,8 +69,9 @@ def test_training_after_stable_init_does_not_depend_on_the_architecture():
 @pytest.mark.parametrize("level", ["op", "module"])
 def test_inside_a_record_window_no_default_stream_moves(level):
     """Recorded, stable_init draws from its keyed generators only: the op recorder lists
-    them (a generator per key, each draw into its key); the light mode, which reads the
-    default generators only, sees nothing; no reseed or gap event either way."""
+    them (a stream per key, named by it, each draw into its key, at the model's line);
+    the light mode, which reads the default generators only, sees nothing; no reseed or
+    gap event either way."""
     before = torch.get_rng_state()
     with rngtrace.record(level=level) as log:
         model = stable_init(story_models.TinyViT, seed=1)
@@ -80,8 +81,11 @@ def test_inside_a_record_window_no_default_stream_moves(level):
         return
     keys = _random_keys(model.state_dict())
     assert sorted(d.target for d in log.draws) == sorted(keys)
-    assert all(d.generator.startswith("generator:") for d in log.draws)
-    assert len({d.generator for d in log.draws}) == len(keys)
+    # one draw per key (trunc_normal_ of pos at std 0.02 never resamples): ordinal 0
+    assert [d.generator for d in log.draws] == [f"stable:{d.target}@1" for d in log.draws]
+    assert sorted(log.generators) == sorted(["default:cpu", *(f"stable:{k}@1" for k in keys)])
+    assert all(d.site is not None and d.site.startswith("examples/story_models.py:")
+               for d in log.draws)
 
 
 def test_same_seed_same_model_other_seed_other_model():

@@ -10,10 +10,10 @@ The pipeline, one subpackage a stage: :mod:`rngtrace.recording` makes a :class:`
 (:mod:`rngtrace.log`; :mod:`rngtrace.summary` writes its text), :mod:`rngtrace.logfile`
 saves and loads it, :mod:`rngtrace.diffing` compares two, :mod:`rngtrace.ranks` the ranks
 of one job, :mod:`rngtrace.checking` finds hazards in one run, :mod:`rngtrace.graph` draws
-them, :mod:`rngtrace.stable` is the remedy, :mod:`rngtrace.fingerprints` certifies a
-resume without a second run, :mod:`rngtrace.integrations` does it in Hugging Face's
-Trainer, Lightning and accelerate, and
-:mod:`rngtrace.cli` and :mod:`rngtrace.pytest_plugin` use only this public API.
+them, :mod:`rngtrace.html` makes pages of them, :mod:`rngtrace.stable` is the remedy,
+:mod:`rngtrace.fingerprints` certifies a resume without a second run,
+:mod:`rngtrace.integrations` does it in Hugging Face's Trainer, Lightning and accelerate,
+and :mod:`rngtrace.cli` and :mod:`rngtrace.pytest_plugin` use only this public API.
 """
 
 from typing import TYPE_CHECKING, Any
@@ -30,15 +30,18 @@ from .errors import (
     StableInitError,
 )
 from .graph import to_dot, to_networkx
+from .html import notebook_html as _notebook_html
+from .html import to_html
 from .log import Draw, Event, EventKind, FileInfo, GeneratorInfo, Level, Log, ModuleStats, Phase
 from .logfile import load, save
 from .ranks import RankReport, compare_ranks
 from .summary import summary as _summary
 
 # A Log is data and imports nothing above it; its convenience methods (print(log),
-# log.save(path), log.to_networkx()) get the functions here, where every layer is at
-# hand, and before any log exists: see rngtrace.log.provide.
-_log.provide(_log.Conveniences(summary=_summary, save=save, to_networkx=to_networkx))
+# log.save(path), log.to_networkx(), a notebook's display) get the functions here, where
+# every layer is at hand, and before any log exists: see rngtrace.log.provide.
+_log.provide(_log.Conveniences(summary=_summary, save=save, to_networkx=to_networkx,
+                               html=_notebook_html))
 
 if TYPE_CHECKING:
     from .fingerprints import (
@@ -117,5 +120,6 @@ __all__ = [
     "save",
     "stable_init",
     "to_dot",
+    "to_html",
     "to_networkx",
 ]

@@ -23,7 +23,7 @@ from .text import module_label
 __all__ = ["CPU_STATE_DIGEST", "EVENT_KINDS", "LEVELS", "OLD_CPU_STATE_DIGEST", "PHASES",
            "SET_BACK", "UNCHANGED", "Conveniences", "Draw", "Event", "EventKind", "FileInfo",
            "GeneratorInfo", "Level", "Log", "ModuleStats", "Phase", "cpu_state_digest",
-           "provide"]
+           "notebook_html", "provide"]
 
 #: When a draw was made: while a model was built (``"init"``), in a module's forward or
 #: backward, or anywhere else (``"other"``: a DataLoader, code between steps).
@@ -297,6 +297,9 @@ class Log:
     def __str__(self) -> str:
         return self.summary()
 
+    def _repr_html_(self) -> str:  # what a Jupyter notebook shows
+        return notebook_html(self)
+
     def __repr__(self) -> str:
         state = "complete" if self.complete else "incomplete"
         return f"<rngtrace.Log {len(self.draws)} draws, {len(self.events)} events, {state}>"
@@ -309,6 +312,7 @@ class Conveniences:
     summary: Callable[[Log], str]  # rngtrace.summary.summary
     save: Callable[[Log, str | os.PathLike[str]], None]  # rngtrace.logfile.save
     to_networkx: Callable[[Log, bool], Any]  # rngtrace.graph.to_networkx
+    html: Callable[[Any], str]  # rngtrace.html.notebook_html
 
 
 _provided: Conveniences | None = None
@@ -316,7 +320,8 @@ _provided: Conveniences | None = None
 
 def provide(conveniences: Conveniences) -> None:
     """Give :class:`Log` the functions behind ``print(log)``, ``log.summary()``,
-    ``log.save(path)`` and ``log.to_networkx()``.
+    ``log.save(path)``, ``log.to_networkx()`` and a notebook's display
+    (:func:`notebook_html`, which the diff, ranks and check records use too).
 
     A log is data, and this module imports nothing above it: the layers contract in
     ``pyproject.toml`` holds with no exception. The methods, older than that rule and
@@ -327,6 +332,13 @@ def provide(conveniences: Conveniences) -> None:
     """
     global _provided
     _provided = conveniences
+
+
+def notebook_html(obj: Any) -> str:
+    """What a Jupyter notebook shows for a :class:`Log`, a ``Diff``, a ``RankReport`` or a
+    ``CheckReport`` (their ``_repr_html_``): :func:`rngtrace.html.notebook_html`, which
+    lives in a layer above them all, reached as :func:`provide` explains."""
+    return _upstairs().html(obj)
 
 
 def _upstairs() -> Conveniences:

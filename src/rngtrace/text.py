@@ -2,7 +2,8 @@
 
 Counts: :func:`plural`, :func:`noun`. Module paths: :func:`module_label`, and the blocks
 of a model said once (``layer.{0..11}.attn``: :func:`fold_names`, :func:`name_list`,
-:func:`fold_numbered` for tables).
+:func:`fold_numbered` for tables). Text from a log, made safe to show:
+:func:`printable`.
 
 >>> plural(1, "draw"), plural(1200, "draw"), plural(2, "parameter or buffer",
 ...                                                 "parameters or buffers")
@@ -15,9 +16,11 @@ of a model said once (``layer.{0..11}.attn``: :func:`fold_names`, :func:`name_li
 
 from __future__ import annotations
 
+import re
 from collections.abc import Hashable, Iterable, Sequence
 
-__all__ = ["fold_names", "fold_numbered", "module_label", "name_list", "noun", "plural"]
+__all__ = ["fold_names", "fold_numbered", "module_label", "name_list", "noun", "plural",
+           "printable"]
 
 
 def noun(n: int, word: str, many: str | None = None) -> str:
@@ -106,3 +109,31 @@ def name_list(names: Iterable[str], limit: int) -> str:
     if len(folded) <= limit:
         return ", ".join(folded)
     return f"{', '.join(folded[:limit])} and {len(folded) - limit:,} more"
+
+
+# What a log may carry but a terminal must not receive as it is: C0 and C1 controls but
+# newline and tab (ESC starts terminal commands, CR overwrites the line, BEL rings), DEL,
+# the bidirectional overrides and isolates and other invisible format characters
+# (U+202E shows text reversed), line separators, and lone surrogates (unprintable).
+_UNSAFE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u180e\u200b-\u200f"
+                     "\u2028-\u202e\u2060-\u206f\ufeff\ufff9-\ufffb\ud800-\udfff]")
+
+
+def _escape_char(m: re.Match[str]) -> str:
+    c = ord(m.group())
+    return f"\\x{c:02x}" if c < 0x100 else f"\\u{c:04x}"
+
+
+def printable(text: str) -> str:
+    r"""``text`` with every control or invisible formatting character written as an
+    escape (``\x1b``, ``\u202e``); newlines and tabs are kept.
+
+    Logs are data from elsewhere: a module name or a site may carry terminal escapes
+    (ESC, BEL, CR, a right-to-left override). Every verb prints log-provided text
+    through this, at the print boundary, and the HTML pages show it so
+    (:mod:`rngtrace.html`).
+
+    >>> printable("blocks.0\x1b[2J\u202etxt.exe\nnext\tline")
+    'blocks.0\\x1b[2J\\u202etxt.exe\nnext\tline'
+    """
+    return _UNSAFE.sub(_escape_char, text)

@@ -169,3 +169,8 @@ class CheckReport:
         from .report import render
 
         return render(self)
+
+    def _repr_html_(self) -> str:  # what a Jupyter notebook shows
+        from ..log import notebook_html
+
+        return notebook_html(self)

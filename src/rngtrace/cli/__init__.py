@@ -11,7 +11,6 @@ import argparse
 import difflib
 import importlib
 import os
-import re
 import sys
 import warnings
 from collections.abc import Iterator, Sequence
@@ -19,6 +18,7 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from ..errors import RngtraceError, UsageError
+from ..text import printable
 
 if TYPE_CHECKING:
     from ..log import Log
@@ -43,12 +43,32 @@ def load_log(path: str) -> Log:
     say so and go on with what there is."""
     import rngtrace
 
-    with warnings.catch_warnings(record=True) as caught:
+    from .progress import progress
+
+    with warnings.catch_warnings(record=True) as caught, progress(f"loading {path}"):
         warnings.simplefilter("always")
         log = rngtrace.load(path)
     for w in caught:
         print(f"rngtrace: warning: {printable(str(w.message))}", file=sys.stderr)
     return log
+
+
+def add_html(parser: argparse.ArgumentParser) -> None:
+    """``--html FILE``, for the verbs whose report has a page."""
+    parser.add_argument("--html", metavar="FILE",
+                        help="write the report as one self-contained HTML page to FILE "
+                             "(instead of the text; see docs/html.md)")
+
+
+def write_html(obj: Any, path: str, **options: Any) -> None:
+    """Write the page of ``obj`` (:func:`rngtrace.html.save`), with progress on a
+    terminal, and say where."""
+    from ..html import save
+    from .progress import progress
+
+    with progress(f"writing {path}"):
+        save(obj, path, **options)
+    print(f"rngtrace: wrote {printable(path)}")
 
 
 def run_labels(a: str, b: str, labels: Sequence[str] | None = None) -> tuple[str, str]:
@@ -68,33 +88,6 @@ def run_labels(a: str, b: str, labels: Sequence[str] | None = None) -> tuple[str
         return na, nb
     pa, pb = os.path.normpath(a), os.path.normpath(b)
     return (pa, pb) if pa != pb else (f"{na} (A)", f"{nb} (B)")
-
-
-# What a log may carry but a terminal must not receive as it is: C0 and C1 controls but
-# newline and tab (ESC starts terminal commands, CR overwrites the line, BEL rings), DEL,
-# the bidirectional overrides and isolates and other invisible format characters
-# (U+202E shows text reversed), line separators, and lone surrogates (unprintable).
-_UNSAFE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u180e\u200b-\u200f"
-                     "\u2028-\u202e\u2060-\u206f\ufeff\ufff9-\ufffb\ud800-\udfff]")
-
-
-def _escape_char(m: re.Match[str]) -> str:
-    c = ord(m.group())
-    return f"\\x{c:02x}" if c < 0x100 else f"\\u{c:04x}"
-
-
-def printable(text: str) -> str:
-    r"""``text`` with every control or invisible formatting character written as an
-    escape (``\x1b``, ``\u202e``); newlines and tabs are kept.
-
-    Logs are data from elsewhere: a module name or a site may carry terminal escapes
-    (ESC, BEL, CR, a right-to-left override). Every verb prints log-provided text
-    through this, at the print boundary.
-
-    >>> printable("blocks.0\x1b[2J\u202etxt.exe\nnext\tline")
-    'blocks.0\\x1b[2J\\u202etxt.exe\nnext\tline'
-    """
-    return _UNSAFE.sub(_escape_char, text)
 
 
 def quiet_torch_import() -> None:

@@ -7,13 +7,14 @@ import json
 import os
 import sys
 
-from . import DIFFERENT, OK, load_log, printable, stdout_may_close
+from . import DIFFERENT, OK, add_html, load_log, printable, stdout_may_close, write_html
 
 HELP = "find RNG hazards in one run: repeated streams, rank mistakes, recomputes, workers"
 EXAMPLE = """examples:
   rngtrace check train.rngtrace.jsonl
   rngtrace check train.rank*.rngtrace.jsonl          # the ranks of one job, together
   rngtrace check --json train.rngtrace.jsonl > findings.json
+  rngtrace check train.rngtrace.jsonl --html findings.html
 
 Each finding names its kind, the generators, the modules, parameters or sites, the
 draws it rests on (index and generator state), why it matters and the fix: repeated
@@ -30,6 +31,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="one log, or one per rank of a job (ranks read from headers)")
     parser.add_argument("--json", action="store_true",
                         help="print the findings as JSON (CheckReport.to_dict())")
+    add_html(parser)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -37,6 +39,11 @@ def run(args: argparse.Namespace) -> int:
 
     logs = [load_log(p) for p in args.logs]
     report = rngtrace.check(logs, labels=[os.path.basename(p) for p in args.logs])
+    if args.html:
+        by_label = dict(zip([os.path.basename(p) for p in args.logs], logs, strict=True))
+        write_html(report, args.html, logs=[by_label[x] for x in report.logs
+                                            if x in by_label])
+        return DIFFERENT if len(report) else OK
     with stdout_may_close():
         if args.json:
             json.dump(report.to_dict(), sys.stdout, indent=1)

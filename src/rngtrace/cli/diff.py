@@ -11,7 +11,17 @@ from typing import TYPE_CHECKING
 
 from ..diffing import copied_streams
 from ..errors import UsageError
-from . import DIFFERENT, OK, load_log, printable, run_labels, stdout_may_close
+from . import (
+    DIFFERENT,
+    OK,
+    add_html,
+    load_log,
+    printable,
+    run_labels,
+    stdout_may_close,
+    write_html,
+)
+from .progress import progress
 
 if TYPE_CHECKING:
     from ..diffing import Diff, ResumeDiff
@@ -20,6 +30,7 @@ HELP = "compare two logs: where the random streams part, why, and what it shifts
 EXAMPLE = """examples:
   rngtrace diff old.rngtrace.jsonl new.rngtrace.jsonl
   rngtrace diff --json a.jsonl b.jsonl > diff.json
+  rngtrace diff a.jsonl b.jsonl --html diff.html     a page: both streams side by side
   rngtrace diff full.jsonl resumed.jsonl --resumed-at 100
 
 The report names the cause first (a module or parameter inserted or removed, definitions
@@ -30,7 +41,8 @@ never used, and the aligned hunks. With --resumed-at K, B is A resumed from a ch
 saved after optimizer step K: B's construction and loading are skipped, its training is
 compared with A's from step K, and every generator B did not restore is named. DataLoader
 workers that drew identical streams from a copied generator are flagged. Exit code: 0
-identical, 1 different, 2 error."""
+identical (or differing only by streams one run adds, drawn into what only it has, which
+move nothing both runs have), 1 different, 2 error."""
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -45,6 +57,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="wrap the report to N columns (0: never; default: the "
                              "terminal's width, 100 when not a terminal)")
     add_labels(parser)
+    add_html(parser)
 
 
 def add_labels(parser: argparse.ArgumentParser) -> None:
@@ -64,17 +77,25 @@ def run(args: argparse.Namespace) -> int:
         if args.resumed_at < 0:
             raise UsageError(f"rngtrace diff: --resumed-at must be 0 or more, not "
                              f"{args.resumed_at}")
-        r = rngtrace.diff(a, b, labels=labels, resumed_at=args.resumed_at)
-        emit(r, args.json)
+        with progress("comparing the logs"):
+            r = rngtrace.diff(a, b, labels=labels, resumed_at=args.resumed_at)
+        if args.html:
+            write_html(r, args.html)
+        else:
+            emit(r, args.json)
         return OK if r.identical else DIFFERENT
-    d = rngtrace.diff(a, b, labels=labels)
+    with progress("comparing the logs"):
+        d = rngtrace.diff(a, b, labels=labels)
+    if args.html:
+        write_html(d, args.html)
+        return OK if d.agrees else DIFFERENT
     emit(d, args.json, width=report_width(args.width))
     if not args.json:
         with stdout_may_close():
             for label, log in zip(labels, (a, b), strict=True):
                 for c in copied_streams(log):
                     print(printable(f"{label}: {c.line()}"))
-    return OK if d.identical else DIFFERENT
+    return OK if d.agrees else DIFFERENT
 
 
 def report_width(asked: int | None) -> int:

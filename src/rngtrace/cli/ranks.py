@@ -8,13 +8,14 @@ import os
 import sys
 
 from ..errors import UsageError
-from . import DIFFERENT, OK, load_log, stdout_may_close
+from . import DIFFERENT, OK, add_html, load_log, stdout_may_close, write_html
 
 HELP = "compare the logs of a job's ranks: which parameters, masks and samplers differ"
 EXAMPLE = """examples:
   torchrun --nproc-per-node 2 -m rngtrace run train.py   # train.rank0/1.rngtrace.jsonl
   rngtrace ranks train.rank*.rngtrace.jsonl
   rngtrace ranks --json train.rank*.rngtrace.jsonl > ranks.json
+  rngtrace ranks train.rank*.rngtrace.jsonl --html ranks.html
 
 Per parameter drawn at init: do all ranks draw the same values (same ops, arguments,
 local shapes and generator states), or which ranks differ and why (another seed per
@@ -32,6 +33,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="one log per rank (the rank is read from each header)")
     parser.add_argument("--json", action="store_true",
                         help="print the comparison as JSON (RankReport.to_dict())")
+    add_html(parser)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -48,7 +50,13 @@ def run(args: argparse.Namespace) -> int:
                 "was not recorded in a torch.distributed job; record one log per rank "
                 "with 'torchrun --nproc-per-node N -m rngtrace run train.py' (or "
                 "record(path=...) in each process of the job)")
-    report = rngtrace.compare_ranks(logs, labels=[os.path.basename(p) for p in args.logs])
+    labels = [os.path.basename(p) for p in args.logs]
+    report = rngtrace.compare_ranks(logs, labels=labels)
+    if args.html:
+        by_label = dict(zip(labels, logs, strict=True))  # the report lists them by rank
+        write_html(report, args.html, logs=[by_label[r.label] for r in report.ranks
+                                            if r.label in by_label])
+        return OK if report.same else DIFFERENT
     with stdout_may_close():
         if args.json:
             json.dump(report.to_dict(), sys.stdout, indent=1)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import fnmatch
 import json
+import os
 import sys
 import textwrap
 from collections.abc import Iterable, Iterator, Sequence
@@ -13,10 +13,11 @@ from typing import Any
 
 from ..diffing import copied_streams, unused_consumers, unused_lines
 from ..errors import UsageError
+from ..html.showdata import matches, show_data
 from ..log import PHASES, Draw, Event, Log
 from ..summary import headline, summary_rows
 from ..text import fold_numbered, plural
-from . import OK, load_log, printable, stdout_may_close
+from . import OK, add_html, load_log, printable, stdout_may_close, write_html
 
 HELP = "show a log: which module drew how many values, then each draw"
 EXAMPLE = """examples:
@@ -26,6 +27,7 @@ EXAMPLE = """examples:
   rngtrace show run.jsonl --module blocks.0 --limit 0
                                                   all draws of blocks.0 and its submodules
   rngtrace show run.jsonl --json --limit 0 > run.json   the same as JSON
+  rngtrace show run.jsonl --html run.html         the same as a page (docs/html.md)
 
 Listing columns: draw index; a flag ('-' the kernel drew nothing, 'd' the tensor drawn
 into was later replaced); module (state_dict path, '(root)' for the model itself, '-'
@@ -56,6 +58,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true",
                         help="print the log as JSON (totals, per-module table, events and "
                              "the listed draws; --phase, --module and --limit apply)")
+    add_html(parser)
     parser.add_argument("--no-fold", action="store_true",
                         help="one table row per module: do not fold identical numbered "
                              "blocks (layer.{0..11}.attn) into one row")
@@ -70,9 +73,10 @@ def run(args: argparse.Namespace) -> int:
     width = report_width(args.width) or 10**6  # 0: never fit
     args.width = max(width, 40)
     log = load_log(args.file)  # a log cut short by a crash: one warning, then what there is
+    if args.html:
+        write_html(log, args.html, label=os.path.basename(args.file))
+        return OK
     if args.json:
-        from .showdata import show_data
-
         with stdout_may_close():
             json.dump(show_data(log, args.file, args.phase, args.module, args.limit),
                       sys.stdout, indent=1)
@@ -196,19 +200,6 @@ def table(log: Log, max_events: int = 20, *, width: int = WIDTH, fold: bool = Tr
         yield from _wrapped(e.line(), width, "    ")
     if len(log.events) > max_events:
         yield f"... {len(log.events) - max_events:,} more events"
-
-
-def matches(d: Draw, phase: str | None, pattern: str | None) -> bool:
-    """Whether a draw passes ``--phase`` and ``--module``."""
-    if phase is not None and d.phase != phase:
-        return False
-    if pattern is None:
-        return True
-    names = [d.where] + ([d.module] if d.module is not None else [])
-    names += [d.target] if d.target is not None else []
-    if any(c in pattern for c in "*?["):
-        return any(fnmatch.fnmatchcase(n, pattern) for n in names)
-    return any(n == pattern or n.startswith(pattern + ".") for n in names)
 
 
 def listing(draws: list[Draw], events: Iterable[Event], light: bool = False,

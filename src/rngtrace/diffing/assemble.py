@@ -15,6 +15,7 @@ from typing import Any
 
 from ..errors import LevelError
 from ..log import Draw, Log
+from .additions import added_streams
 from .align import align_stream, pair_generators, stream_name
 from .cause_text import build
 from .causes import StreamView, explain
@@ -53,7 +54,8 @@ def assemble(a: Log, b: Log, labels: tuple[str, str]) -> Diff:
     placed.sort(key=lambda t: (t[0], t[1]))
     for n, (_, _, _, p) in enumerate(placed):
         p.hunk = n
-    groups = explain(a, b, views, labels)
+    added = added_streams(a, b, views)
+    groups = explain(a, b, [v for v in views if v.name not in added], labels)
     causes = build(groups, a, b, labels)
     order = sorted(range(len(causes)), key=lambda n: _rank(causes[n], n))
     groups = [groups[n] for n in order]
@@ -80,6 +82,7 @@ def assemble(a: Log, b: Log, labels: tuple[str, str]) -> Diff:
         unused_a=tuple(unused_consumers(a)),
         unused_b=tuple(unused_consumers(b)), labels=labels, notes=_notes(a, b, labels),
         renamed=renames.describe() if renames else "", a=a, b=original_b,
+        added=tuple(v.name for v in views if v.name in added),
     )
 
 

@@ -258,6 +258,9 @@ class Diff:
         renamed: what B names otherwise, when it draws the same values as A into
             modules of other names (``"(root) is base_model.model (35 modules)"``); B's
             draws in hunks and causes then carry A's names. ``""`` when nothing was.
+        added: the streams only one run has that move nothing the runs share: each
+            draw fills, at init, something the other run lacks
+            (:mod:`~rngtrace.diffing.additions`); no cause is looked for in them.
     """
 
     hunks: tuple[Hunk, ...]
@@ -270,6 +273,7 @@ class Diff:
     notes: tuple[str, ...] = ()
     new_targets: tuple[str, ...] = ()
     renamed: str = ""
+    added: tuple[str, ...] = ()
     a: Log | None = field(default=None, repr=False, compare=False)
     b: Log | None = field(default=None, repr=False, compare=False)
 
@@ -279,6 +283,15 @@ class Diff:
         generators in the same states (no cause: the same last call can end in
         other states under another torch version)."""
         return not self.causes and all(h.kind == "equal" for h in self.hunks)
+
+    @property
+    def agrees(self) -> bool:
+        """The two runs agree on everything they share: identical, or differing only
+        by :attr:`added` streams (``rngtrace diff`` then exits 0)."""
+        added = self.added
+        return not self.causes and all(
+            h.kind == "equal" or h.generator in added or h.b_generator in added
+            for h in self.hunks)
 
     @property
     def first_divergence(self) -> Hunk | None:
@@ -306,6 +319,11 @@ class Diff:
     def __str__(self) -> str:
         return self.report()
 
+    def _repr_html_(self) -> str:  # what a Jupyter notebook shows
+        from ..log import notebook_html
+
+        return notebook_html(self)
+
     def __repr__(self) -> str:
         what = "identical" if self.identical else (
             f"cause={self.cause.kind!r} in {self.cause.module!r}" if self.cause else "different")
@@ -315,6 +333,8 @@ class Diff:
         """The same as :meth:`report`, as JSON-serialisable data."""
         return {
             "identical": self.identical,
+            "agrees": self.agrees,
+            "added": list(self.added),
             "labels": list(self.labels),
             "first_divergence": (None if self.first_divergence is None
                                  else self.first_divergence.to_dict()),

@@ -36,6 +36,8 @@ def render(d: Diff, width: int = WIDTH) -> str:
         lines.append(f"rngtrace diff: {la} and {lb} drew the same values in the same places "
                      f"({n:,} draws, {plural(len(d.streams), 'generator')})"
                      + (f", under other names: {d.renamed}." if d.renamed else "."))
+    elif d.agrees:
+        lines += _additions(d)
     else:
         lines.append(f"rngtrace diff: {la} and {lb} draw different random numbers.")
         if d.renamed:
@@ -57,13 +59,37 @@ def render(d: Diff, width: int = WIDTH) -> str:
         lines += unused
     if d.notes:
         lines += [""] + [f"Note: {n}" for n in d.notes]
-    if not d.identical:
+    if not d.agrees:
         lines += ["", "Hunks (draw indices in A and B; @: where an insertion goes):"]
         shown = d.hunks[:MAX_HUNKS]
         lines += ["  " + row for row in _hunk_rows(shown)]
         if len(d.hunks) > len(shown):
             lines.append(f"  ... {len(d.hunks) - len(shown):,} more hunks (--json has them all)")
     return "\n".join(wrap(lines, width))
+
+
+def _additions(d: Diff) -> list[str]:
+    """The headline of runs that differ by added streams only, and what each adds."""
+    la, lb = d.labels
+    shared = sum(len(h) for h in d.hunks if h.kind == "equal")
+    added = [h for h in d.hunks if h.kind != "equal"]
+    per_run = []
+    for label, side in ((la, "a_draws"), (lb, "b_draws")):
+        n = sum(len(getattr(h, side)) for h in added)
+        if n:
+            per_run.append(f"{label} adds {plural(n, 'draw')} of its own")
+    lines = [f"rngtrace diff: {la} and {lb} agree on everything they share ({shared:,} draws); "
+             f"{' and '.join(per_run)}, on streams of their own, which move nothing both "
+             f"runs have.", "",
+             "Added (at init, into parameters or modules only one run has; harmless to the "
+             "rest):"]
+    for h in added:
+        label, draws = (la, h.a_draws) if h.a_draws else (lb, h.b_draws)
+        for dr in draws:
+            what = dr.target or module_label(dr.module)
+            at = f" at {dr.site}" if dr.site else ""
+            lines.append(f"  {label}: {what}, {dr.numel:,} values on {h.generator}{at}")
+    return lines
 
 
 def wrap(lines: Sequence[str], width: int) -> list[str]:

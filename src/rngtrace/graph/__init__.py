@@ -4,6 +4,8 @@
 (the module tree plus the order in which modules consumed each generator's stream);
 :func:`to_dot` draws a log or a :class:`~rngtrace.diffing.Diff` with Graphviz; :func:`save`
 writes the DOT source or, when Graphviz's ``dot`` program is installed, an SVG/PNG/PDF.
+What :func:`to_dot` returns, a :class:`DotSource`, is a ``str`` that draws inline in a
+Jupyter notebook (:mod:`.picture`).
 The graphs are built in :mod:`.build`; the drawing itself (clusters, fills, arrows,
 legend) is in :mod:`.dot`. networkx and graphviz are imported there only, where used.
 
@@ -19,6 +21,7 @@ True
 
 from .build import FORMATS, GraphvizNotFound, diff_graph, node_key, save, to_dot, to_networkx
 from .dot import OUTSIDE, PHASE_FILL, STATUS
+from .picture import DotSource
 
-__all__ = ["FORMATS", "OUTSIDE", "PHASE_FILL", "STATUS", "GraphvizNotFound", "diff_graph",
-           "node_key", "save", "to_dot", "to_networkx"]
+__all__ = ["FORMATS", "OUTSIDE", "PHASE_FILL", "STATUS", "DotSource", "GraphvizNotFound",
+           "diff_graph", "node_key", "save", "to_dot", "to_networkx"]

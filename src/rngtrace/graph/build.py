@@ -12,6 +12,7 @@ from ..logfile.files import check_target, write_replacing
 from ..ranks import RankReport
 from ..text import module_label
 from .dot import OUTSIDE, render
+from .picture import INSTALL_HINT, DotSource
 
 if TYPE_CHECKING:
     import networkx as nx
@@ -19,8 +20,6 @@ if TYPE_CHECKING:
     from ..diffing import Diff
 
 FORMATS = ("dot", "gv", "svg", "png", "pdf")
-INSTALL_HINT = ("install Graphviz (apt-get install graphviz, brew install graphviz, "
-                "conda install graphviz) for .svg/.png/.pdf")
 
 
 # -- the graph ---------------------------------------------------------------------
@@ -169,7 +168,7 @@ def to_networkx(log: Log, draws: bool = False) -> nx.DiGraph:
 # -- DOT --------------------------------------------------------------------------
 
 def to_dot(obj: Log | Diff | RankReport, depth: int | None = None, *,
-           collapse: bool = True) -> str:
+           collapse: bool = True) -> DotSource:
     """DOT source (Graphviz) picturing a :class:`~rngtrace.Log`, a ``Diff`` or a
     ``RankReport`` (the ranks side by side: :func:`rngtrace.graph.ranks.ranks_dot`).
 
@@ -186,6 +185,9 @@ def to_dot(obj: Log | Diff | RankReport, depth: int | None = None, *,
     runs of numbered siblings with the same draws (``h.0 … h.11``) are drawn once.
     Only modules that drew, and their ancestors, appear.
 
+    The source is a :class:`~rngtrace.graph.picture.DotSource`: a ``str`` whose
+    ``svg()`` draws it with Graphviz, and which a Jupyter notebook shows as the picture.
+
     >>> import torch, rngtrace
     >>> with rngtrace.record() as log:
     ...     net = torch.nn.Sequential(torch.nn.Linear(2, 2))
@@ -193,13 +195,13 @@ def to_dot(obj: Log | Diff | RankReport, depth: int | None = None, *,
     digraph rngtrace {
     """
     if isinstance(obj, Log):
-        return render(to_networkx(obj), depth, collapse)
+        return DotSource(render(to_networkx(obj), depth, collapse))
     if isinstance(obj, RankReport):  # the ranks of a job side by side
         from .ranks import ranks_dot
 
-        return ranks_dot(obj)
+        return DotSource(ranks_dot(obj))
     if hasattr(obj, "hunks"):
-        return render(diff_graph(obj), depth, collapse)
+        return DotSource(render(diff_graph(obj), depth, collapse))
     raise RngtraceError(f"to_dot() takes a Log or a Diff (or a RankReport), not "
                         f"{type(obj).__name__}")
 

@@ -122,3 +122,8 @@ class RankReport:
         from .report import render
 
         return render(self)
+
+    def _repr_html_(self) -> str:  # what a Jupyter notebook shows
+        from ..log import notebook_html
+
+        return notebook_html(self)

@@ -1,4 +1,5 @@
-"""``stable_init()``: build a model whose initial values are keyed by parameter name.
+"""``stable_init(factory, seed)``: build a model whose initial values are keyed by
+parameter name.
 
 With PyTorch's single global stream, a module added, removed or reordered moves the
 initial values of everything built after it. :func:`stable_init` builds the model so
@@ -31,12 +32,11 @@ from torch.utils._python_dispatch import TorchDispatchMode
 
 from ..errors import StableInitError
 from ..recording.basics import frames
-from ..recording.basics.generators import default_generator
 from ..recording.basics.patches import Patches
 from ..recording.compiled.loaded import dispatch_without_dynamo
 from ..recording.oplevel import ops
 from ..recording.oplevel.ops import call_device, result_tensor
-from . import keys, streams
+from . import draws, keys, streams
 
 M = TypeVar("M", bound=nn.Module)
 
@@ -79,10 +79,10 @@ class _Build:
         self.seed = seed
         self.plan = plan
         self.book = keys.Book(expect=plan)
-        self.counts: dict[str, int] = {}  # draws so far per key
         self.explicit: dict[int, tuple[torch.Generator, torch.Tensor]] = {}
         self.filled: dict[keys.Ident, list[int]] = {}  # [elements drawn, size]
         self.draws = 0  # draws filled or skipped: values the model's code did not write
+        self.keyed = draws.Keyed(seed)
 
     def run(self, factory: Callable[[], Any]) -> Any:
         self.book.stop = sys._getframe(0)
@@ -101,7 +101,7 @@ class _Build:
         if not isinstance(model, nn.Module):
             raise StableInitError(
                 f"the factory must return an nn.Module, it returned {type(model).__name__}")
-        _refuse_lazy(model)
+        refuse_lazy(model)
         return model
 
 
@@ -109,7 +109,7 @@ class _Build:
         module = frames.describe_stack(0).module
         mo = self.book.sight(module) if module is not None else -1
         gen = ops.generator_arg(info, args, kwargs)
-        if gen is not None and not _is_default(gen):
+        if gen is not None and not draws.is_default(gen):
             return self._explicit(func, args, kwargs, gen)
         device = call_device(info, args, kwargs)
         if device.type == "meta":  # draws nothing
@@ -117,6 +117,7 @@ class _Build:
         dest = result_tensor(info, args, kwargs, None)
         ident = self.book.lookup(dest) if dest is not None else None
         registered = isinstance(ident, keys.Reg)
+        lent = ident is None
         if ident is None:
             ident = self.book.from_frames(sys._getframe(1))
         new = ident is None
@@ -124,11 +125,8 @@ class _Build:
             ident = self.book.new_fresh(mo)
         if self.kind == "keyed":
             assert self.plan is not None
-            key = self.plan.key(ident)
-            n = self.counts.get(key, 0)
-            self.counts[key] = n + 1
-            g = streams.keyed_generator(self.seed, key, n, device)
-            out = _call_with(func, info, args, kwargs, g, device)
+            out = self.keyed.draw(func, info, args, kwargs, self.plan.key(ident),
+                                  lent and not new, device)
         elif self.kind == "fill" and func in streams.FILLS:
             # A registered tensor keeps whatever it holds: its first-build values are
             # thrown away, and not writing them spares touching every page of the
@@ -167,7 +165,7 @@ class _Build:
             raise _Restart
 
 
-def _refuse_lazy(model: nn.Module) -> None:
+def refuse_lazy(model: nn.Module) -> None:
     """Lazy modules have no parameters (so no keys) until their first forward."""
     from torch.nn.parameter import is_lazy
 
@@ -181,46 +179,14 @@ def _refuse_lazy(model: nn.Module) -> None:
                 "forward inside the factory")
 
 
-def _is_default(gen: torch.Generator) -> bool:
-    """A default generator passed explicitly is treated like no generator at all."""
-    default = default_generator(gen.device)
-    return default is not None and getattr(default, "_cdata", 0) == getattr(gen, "_cdata", 1)
-
-
-def _call_with(func: Any, info: ops.OpInfo, args: tuple, kwargs: dict,
-               g: torch.Generator, device: torch.device) -> Any:
-    """Run ``func`` drawing from ``g``, whatever its signature."""
-    pos = info.generator_pos
-    if pos is not None:
-        if pos < len(args):
-            args = (*args[:pos], g, *args[pos + 1:])
-        else:
-            kwargs = {**kwargs, func._schema.arguments[pos].name: g}
-        return func(*args, **kwargs)
-    sibling = streams.with_generator(func)
-    if sibling is not None:
-        return sibling(*args, **kwargs, generator=g)
-    # No generator argument anywhere (dropout, RNN, attention kernels): lend the keyed
-    # state to the device's default generator for this one call.
-    default = default_generator(device)
-    if default is None:
-        return func(*args, **kwargs)
-    saved = default.get_state()
-    default.set_state(g.get_state())
-    try:
-        return func(*args, **kwargs)
-    finally:
-        default.set_state(saved)
-
-
-def _defaults() -> list[tuple[Any, torch.Tensor]]:
+def defaults() -> list[tuple[Any, torch.Tensor]]:
     gens = [torch.default_generator]
     if torch.cuda.is_available() and torch.cuda.is_initialized():
         gens.extend(torch.cuda.default_generators)
     return [(g, g.get_state()) for g in gens]
 
 
-def _restore(saved: list[tuple[Any, torch.Tensor]]) -> None:
+def restore(saved: list[tuple[Any, torch.Tensor]]) -> None:
     for g, state in saved:
         g.set_state(state)
 
@@ -239,7 +205,7 @@ def _first_build(factory: Callable[[], Any]) -> tuple[keys.Plan, Any]:
     looked stuck, or raised an error that its stand-in values may have caused: one of
     :data:`_VALUE_ERRORS` after at least one value was filled or skipped. Any other
     error propagates from the first call."""
-    saved = _defaults()
+    saved = defaults()
     for kind in ("fill", "real"):
         build = _Build(kind)
         try:
@@ -250,7 +216,7 @@ def _first_build(factory: Callable[[], Any]) -> tuple[keys.Plan, Any]:
                     isinstance(e, _VALUE_ERRORS) and build.draws)):
                 raise
         finally:
-            _restore(saved)
+            restore(saved)
     raise AssertionError("unreachable")
 
 
@@ -275,63 +241,7 @@ def _compare(plan: keys.Plan, book: keys.Book, model: nn.Module) -> None:
             f"{which} build has state_dict entry {extra[0]!r}")
 
 
-def stable_init(factory: Callable[[], M], seed: int) -> M:
-    """Build ``factory()`` with initial values keyed by parameter name, not by order.
-
-    Every draw made while the model is built comes from a stream derived from
-    ``(seed, key, n)``: ``key`` is the state_dict key of the parameter or buffer the
-    draw goes into, ``n`` counts the draws into that key. Draws into temporaries go
-    with the tensor they are for (``orthogonal_``'s random matrix, ``trunc_normal_``'s
-    resamples go with the weight), or else are keyed by their module's path and order.
-    The ops and their arguments are unchanged, so each parameter has the distribution
-    its model's code gives it. As a result:
-
-    - adding, removing or reordering modules or parameters leaves every other
-      parameter bit-identical; the same seed gives the same model, another seed
-      another model;
-    - every default generator (CPU, and CUDA when initialised) is left exactly as it
-      was, so what the program draws next (dropout masks, shuffling) does not depend on
-      how the model was initialised;
-    - draws on a generator the model's code passes explicitly are left alone.
-
-    ``factory`` is called twice (the keys are only known once a model is built): it
-    must build the same structure both times, or :class:`StableInitError` names the
-    first difference. A factory that raises is called once (the error propagates),
-    unless the error may come from the first build's stand-in values (see
-    :func:`_first_build`). Lazy modules (``nn.LazyLinear``) are refused with a
-    :class:`StableInitError` naming them: their parameters have no keys at build time.
-    The first model's values are never used. See docs/stable_init.md for the limits
-    (e.g. inserting into a ``ModuleList`` renumbers the later entries, and so their
-    keys).
-
-    Example::
-
-        >>> import torch, rngtrace
-        >>> def small(extra):
-        ...     def build():
-        ...         m = torch.nn.Sequential()
-        ...         if extra:
-        ...             m.add_module("pre", torch.nn.Linear(4, 4))
-        ...         m.add_module("out", torch.nn.Linear(4, 2))
-        ...         return m
-        ...     return build
-        >>> a = rngtrace.stable_init(small(False), seed=0)
-        >>> b = rngtrace.stable_init(small(True), seed=0)
-        >>> torch.equal(a.out.weight, b.out.weight)
-        True
-    """
-    if not callable(factory):
-        raise StableInitError(f"factory must be a callable, not {type(factory).__name__}")
-    if isinstance(seed, bool) or not isinstance(seed, int):
-        raise StableInitError(f"seed must be an int, not {seed!r}")
-    saved = _defaults()
-    try:
-        return _keyed_build(factory, seed)
-    finally:
-        _restore(saved)
-
-
-def _keyed_build(factory: Callable[[], M], seed: int) -> M:
+def keyed_build(factory: Callable[[], M], seed: int) -> M:
     """The first build (keys), then the keyed one, checked to have built the same."""
     plan, first = _first_build(factory)
     build = _Build("keyed", seed, plan)

@@ -1,8 +1,9 @@
 """The streams of :func:`rngtrace.stable_init`, and the stand-ins of its first build.
 
-:func:`keyed_generator` makes the generator of one draw from ``(seed, key, ordinal)``
-alone; :func:`with_generator` finds the overload of an op that takes a generator;
-``FILLS`` maps the big draws to cheap constant fills for the first build.
+:func:`keyed_generator` makes the generator of one draw (or of one block of a big
+draw) from ``(seed, key, ordinal, block)`` alone, and :func:`stream_name` names it;
+:func:`with_generator` finds the overload of an op that takes a generator; ``FILLS`` maps
+the big draws to cheap constant fills for the first build.
 """
 
 from __future__ import annotations
@@ -45,14 +46,18 @@ def _cpu_template() -> bytes | None:
     return raw
 
 
-def keyed_generator(seed: int, key: str, ordinal: int, device: torch.device) -> torch.Generator:
-    """The generator of draw ``ordinal`` into ``key``: a function of its arguments only.
+def keyed_generator(seed: int, key: str, ordinal: int | str, device: torch.device,
+                    block: int = 0) -> torch.Generator:
+    """The generator of draw ``ordinal`` into ``key`` (of its ``block``-th block of
+    :data:`~rngtrace.stable.draws.BLOCK` elements): a function of its arguments only.
 
     CPU: the whole mt19937 state (624 words) comes from SHAKE-256, so streams do not
     collide the way 32-bit seeds would. Other devices: ``manual_seed`` with 64 bits
-    (Philox takes them all).
+    (Philox takes them all). Block 0's material is the draw's own (as before blocks
+    existed), so a draw of one block keeps its values.
     """
-    material = _DOMAIN + f"{seed}\x00{ordinal}\x00{key}".encode()
+    tail = f"\x00{block}" if block else ""
+    material = _DOMAIN + f"{seed}\x00{ordinal}\x00{key}{tail}".encode()
     g = torch.Generator(device=device)
     template = _cpu_template() if device.type == "cpu" else None
     if template is None:
@@ -66,6 +71,21 @@ def keyed_generator(seed: int, key: str, ordinal: int, device: torch.device) -> 
                      *struct.unpack_from(f"<{_MT_WORDS}I", digest, 8))
     g.set_state(torch.frombuffer(buf, dtype=torch.uint8))
     return g
+
+
+def stream_name(seed: int, key: str, ordinal: int | str, block: int = 0) -> str:
+    """How a log names the stream of :func:`keyed_generator` with the same arguments:
+    ``stable:<key>@<seed>``, then ``#<ordinal>`` from the second draw into the key on
+    (``#1.2``: the second draw lent by the key's tensor after its first draw), and
+    ``/<block>`` from a big draw's second block on.
+
+    >>> stream_name(0, "blocks.0.attn.qkv.weight", 0), stream_name(7, "wte.weight", 1, 3)
+    ('stable:blocks.0.attn.qkv.weight@0', 'stable:wte.weight@7#1/3')
+    >>> stream_name(0, "pos", "1.2")
+    'stable:pos@0#1.2'
+    """
+    return (f"stable:{key}@{seed}" + (f"#{ordinal}" if ordinal else "")
+            + (f"/{block}" if block else ""))
 
 
 _SIBLINGS: dict[Any, Any] = {}

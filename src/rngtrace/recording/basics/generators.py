@@ -6,12 +6,18 @@ generator read at module boundaries, a CUDA one as (seed, offset) without a copy
 
 Reading a state never changes it: ``get_state()`` returns a copy. CUDA generators are
 only read once CUDA is initialised by the user's code; the recorder never initialises it.
+
+An explicit generator is named ``generator:N`` in order of first use, unless the code that
+made it gave it a name with :func:`given_name` (``stable_init``'s keyed streams, named by
+their key: see docs/log-format.md), so that two runs pair such streams by name.
 """
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import struct
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,6 +27,28 @@ import xxhash
 from ...log import GeneratorInfo
 
 _string_at = ctypes.string_at  # a module global: one lookup less than ctypes.string_at
+
+# Names given by code above the recorder, by generator handle, while the generator draws.
+_GIVEN: dict[int, str] = {}
+
+
+def handle(gen: Any) -> int:
+    """A generator's identity: a new Python wrapper reaches the mode at each call, the
+    handle is stable."""
+    return gen._cdata if hasattr(gen, "_cdata") else id(gen)
+
+
+@contextlib.contextmanager
+def given_name(gen: Any, name: str) -> Iterator[None]:
+    """Name ``gen`` for the op level while the block runs: a window that sees it draw for
+    the first time there calls its stream ``name`` instead of ``generator:N``. Only a
+    window's first sighting reads it, so a name given later changes nothing."""
+    key = handle(gen)
+    _GIVEN[key] = name
+    try:
+        yield
+    finally:
+        _GIVEN.pop(key, None)
 
 
 @dataclass(slots=True)
@@ -152,6 +180,7 @@ class Generators:
         self.slots: dict[Any, Slot] = {}
         self._by_device: dict[torch.device, Slot] = {}  # default generators' slots
         self._explicit = 0
+        self._taken: set[str] = set()
 
     def snapshot_defaults(self) -> None:
         """Note the default generators' states as the window opens."""
@@ -176,15 +205,27 @@ class Generators:
         return slot
 
     def explicit(self, gen: torch.Generator) -> Slot:
-        # A new Python wrapper reaches the mode at each call; the handle is stable.
-        key = gen._cdata if hasattr(gen, "_cdata") else id(gen)
+        key = handle(gen)
         slot = self.slots.get(key)
         if slot is None:
-            self._explicit += 1
-            slot = self._add(key, f"generator:{self._explicit}", gen, str(gen.device))
+            slot = self._add(key, self._name(key), gen, str(gen.device))
         return slot
 
+    def _name(self, key: int) -> str:
+        """A given name (the second generator given the same one in a window gets
+        ``name(2)``), else ``generator:N``, numbered in order of first use."""
+        given = _GIVEN.get(key)
+        if given is None:
+            self._explicit += 1
+            return f"generator:{self._explicit}"
+        name, n = given, 1
+        while name in self._taken:
+            n += 1
+            name = f"{given}({n})"
+        return name
+
     def _add(self, key: Any, name: str, gen: Any, device: str) -> Slot:
+        self._taken.add(name)
         slot = Slot(name, device, gen)
         slot.last_raw, slot.first_text = slot.read()
         slot.initial_seed = gen.initial_seed() if gen is not None else None

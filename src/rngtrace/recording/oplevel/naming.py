@@ -214,6 +214,10 @@ class Names:
             # Outside any module. If the tensor becomes a parameter later (a script-level
             # ``Parameter(torch.randn(...))``), on_claim reports it.
             return OUTSIDE
+        if pending.target is None and pending.storage is not None:
+            # a view of a parameter of a model built before the window (the first draw
+            # into it found no map to look in; the model's is made below if not yet)
+            self._target_from_maps(pending)
         if pending.target is not None:
             return self._resolve(pending.target.owner, pending, final=False)
         assert module is not None
@@ -226,16 +230,9 @@ class Names:
 
     # -- at the end ------------------------------------------------------------------
     def finish(self, pending: Pending) -> Resolved:
-        tops = self._all_tops()
         if pending.storage is not None:  # a tensor nobody registered during the window
-            storage = pending.storage()
+            self._target_from_maps(pending)
             pending.storage = None
-            if storage is not None:
-                for top in tops:
-                    ref = self._map(top).storages.get(id(storage))
-                    if ref is not None:
-                        pending.target = ref
-                        break
         if pending.module is None and pending.target is None:
             return OUTSIDE
         module = pending.target.owner if pending.target is not None else pending.module
@@ -243,6 +240,18 @@ class Names:
         r = self._resolve(module, pending, final=True)
         assert r is not None
         return self._as_copy(r)
+
+    def _target_from_maps(self, pending: Pending) -> None:
+        """The parameter or buffer of a model of the window whose storage a waiting
+        draw filled, if any."""
+        storage = pending.storage() if pending.storage is not None else None
+        if storage is None:
+            return
+        for top in self._all_tops():
+            ref = self._map(top).storages.get(id(storage))
+            if ref is not None:
+                pending.target = ref
+                return
 
     def _as_copy(self, r: Resolved) -> Resolved:
         """``r`` named by the first copy of its model, if that model was deep-copied

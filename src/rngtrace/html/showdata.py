@@ -1,5 +1,5 @@
-"""What ``rngtrace show`` shows, as data: ``show --json`` prints it, and any other
-rendering of a log (a page, a notebook) can start from it.
+"""What ``rngtrace show`` shows, as data: ``show --json`` prints it, and the HTML page
+of a log (:mod:`rngtrace.html`) is built from it.
 
 The shape follows ``Diff.to_dict()`` and ``RankReport.to_dict()``: plain JSON types,
 records as objects with their Python field names, tuples as lists. See
@@ -9,11 +9,11 @@ records as objects with their Python field names, tuples as lists. See
 from __future__ import annotations
 
 import dataclasses
+import fnmatch
 from typing import Any
 
 from ..diffing import copied_streams, unused_consumers
-from ..log import Log
-from .show import matches
+from ..log import Draw, Log
 
 #: The version of the JSON ``show --json`` prints; a new key does not change it.
 SHOW_JSON_VERSION = 1
@@ -51,3 +51,27 @@ def show_data(log: Log, path: str, phase: str | None = None, module: str | None 
         "copied_streams": [dataclasses.asdict(c) for c in copied_streams(log)],
         "listed": [dataclasses.asdict(d) for d in draws[:limit or len(draws)]],
     }
+
+
+def matches(d: Draw, phase: str | None, pattern: str | None) -> bool:
+    """Whether a draw passes ``show --phase`` and ``--module``: a module (or target) name
+    matches itself and its submodules; ``*``, ``?`` and ``[`` make it a wildcard pattern.
+
+    >>> import rngtrace
+    >>> d = rngtrace.Draw(0, "aten::uniform_", "blocks.0.attn", "Linear", "blocks.0.attn.weight",
+    ...                   "init", 0, (2,), "float32", "cpu", 2, {}, "default:cpu", None, None,
+    ...                   True, None, None, None)
+    >>> matches(d, None, "blocks.0"), matches(d, None, "blocks.*.weight")
+    (True, True)
+    >>> matches(d, "forward", None)
+    False
+    """
+    if phase is not None and d.phase != phase:
+        return False
+    if pattern is None:
+        return True
+    names = [d.where] + ([d.module] if d.module is not None else [])
+    names += [d.target] if d.target is not None else []
+    if any(c in pattern for c in "*?["):
+        return any(fnmatch.fnmatchcase(n, pattern) for n in names)
+    return any(n == pattern or n.startswith(pattern + ".") for n in names)
