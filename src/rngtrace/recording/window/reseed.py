@@ -133,8 +133,9 @@ class _Read:
         self._refs: dict[int, weakref.ref] = {}
 
     def note(self, state: Any) -> None:
-        if len(self._refs) > 1024:  # forget the states freed since
-            self._refs = {k: r for k, r in self._refs.items() if r() is not None}
+        if len(self._refs) > 1024:  # forget the states freed since, or the oldest half
+            alive = {k: r for k, r in self._refs.items() if r() is not None}
+            self._refs = alive if len(alive) <= 512 else dict(list(alive.items())[-512:])
         for s in state if isinstance(state, list) else (state,):
             with contextlib.suppress(TypeError):
                 self._refs[id(s)] = weakref.ref(s)
